@@ -1,1 +1,23 @@
+//! osmium-chat: the chats of the Osmium Chat Protocol as a gRPC service.
+//!
+//! Layout, outermost first:
+//! - [`startup`] wires everything from [`config`]; [`shutdown`] stops it.
+//! - [`api`] is the gRPC transport: parse, call the domain, convert back;
+//!   [`auth`] verifies the bearer token before any handler runs.
+//! - [`domain`] holds the rules and use-cases; [`error`] its error and the
+//!   one mapping to gRPC status codes.
+//! - [`store`] persists (Postgres, or the embedded memory engine);
+//!   [`bus`] fans new updates out to open streams.
+//! - [`proto`] is the generated protocol code.
+
+pub mod api;
+pub mod auth;
+pub mod bus;
+pub mod config;
+pub mod domain;
+pub mod error;
 pub mod proto;
+pub mod shutdown;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,285 @@
+//! `osmium.chat.v1.ChatService`.
+
+use tonic::{Request, Response, Status};
+
+use super::parse::{self, target};
+use super::{caller, respond, ChatApi};
+use crate::domain::limits::{page_size, MAX_TEXT_CHARS};
+use crate::domain::messages::{Anchor, MessageEdit, NewMessage, Reply};
+use crate::domain::text;
+use crate::error::Error;
+use crate::proto::service::chat_service_server::ChatService;
+use crate::proto::service::{SetDraft, SubscribeRequest};
+use crate::proto::{auth, chats, messages, settings, types};
+use crate::store::ConversationRange;
+
+type Reply_<T> = Result<Response<T>, Status>;
+
+fn later(what: &str) -> Status {
+    Status::unimplemented(format!("{what} is not served yet"))
+}
+
+#[tonic::async_trait]
+impl ChatService for ChatApi {
+    async fn get_chats(&self, request: Request<chats::GetChats>) -> Reply_<chats::Chats> {
+        let user = caller(&self.core, &request).await?;
+        let r = request.into_inner();
+        let range = ConversationRange {
+            before: r.max_id,
+            after: r.min_id,
+            limit: page_size(r.limit),
+        };
+        respond(self.core.get_chats(user, range).await)
+    }
+
+    async fn get_chat(&self, request: Request<chats::GetChat>) -> Reply_<chats::Chat> {
+        let user = caller(&self.core, &request).await?;
+        let r = request.into_inner();
+        let result = async {
+            let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
+            self.core.get_chat(user, chat).await
+        };
+        respond(result.await)
+    }
+
+    async fn create_chat(&self, _: Request<chats::CreateChat>) -> Reply_<types::Group> {
+        Err(later("CreateChat"))
+    }
+
+    async fn edit_chat(&self, _: Request<chats::EditChat>) -> Reply_<chats::Chat> {
+        Err(later("EditChat"))
+    }
+
+    async fn add_chat_member(&self, _: Request<chats::AddChatMember>) -> Reply_<()> {
+        Err(later("AddChatMember"))
+    }
+
+    async fn remove_chat_member(&self, _: Request<chats::RemoveChatMember>) -> Reply_<()> {
+        Err(later("RemoveChatMember"))
+    }
+
+    async fn create_chat_invite(&self, _: Request<chats::CreateChatInvite>) -> Reply_<auth::CreatedInvite> {
+        Err(later("CreateChatInvite"))
+    }
+
+    async fn list_chat_invites(&self, _: Request<chats::ListChatInvites>) -> Reply_<auth::InviteList> {
+        Err(later("ListChatInvites"))
+    }
+
+    async fn delete_chat_invite(&self, _: Request<chats::DeleteChatInvite>) -> Reply_<()> {
+        Err(later("DeleteChatInvite"))
+    }
+
+    async fn lookup_invite(&self, _: Request<auth::LookupInvite>) -> Reply_<auth::InvitePreview> {
+        Err(later("LookupInvite"))
+    }
+
+    async fn use_invite(&self, _: Request<auth::UseInvite>) -> Reply_<()> {
+        Err(later("UseInvite"))
+    }
+
+    async fn mark_chat_read(&self, request: Request<chats::MarkChatRead>) -> Reply_<()> {
+        let user = caller(&self.core, &request).await?;
+        let r = request.into_inner();
+        let result = async {
+            let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
+            let message = parse::message_id("message_id", r.message_id)?;
+            self.core.mark_read(user, chat, message).await
+        };
+        respond(result.await)
+    }
+
+    async fn set_typing(&self, _: Request<chats::SetTyping>) -> Reply_<()> {
+        Err(later("SetTyping"))
+    }
+
+    async fn set_draft(&self, request: Request<SetDraft>) -> Reply_<()> {
+        let user = caller(&self.core, &request).await?;
+        let r = request.into_inner();
+        let result = async {
+            let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
+            let draft = r.draft.filter(|d| !d.is_empty());
+            if let Some(d) = &draft {
+                let chars = d.chars().count();
+                if chars > MAX_TEXT_CHARS {
+                    return Err(Error::invalid(
+                        "draft",
+                        format!("{chars} characters, at most {MAX_TEXT_CHARS} allowed"),
+                    ));
+                }
+            }
+            self.core.set_draft(user, chat, draft).await
+        };
+        respond(result.await)
+    }
+
+    async fn change_notification_preferences(
+        &self,
+        request: Request<settings::ChangeNotificationPreferences>,
+    ) -> Reply_<()> {
+        let user = caller(&self.core, &request).await?;
+        let r = request.into_inner();
+        let result = async {
+            let prefs = types::NotifPrefs::try_from(r.prefs)
+                .map_err(|_| Error::invalid("prefs", format!("unknown value {}", r.prefs)))?;
+            let chat = match &r.scope {
+                Some(settings::change_notification_preferences::Scope::ChatRef(chat_ref)) => {
+                    target("scope.chat_ref", Some(chat_ref), user)?
+                }
+                Some(settings::change_notification_preferences::Scope::CommunityId(_)) => {
+                    return Err(Error::invalid(
+                        "scope.community_id",
+                        "community preferences are served by the communities service",
+                    ))
+                }
+                None => return Err(Error::invalid("scope", "required: set chat_ref")),
+            };
+            self.core.set_notif_prefs(user, chat, prefs).await
+        };
+        respond(result.await)
+    }
+
+    async fn send_message(&self, request: Request<messages::SendMessage>) -> Reply_<messages::SentMessage> {
+        let user = caller(&self.core, &request).await?;
+        let r = request.into_inner();
+        let result = async {
+            let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
+            let new = parse_new_message(chat, r)?;
+            let id = self.core.send_message(user, new).await?;
+            Ok(messages::SentMessage { message_id: id.get() })
+        };
+        respond(result.await)
+    }
+
+    async fn get_history(&self, request: Request<messages::GetHistory>) -> Reply_<messages::Messages> {
+        use messages::get_history::Offset;
+        let user = caller(&self.core, &request).await?;
+        let r = request.into_inner();
+        let result = async {
+            let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
+            let anchor = match r.offset {
+                None => Anchor::Latest,
+                Some(Offset::Before(id)) => Anchor::Before(parse::message_id("before", id)?),
+                Some(Offset::Since(id)) => Anchor::Since(crate::domain::ids::MessageId(id)),
+                Some(Offset::Around(id)) => Anchor::Around(parse::message_id("around", id)?),
+            };
+            self.core.get_history(user, chat, anchor, page_size(r.limit)).await
+        };
+        respond(result.await)
+    }
+
+    async fn edit_message(&self, request: Request<messages::EditMessage>) -> Reply_<()> {
+        let user = caller(&self.core, &request).await?;
+        let r = request.into_inner();
+        let result = async {
+            let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
+            let message_id = parse::message_id("message_id", r.message_id)?;
+            if r.message.is_none() && r.entities.is_empty() && r.media.is_empty() && !r.remove_media {
+                return Err(Error::invalid(
+                    "message",
+                    "nothing to change: set message, entities, media or remove_media",
+                ));
+            }
+            if let Some(text) = &r.message {
+                text::validate("message", text, &r.entities)?;
+            }
+            parse::bounded_len("entities", &r.entities)?;
+            let edit = MessageEdit {
+                target: chat,
+                message_id,
+                text: r.message,
+                entities: r.entities,
+                remove_media: r.remove_media,
+                media: parse::media("media", r.media)?,
+            };
+            self.core.edit_message(user, edit).await
+        };
+        respond(result.await)
+    }
+
+    async fn delete_message(&self, request: Request<messages::DeleteMessage>) -> Reply_<()> {
+        let user = caller(&self.core, &request).await?;
+        let r = request.into_inner();
+        let result = async {
+            let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
+            if r.message_ids.is_empty() {
+                return Err(Error::invalid("message_ids", "required: at least one id"));
+            }
+            parse::bounded_len("message_ids", &r.message_ids)?;
+            let mut ids = Vec::with_capacity(r.message_ids.len());
+            for (i, id) in r.message_ids.iter().enumerate() {
+                let id = parse::message_id(&format!("message_ids[{i}]"), *id)?;
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            self.core.delete_messages(user, chat, ids).await
+        };
+        respond(result.await)
+    }
+
+    type SubscribeStream = super::subscribe::UpdateStream;
+
+    async fn subscribe(&self, request: Request<SubscribeRequest>) -> Reply_<Self::SubscribeStream> {
+        let user = caller(&self.core, &request).await?;
+        let since = request.into_inner().since_seq;
+        respond(super::subscribe::open(self.core.clone(), user, since, self.stopping.clone()).await)
+    }
+}
+
+// `reply_to_old` is deprecated but older clients still send it.
+#[allow(deprecated)]
+fn parse_new_message(chat: crate::domain::target::ChatTarget, r: messages::SendMessage) -> Result<NewMessage, Error> {
+    text::validate("message", &r.message, &r.entities)?;
+    let media = parse::media("media", r.media)?;
+    if r.message.trim().is_empty() && media.is_empty() {
+        return Err(Error::invalid("message", "empty: send text or media"));
+    }
+    let reply = match (r.reply_to, r.reply_to_old) {
+        (Some(reply), _) => {
+            let message_id = parse::message_id("reply_to.message_id", reply.message_id)?;
+            let quote = match reply.quote {
+                Some(q) => {
+                    text::validate("reply_to.quote.message", &q.message, &q.entities)?;
+                    Some(types::message::message_reply_info::Quote {
+                        message: q.message,
+                        entities: q.entities,
+                        offset: q.offset,
+                    })
+                }
+                None => None,
+            };
+            Some(Reply { message_id, quote })
+        }
+        (None, Some(old)) => Some(Reply {
+            message_id: parse::message_id("reply_to_old", old)?,
+            quote: None,
+        }),
+        (None, None) => None,
+    };
+    let cloak = match r.bot_info.and_then(|b| b.cloak) {
+        Some(cloak) => {
+            let name = cloak.name.trim();
+            if name.is_empty() || name.chars().count() > 128 {
+                return Err(Error::invalid("bot_info.cloak.name", "must be 1 to 128 characters"));
+            }
+            Some(types::message::message_bot_info::MessageCloak {
+                name: name.to_owned(),
+                photo: cloak.photo_id.map(|file_id| types::ChatPhoto {
+                    file_id,
+                    preview: Vec::new(),
+                }),
+            })
+        }
+        None => None,
+    };
+    Ok(NewMessage {
+        target: chat,
+        text: r.message,
+        entities: r.entities,
+        media,
+        reply,
+        cloak,
+        client_id: r.client_id,
+    })
+}

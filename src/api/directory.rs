@@ -1,0 +1,68 @@
+//! `osmium.chat.v1.UserDirectory`: the account service keeps our users current.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::{parse, respond};
+use crate::auth::{Caller, Role};
+use crate::domain::limits::MAX_UPSERT_USERS;
+use crate::domain::Core;
+use crate::error::Error;
+use crate::proto::service::user_directory_server::UserDirectory;
+use crate::proto::service::UpsertUsers;
+
+#[derive(Clone)]
+pub struct DirectoryApi {
+    core: Arc<Core>,
+}
+
+impl DirectoryApi {
+    pub fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+}
+
+#[tonic::async_trait]
+impl UserDirectory for DirectoryApi {
+    async fn upsert_users(&self, request: Request<UpsertUsers>) -> Result<Response<()>, Status> {
+        let caller = request
+            .extensions()
+            .get::<Caller>()
+            .ok_or_else(|| Status::unauthenticated("missing bearer token"))?;
+        if caller.role != Role::Service {
+            return Err(Status::permission_denied("UpsertUsers needs a service token"));
+        }
+        let users = request.into_inner().users;
+        let result = async {
+            if users.len() > MAX_UPSERT_USERS {
+                return Err(Error::invalid(
+                    "users",
+                    format!("{} users, at most {MAX_UPSERT_USERS} per call", users.len()),
+                ));
+            }
+            let mut seen = HashSet::new();
+            for (i, user) in users.iter().enumerate() {
+                parse::nonzero(&format!("users[{i}].id"), user.id)?;
+                if !seen.insert(user.id) {
+                    return Err(Error::invalid(&format!("users[{i}].id"), "listed twice"));
+                }
+                let name = user.name.trim();
+                if name.is_empty() || name.chars().count() > 128 {
+                    return Err(Error::invalid(&format!("users[{i}].name"), "must be 1 to 128 characters"));
+                }
+                if let Some(username) = &user.username {
+                    if username.is_empty() || username.len() > 64 || username.starts_with('@') {
+                        return Err(Error::invalid(
+                            &format!("users[{i}].username"),
+                            "must be 1 to 64 bytes, without a leading @",
+                        ));
+                    }
+                }
+            }
+            self.core.upsert_users(&users).await
+        };
+        respond(result.await)
+    }
+}

@@ -1,0 +1,64 @@
+//! The gRPC transport: each handler checks who is calling, parses the
+//! request into domain values, calls the domain, and converts back. No
+//! rules live here.
+
+mod chat_service;
+mod directory;
+mod parse;
+mod subscribe;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+use tracing::Span;
+
+use crate::auth::Caller;
+use crate::domain::ids::UserId;
+use crate::domain::Core;
+use crate::error::Error;
+
+pub use directory::DirectoryApi;
+
+/// `ChatService`: one per replica, cloned into each connection.
+#[derive(Clone)]
+pub struct ChatApi {
+    core: Arc<Core>,
+    /// Becomes `true` when the replica begins shutting down: streams end.
+    stopping: watch::Receiver<bool>,
+}
+
+impl ChatApi {
+    pub fn new(core: Arc<Core>, stopping: watch::Receiver<bool>) -> Self {
+        Self { core, stopping }
+    }
+}
+
+/// The verified caller, registered on first use when the token names them.
+async fn caller<T>(core: &Core, request: &Request<T>) -> Result<UserId, Status> {
+    let caller = request
+        .extensions()
+        .get::<Caller>()
+        .ok_or_else(|| Status::unauthenticated("missing bearer token"))?;
+    Span::current().record("user", caller.user.get());
+    if let Some(name) = &caller.name {
+        core.register(caller.user, name).await?;
+    }
+    Ok(caller.user)
+}
+
+/// Ends a handler: records the outcome on the RPC's span and maps errors.
+fn respond<T>(result: Result<T, Error>) -> Result<Response<T>, Status> {
+    match result {
+        Ok(value) => {
+            Span::current().record("status", "OK");
+            Ok(Response::new(value))
+        }
+        Err(error) => {
+            let status = Status::from(error);
+            Span::current().record("status", format!("{:?}", status.code()));
+            tracing::debug!(message = status.message(), "rpc refused");
+            Err(status)
+        }
+    }
+}

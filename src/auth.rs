@@ -1,0 +1,174 @@
+//! Who is calling: `authorization: Bearer <JWT>` becomes a [`Caller`] in the
+//! request's extensions. Keys are looked up by the token's `kid` (falling
+//! back to the default key), so RS256/EdDSA keys can be added and rotated
+//! here without touching a handler.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use tonic::{Request, Status};
+
+use crate::domain::ids::UserId;
+
+/// The development secret used when none is configured in embedded mode.
+/// Public by design: it protects nothing but a developer's own machine.
+pub const DEV_SECRET: &str = "osmium-chat-development-secret";
+
+/// The `role` claim that may call `UserDirectory`.
+pub const SERVICE_ROLE: &str = "service";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Service,
+}
+
+/// The verified identity of a request.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub user: UserId,
+    pub role: Role,
+    /// From the `name` claim: registers the user on first use.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    exp: u64,
+    aud: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+}
+
+/// Verification keys: an optional default and any number selected by `kid`.
+pub struct Verifier {
+    default_key: Option<(Algorithm, DecodingKey)>,
+    by_kid: HashMap<String, (Algorithm, DecodingKey)>,
+    audience: String,
+}
+
+impl Verifier {
+    pub fn hs256(secret: &[u8], audience: &str) -> Self {
+        Self {
+            default_key: Some((Algorithm::HS256, DecodingKey::from_secret(secret))),
+            by_kid: HashMap::new(),
+            audience: audience.to_owned(),
+        }
+    }
+
+    /// Adds a key that tokens select with their `kid` header.
+    pub fn with_key(mut self, kid: &str, algorithm: Algorithm, key: DecodingKey) -> Self {
+        self.by_kid.insert(kid.to_owned(), (algorithm, key));
+        self
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Caller, String> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
+        let (algorithm, key) = match &header.kid {
+            Some(kid) => self
+                .by_kid
+                .get(kid)
+                .or(self.default_key.as_ref().filter(|_| self.by_kid.is_empty()))
+                .ok_or_else(|| format!("unknown key id {kid:?}"))?,
+            None => self.default_key.as_ref().ok_or("token has no key id")?,
+        };
+        let mut validation = Validation::new(*algorithm);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "aud", "sub"]);
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
+            .map_err(|e| format!("invalid token: {e}"))?
+            .claims;
+        let user = claims
+            .sub
+            .parse::<u64>()
+            .ok()
+            .filter(|id| *id != 0)
+            .map(UserId)
+            .ok_or("sub is not a user id")?;
+        Ok(Caller {
+            user,
+            role: if claims.role.as_deref() == Some(SERVICE_ROLE) {
+                Role::Service
+            } else {
+                Role::User
+            },
+            name: claims.name.filter(|n| !n.trim().is_empty()),
+        })
+    }
+}
+
+/// Signs an HS256 token, for `osmium-chat token` and for tests.
+pub fn issue(
+    secret: &[u8],
+    audience: &str,
+    user: u64,
+    name: Option<&str>,
+    service: bool,
+    ttl_secs: u64,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let claims = Claims {
+        sub: user.to_string(),
+        exp: crate::domain::snowflake::now_ms() / 1000 + ttl_secs,
+        aud: audience.to_owned(),
+        role: service.then(|| SERVICE_ROLE.to_owned()),
+        name: name.map(str::to_owned),
+    };
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))
+}
+
+/// Puts the [`Caller`] into every request, or refuses it as unauthenticated.
+#[derive(Clone)]
+pub struct Authenticate(pub Arc<Verifier>);
+
+impl tonic::service::Interceptor for Authenticate {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .ok_or_else(|| Status::unauthenticated("missing authorization metadata"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <token>`"))?;
+        let caller = self.0.verify(token.trim()).map_err(Status::unauthenticated)?;
+        request.extensions_mut().insert(caller);
+        Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_round_trips_with_its_claims() {
+        let token = issue(b"s", "aud", 42, Some("Ann"), true, 60).expect("signs");
+        let caller = Verifier::hs256(b"s", "aud").verify(&token).expect("verifies");
+        assert_eq!(caller.user, UserId(42));
+        assert_eq!(caller.role, Role::Service);
+        assert_eq!(caller.name.as_deref(), Some("Ann"));
+    }
+
+    #[test]
+    fn wrong_secret_audience_or_expiry_is_refused() {
+        let token = issue(b"s", "aud", 42, None, false, 60).expect("signs");
+        assert!(Verifier::hs256(b"other", "aud").verify(&token).is_err());
+        assert!(Verifier::hs256(b"s", "other").verify(&token).is_err());
+        let claims = Claims {
+            sub: "42".into(),
+            exp: 1,
+            aud: "aud".into(),
+            role: None,
+            name: None,
+        };
+        let expired = jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(b"s"))
+            .expect("signs");
+        assert!(Verifier::hs256(b"s", "aud").verify(&expired).is_err());
+    }
+}

@@ -1,0 +1,165 @@
+//! Settings, read once from flags and environment variables (12-factor).
+//! Tests build [`Settings`] directly, so they never touch the process
+//! environment.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::domain::limits::Limits;
+
+#[derive(Debug, Parser)]
+#[command(name = "osmium-chat", version, about = "gRPC service for the chats of the Osmium Chat Protocol")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve gRPC (the default).
+    Serve,
+    /// Apply the database migrations and exit (for a Kubernetes Job).
+    Migrate,
+    /// Print a signed token for local use.
+    Token {
+        /// The user id the token speaks for (`sub`).
+        #[arg(long)]
+        user: u64,
+        /// A display name: registers the user on first use.
+        #[arg(long)]
+        name: Option<String>,
+        /// A service-role token, allowed to call UserDirectory.
+        #[arg(long)]
+        service: bool,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl: u64,
+    },
+}
+
+/// A value kept out of logs and `Debug` output.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct Settings {
+    /// Where gRPC is served.
+    #[arg(long, env = "OSMIUM_LISTEN_ADDR", default_value = "0.0.0.0:50051")]
+    pub listen_addr: SocketAddr,
+    /// Postgres; unset: the embedded in-memory engine.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<Secret>,
+    /// Redis for cross-replica fan-out; unset: the in-process bus.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<Secret>,
+    /// HS256 secret that tokens are signed with.
+    #[arg(long, env = "OSMIUM_JWT_SECRET")]
+    pub jwt_secret: Option<Secret>,
+    /// The `aud` every token must carry.
+    #[arg(long, env = "OSMIUM_JWT_AUDIENCE", default_value = "osmium-chat")]
+    pub jwt_audience: String,
+    /// Where Prometheus metrics are served.
+    #[arg(long, env = "OSMIUM_METRICS_ADDR", default_value = "0.0.0.0:9090")]
+    pub metrics_addr: SocketAddr,
+    /// Postgres connections per replica.
+    #[arg(long, env = "OSMIUM_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: usize,
+    /// Most participants in a group, creator included.
+    #[arg(long, env = "OSMIUM_MAX_GROUP_MEMBERS", default_value_t = 250)]
+    pub max_group_members: usize,
+    /// Updates buffered per Subscribe stream before a slow stream is ended.
+    #[arg(long, env = "OSMIUM_STREAM_BUFFER", default_value_t = 1024)]
+    pub stream_buffer: usize,
+    /// Largest request accepted, in bytes.
+    #[arg(long, env = "OSMIUM_MAX_REQUEST_BYTES", default_value_t = 1 << 20)]
+    pub max_request_bytes: usize,
+    /// How long SIGTERM waits for in-flight calls, in seconds.
+    #[arg(long, env = "OSMIUM_SHUTDOWN_TIMEOUT", default_value_t = 20)]
+    pub shutdown_timeout_secs: u64,
+    #[arg(long, env = "OSMIUM_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl Default for Settings {
+    /// The embedded mode on an ephemeral port: what tests start from.
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: None,
+            redis_url: None,
+            jwt_secret: None,
+            jwt_audience: "osmium-chat".into(),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            db_pool_size: 16,
+            max_group_members: 250,
+            stream_buffer: 1024,
+            max_request_bytes: 1 << 20,
+            shutdown_timeout_secs: 20,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+impl Settings {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_group_members: self.max_group_members,
+            stream_buffer: self.stream_buffer.max(1),
+        }
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+
+    /// The JWT secret: the configured one, or in embedded mode only, the
+    /// documented development secret.
+    pub fn jwt_secret(&self) -> Result<Secret, ConfigError> {
+        match (&self.jwt_secret, &self.database_url) {
+            (Some(secret), _) if !secret.expose().is_empty() => Ok(secret.clone()),
+            (_, None) => Ok(Secret::new(crate::auth::DEV_SECRET)),
+            (_, Some(_)) => Err(ConfigError(
+                "OSMIUM_JWT_SECRET must be set when DATABASE_URL is: the development secret is for the embedded mode only".into(),
+            )),
+        }
+    }
+}
+
+/// Settings that cannot work; the process exits with code 64.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(pub String);

@@ -1,0 +1,159 @@
+//! A user's conversations: listing, opening, read state, drafts and
+//! notification preferences.
+
+use std::collections::HashMap;
+
+use super::access::{Access, Mode};
+use super::ids::{MessageId, UserId};
+use super::render;
+use super::target::ChatTarget;
+use super::Core;
+use crate::error::{Error, Result};
+use crate::proto::{chats, types, updates};
+use crate::store::{ChatRow, ConversationRange, MemberRow, Tx};
+
+use updates::update::Update as U;
+
+impl Core {
+    /// One page of the caller's conversations, newest activity first, with
+    /// their last messages and the users those refer to. Costs one range
+    /// scan and three lookups bounded by the page.
+    pub async fn get_chats(&self, caller: UserId, range: ConversationRange) -> Result<chats::Chats> {
+        let mut tx = self.begin().await?;
+        let members = tx.conversations(caller, range).await?;
+        let chat_ids: Vec<_> = members.iter().map(|m| m.chat_id).collect();
+        let chat_rows: HashMap<_, _> = tx
+            .chats(&chat_ids)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
+        let last_ids: Vec<MessageId> = chat_rows.values().filter_map(|c| c.last_message).collect();
+        let last: HashMap<_, _> = tx
+            .messages_by_id(&last_ids)
+            .await?
+            .into_iter()
+            .map(|m| (m.chat_id, m))
+            .collect();
+        let mut user_ids = Vec::new();
+        for chat in chat_rows.values() {
+            for user in render::referenced_users(chat, caller, last.get(&chat.id)) {
+                if !user_ids.contains(&user) {
+                    user_ids.push(user);
+                }
+            }
+        }
+        let users = tx.users(&user_ids).await?;
+        tx.commit().await?;
+
+        let mut page = chats::Chats {
+            users,
+            ..Default::default()
+        };
+        for member in &members {
+            let Some(chat) = chat_rows.get(&member.chat_id) else {
+                continue;
+            };
+            page.chats.push(render::conversation(chat, member));
+            if let Some(message) = last.get(&chat.id) {
+                page.messages.push(render::message(message, chat, caller));
+            }
+        }
+        Ok(page)
+    }
+
+    /// One conversation; opening a direct chat creates it.
+    pub async fn get_chat(&self, caller: UserId, target: ChatTarget) -> Result<chats::Chat> {
+        let mut tx = self.begin().await?;
+        let (chat, member) = self.access_for_write(tx.as_mut(), caller, target).await?;
+        let view = self.chat_view(tx.as_mut(), &chat, &member).await?;
+        tx.commit().await?;
+        Ok(view)
+    }
+
+    /// The `Chat` as `member` sees it.
+    pub async fn chat_view(&self, tx: &mut dyn Tx, chat: &ChatRow, member: &MemberRow) -> Result<chats::Chat> {
+        let last = match chat.last_message {
+            Some(id) => tx.message(chat.id, id, false).await?,
+            None => None,
+        };
+        let users = tx
+            .users(&render::referenced_users(chat, member.user_id, last.as_ref()))
+            .await?;
+        Ok(render::chat(chat, member, last.as_ref(), users))
+    }
+
+    pub async fn set_draft(&self, caller: UserId, target: ChatTarget, draft: Option<String>) -> Result<()> {
+        self.change_member(caller, target, |m| {
+            let changed = m.draft != draft;
+            m.draft = draft;
+            changed
+        })
+        .await
+    }
+
+    pub async fn set_notif_prefs(&self, caller: UserId, target: ChatTarget, prefs: types::NotifPrefs) -> Result<()> {
+        self.change_member(caller, target, |m| {
+            let changed = m.notif != prefs as i32;
+            m.notif = prefs as i32;
+            changed
+        })
+        .await
+    }
+
+    /// Applies a change to the caller's own conversation and, when it changed
+    /// anything, tells the caller's other sessions with `UpdateChat`.
+    async fn change_member(
+        &self,
+        caller: UserId,
+        target: ChatTarget,
+        change: impl FnOnce(&mut MemberRow) -> bool,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let (chat, mut member) = self.access_for_write(tx.as_mut(), caller, target).await?;
+        if !change(&mut member) {
+            return self.commit(tx, Vec::new()).await;
+        }
+        tx.update_member(&member).await?;
+        let view = self.chat_view(tx.as_mut(), &chat, &member).await?;
+        let logged = tx
+            .append_updates(vec![(caller, render::update(U::Chat(updates::UpdateChat { chat: Some(view) })))])
+            .await?;
+        self.commit(tx, logged).await
+    }
+
+    /// Moves the caller's read pointer forward to `message`, which must be in
+    /// the chat; a pointer already at or past it stays where it is.
+    pub async fn mark_read(&self, caller: UserId, target: ChatTarget, message: MessageId) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let Some(Access {
+            chat,
+            member: Some(mut member),
+        }) = self.access(tx.as_mut(), caller, target, Mode::Write).await?
+        else {
+            return Err(Error::chat_not_found());
+        };
+        if tx.message(chat.id, message, false).await?.is_none() {
+            return Err(Error::invalid(
+                "message_id",
+                format!("no message {message} in this chat"),
+            ));
+        }
+        if message.get() <= member.last_read {
+            return self.commit(tx, Vec::new()).await;
+        }
+        let (unread, mentions) = tx.count_after(chat.id, message, caller).await?;
+        member.last_read = message.get();
+        member.unread = unread;
+        member.mentions = mentions;
+        tx.update_member(&member).await?;
+        let update = U::ConversationLastRead(updates::UpdateConversationLastRead {
+            chat_ref: Some(render::chat_ref(&chat, caller)),
+            last_read_message_id: message.get(),
+            unread_count: Some(unread),
+            unread_mentions_count: Some(mentions),
+        });
+        let logged = tx.append_updates(vec![(caller, render::update(update))]).await?;
+        self.commit(tx, logged).await
+    }
+}

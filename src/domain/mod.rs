@@ -1,0 +1,78 @@
+//! The rules of the chats domain, free of transport and SQL: who may do
+//! what, how each change is applied inside one store transaction, and which
+//! already-rendered updates it appends to whose log.
+
+pub mod access;
+pub mod conversations;
+pub mod ids;
+pub mod limits;
+pub mod messages;
+pub mod render;
+pub mod snowflake;
+pub mod target;
+pub mod text;
+pub mod updates;
+pub mod users;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use crate::bus::{Bus, Delivery};
+use crate::error::Result;
+use crate::store::{LoggedUpdate, Store, Tx};
+use limits::Limits;
+use snowflake::Snowflakes;
+
+/// Everything a use-case needs; one per replica, shared by all requests.
+pub struct Core {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn Bus>,
+    pub ids: Snowflakes,
+    pub limits: Limits,
+    /// Callers already registered from a token's `name` claim by this
+    /// replica, so that registration writes once per user, not per request.
+    registered: Mutex<HashSet<ids::UserId>>,
+}
+
+impl Core {
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, worker: u64, limits: Limits) -> Self {
+        Self {
+            store,
+            bus,
+            ids: Snowflakes::new(worker),
+            limits,
+            registered: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn registered_users(&self) -> std::sync::MutexGuard<'_, HashSet<ids::UserId>> {
+        self.registered.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub async fn begin(&self) -> Result<Box<dyn Tx>> {
+        Ok(self.store.begin().await?)
+    }
+
+    /// Commits, then tells the bus: publishing only what is durable means a
+    /// subscriber can never see an update that a rollback takes back.
+    pub async fn commit(&self, tx: Box<dyn Tx>, logged: Vec<LoggedUpdate>) -> Result<()> {
+        tx.commit().await?;
+        self.publish(logged).await;
+        Ok(())
+    }
+
+    pub async fn publish(&self, logged: Vec<LoggedUpdate>) {
+        if logged.is_empty() {
+            return;
+        }
+        let deliveries = logged
+            .into_iter()
+            .map(|e| Delivery {
+                user: e.user,
+                seq: e.seq,
+                update: Arc::new(e.update),
+            })
+            .collect();
+        self.bus.publish(deliveries).await;
+    }
+}

@@ -1,0 +1,80 @@
+//! Builds protocol messages as one particular user sees them: a direct
+//! chat is `user{peer}` to each side, saved messages are `self`, and
+//! `Group.owner` is true only in the owner's copy.
+
+use super::ids::UserId;
+use crate::proto::{chats, refs, types, updates};
+use crate::store::{ChatKind, ChatRow, MemberRow, MessageRow};
+
+/// The other user of a direct chat, as seen by `viewer`; `None` for saved
+/// messages and groups.
+pub fn peer(chat: &ChatRow, viewer: UserId) -> Option<UserId> {
+    match chat.kind {
+        ChatKind::Direct { low, high } if low != high => {
+            Some(if low == viewer { high } else { low })
+        }
+        _ => None,
+    }
+}
+
+pub fn chat_ref(chat: &ChatRow, viewer: UserId) -> refs::ChatRef {
+    let r = match chat.kind {
+        ChatKind::Direct { low, high } if low == high => refs::chat_ref::Ref::Self_(refs::RefSelf {}),
+        ChatKind::Direct { .. } => refs::chat_ref::Ref::User(refs::UserRef {
+            user_id: peer(chat, viewer).map_or(0, UserId::get),
+        }),
+        ChatKind::Group => refs::chat_ref::Ref::Group(refs::GroupRef {
+            group_id: chat.id.get(),
+        }),
+    };
+    refs::ChatRef { r#ref: Some(r) }
+}
+
+pub fn message(row: &MessageRow, chat: &ChatRow, viewer: UserId) -> types::Message {
+    types::Message {
+        chat_ref: Some(chat_ref(chat, viewer)),
+        ..row.body.clone()
+    }
+}
+
+pub fn conversation(chat: &ChatRow, member: &MemberRow) -> types::Conversation {
+    types::Conversation {
+        chat_ref: Some(chat_ref(chat, member.user_id)),
+        last_message_id: member.sort_key,
+        last_read_message_id: member.last_read,
+        unread_count: member.unread,
+        draft: member.draft.clone(),
+        permissions: None,
+        notif_prefs: member.notif,
+        unread_mentions_count: member.mentions,
+    }
+}
+
+/// The users a chat view refers to: the direct peer and the last author.
+pub fn referenced_users(chat: &ChatRow, viewer: UserId, last: Option<&MessageRow>) -> Vec<UserId> {
+    let mut users: Vec<UserId> = peer(chat, viewer).into_iter().collect();
+    if let Some(author) = last.map(|m| m.author) {
+        if !users.contains(&author) {
+            users.push(author);
+        }
+    }
+    users
+}
+
+pub fn chat(
+    chat: &ChatRow,
+    member: &MemberRow,
+    last: Option<&MessageRow>,
+    users: Vec<types::User>,
+) -> chats::Chat {
+    chats::Chat {
+        chat: Some(conversation(chat, member)),
+        message: last.map(|m| message(m, chat, member.user_id)),
+        users,
+        group: None,
+    }
+}
+
+pub fn update(kind: updates::update::Update) -> updates::Update {
+    updates::Update { update: Some(kind) }
+}

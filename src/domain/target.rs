@@ -1,0 +1,12 @@
+//! What a `ChatRef` means once parsed: always relative to the caller.
+
+use super::ids::{ChatId, UserId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChatTarget {
+    /// The caller's saved messages.
+    Saved,
+    /// The direct chat with another user (never the caller).
+    Direct(UserId),
+    Group(ChatId),
+}

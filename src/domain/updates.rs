@@ -1,0 +1,42 @@
+//! Reading a user's update log, for Subscribe's replay and gap filling.
+
+use super::ids::UserId;
+use super::Core;
+use crate::error::{Error, Result};
+use crate::store::LoggedUpdate;
+
+/// Entries read from the log at a time while replaying.
+pub const REPLAY_BATCH: usize = 256;
+
+impl Core {
+    /// The seq a stream starts after: `since` when the log still holds
+    /// everything after it, the current head when starting live.
+    pub async fn stream_start(&self, user: UserId, since: Option<u64>) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let head = tx.update_head(user).await?;
+        let oldest = tx.oldest_update(user).await?;
+        tx.commit().await?;
+        let Some(since) = since else {
+            return Ok(head);
+        };
+        if since > head {
+            return Err(Error::OutOfRange(format!(
+                "since_seq {since} is ahead of the update log (at {head}); resync: fetch state, then subscribe without since_seq"
+            )));
+        }
+        if since + 1 < oldest.unwrap_or(head + 1) {
+            return Err(Error::OutOfRange(format!(
+                "since_seq {since} is older than the retained update log; resync: fetch state, then subscribe without since_seq"
+            )));
+        }
+        Ok(since)
+    }
+
+    /// Up to [`REPLAY_BATCH`] entries after `after`.
+    pub async fn read_log(&self, user: UserId, after: u64) -> Result<Vec<LoggedUpdate>> {
+        let mut tx = self.begin().await?;
+        let entries = tx.updates_after(user, after, REPLAY_BATCH).await?;
+        tx.commit().await?;
+        Ok(entries)
+    }
+}

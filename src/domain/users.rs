@@ -1,0 +1,39 @@
+//! The users the service knows, from the account service or from tokens.
+
+use super::ids::UserId;
+use super::Core;
+use crate::error::Result;
+use crate::proto::types;
+
+/// Registrations remembered per replica before the memory is reset; a reset
+/// only costs one idempotent write per user.
+const REGISTERED_CACHE: usize = 100_000;
+
+impl Core {
+    pub async fn upsert_users(&self, users: &[types::User]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        tx.upsert_users(users).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Registers a caller whose token carries a name, once per replica.
+    pub async fn register(&self, user: UserId, name: &str) -> Result<()> {
+        if self.is_registered(user) {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        tx.insert_user_if_absent(user, name).await?;
+        tx.commit().await?;
+        let mut registered = self.registered_users();
+        if registered.len() >= REGISTERED_CACHE {
+            registered.clear();
+        }
+        registered.insert(user);
+        Ok(())
+    }
+
+    fn is_registered(&self, user: UserId) -> bool {
+        self.registered_users().contains(&user)
+    }
+}

@@ -1,0 +1,63 @@
+//! The domain's error, and the one place it becomes a gRPC status.
+
+use tonic::{Code, Status};
+
+use crate::store::StoreError;
+
+/// Why a request was refused. Every variant names what was wrong in words a
+/// caller can act on; `Store` is the exception and is never shown in detail.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    OutOfRange(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("storage failed")]
+    Store(#[from] StoreError),
+}
+
+impl Error {
+    pub fn invalid(field: &str, problem: impl std::fmt::Display) -> Self {
+        Self::InvalidArgument(format!("{field}: {problem}"))
+    }
+
+    /// The caller is not in the chat, or it does not exist: both look the same
+    /// so that a chat's existence is not revealed to outsiders.
+    pub fn chat_not_found() -> Self {
+        Self::NotFound("chat not found".into())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        let code = match &error {
+            Error::InvalidArgument(_) => Code::InvalidArgument,
+            Error::NotFound(_) => Code::NotFound,
+            Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::AlreadyExists(_) => Code::AlreadyExists,
+            Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::OutOfRange(_) => Code::OutOfRange,
+            Error::ResourceExhausted(_) => Code::ResourceExhausted,
+            Error::Unavailable(_) => Code::Unavailable,
+            Error::Store(cause) => {
+                tracing::error!(error = %cause, detail = ?cause, "storage error");
+                return Status::internal("internal error");
+            }
+        };
+        Status::new(code, error.to_string())
+    }
+}

@@ -1,0 +1,514 @@
+//! The embedded engine: every table in one process, behind one async mutex
+//! that a transaction holds from begin to commit, so transactions are
+//! serial. Each write records how to undo itself; a transaction dropped
+//! without commit replays those in reverse, which gives the same
+//! all-or-nothing behaviour as Postgres.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use super::{
+    ChatKind, ChatRow, ConversationRange, LoggedUpdate, MemberRow, MessageRow, Store, StoreError,
+    StoreResult, Tx,
+};
+use crate::domain::ids::{ChatId, MessageId, UserId};
+use crate::proto::{types, updates};
+
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[derive(Default)]
+struct Log {
+    head: u64,
+    entries: VecDeque<LoggedUpdate>,
+}
+
+#[derive(Default)]
+struct State {
+    users: HashMap<UserId, types::User>,
+    chats: HashMap<ChatId, ChatRow>,
+    direct: HashMap<(UserId, UserId), ChatId>,
+    members: BTreeMap<(ChatId, UserId), MemberRow>,
+    /// (user, sort key, chat): the GetChats index.
+    by_user: BTreeSet<(UserId, u64, ChatId)>,
+    messages: HashMap<MessageId, MessageRow>,
+    /// (chat, message): the history index.
+    by_chat: BTreeSet<(ChatId, MessageId)>,
+    client_ids: HashMap<(UserId, u64), MessageId>,
+    logs: HashMap<UserId, Log>,
+}
+
+impl State {
+    fn put_chat(&mut self, chat: ChatRow) -> Option<ChatRow> {
+        if let ChatKind::Direct { low, high } = chat.kind {
+            self.direct.insert((low, high), chat.id);
+        }
+        self.chats.insert(chat.id, chat)
+    }
+
+    fn remove_chat(&mut self, id: ChatId) -> Option<ChatRow> {
+        let chat = self.chats.remove(&id)?;
+        if let ChatKind::Direct { low, high } = chat.kind {
+            self.direct.remove(&(low, high));
+        }
+        Some(chat)
+    }
+
+    fn put_member(&mut self, member: MemberRow) -> Option<MemberRow> {
+        self.by_user
+            .insert((member.user_id, member.sort_key, member.chat_id));
+        let previous = self
+            .members
+            .insert((member.chat_id, member.user_id), member);
+        if let Some(p) = &previous {
+            let current = &self.members[&(p.chat_id, p.user_id)];
+            if p.sort_key != current.sort_key {
+                self.by_user.remove(&(p.user_id, p.sort_key, p.chat_id));
+            }
+        }
+        previous
+    }
+
+    fn remove_member(&mut self, chat: ChatId, user: UserId) -> Option<MemberRow> {
+        let member = self.members.remove(&(chat, user))?;
+        self.by_user.remove(&(user, member.sort_key, chat));
+        Some(member)
+    }
+
+    fn put_message(&mut self, message: MessageRow) -> Option<MessageRow> {
+        self.by_chat.insert((message.chat_id, message.id));
+        if let Some(client_id) = message.client_id {
+            self.client_ids.insert((message.author, client_id), message.id);
+        }
+        self.messages.insert(message.id, message)
+    }
+
+    fn remove_message(&mut self, id: MessageId) -> Option<MessageRow> {
+        let message = self.messages.remove(&id)?;
+        self.by_chat.remove(&(message.chat_id, id));
+        if let Some(client_id) = message.client_id {
+            self.client_ids.remove(&(message.author, client_id));
+        }
+        Some(message)
+    }
+
+    fn chat_members(&self, chat: ChatId) -> impl Iterator<Item = &MemberRow> {
+        self.members
+            .range((chat, UserId(0))..=(chat, UserId(u64::MAX)))
+            .map(|(_, m)| m)
+    }
+}
+
+type Undo = Box<dyn FnOnce(&mut State) + Send>;
+
+pub struct MemoryTx {
+    state: OwnedMutexGuard<State>,
+    undo: Vec<Undo>,
+}
+
+impl MemoryTx {
+    fn put_member(&mut self, member: MemberRow) {
+        let key = (member.chat_id, member.user_id);
+        let previous = self.state.put_member(member);
+        self.undo.push(Box::new(move |s| {
+            s.remove_member(key.0, key.1);
+            if let Some(p) = previous {
+                s.put_member(p);
+            }
+        }));
+    }
+
+    fn put_message(&mut self, message: MessageRow) {
+        let id = message.id;
+        let previous = self.state.put_message(message);
+        self.undo.push(Box::new(move |s| {
+            s.remove_message(id);
+            if let Some(p) = previous {
+                s.put_message(p);
+            }
+        }));
+    }
+
+    fn put_chat(&mut self, chat: ChatRow) {
+        let id = chat.id;
+        let previous = self.state.put_chat(chat);
+        self.undo.push(Box::new(move |s| {
+            s.remove_chat(id);
+            if let Some(p) = previous {
+                s.put_chat(p);
+            }
+        }));
+    }
+}
+
+impl Drop for MemoryTx {
+    fn drop(&mut self) {
+        while let Some(undo) = self.undo.pop() {
+            undo(&mut self.state);
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
+        Ok(Box::new(MemoryTx {
+            state: self.state.clone().lock_owned().await,
+            undo: Vec::new(),
+        }))
+    }
+
+    async fn lease_worker_id(&self) -> StoreResult<u64> {
+        // One process owns the embedded state, so one worker is enough.
+        Ok(0)
+    }
+
+    fn engine(&self) -> &'static str {
+        "memory"
+    }
+}
+
+#[async_trait]
+impl Tx for MemoryTx {
+    async fn commit(mut self: Box<Self>) -> StoreResult<()> {
+        self.undo.clear();
+        Ok(())
+    }
+
+    async fn users(&mut self, ids: &[UserId]) -> StoreResult<Vec<types::User>> {
+        Ok(ids
+            .iter()
+            .filter_map(|id| self.state.users.get(id).cloned())
+            .collect())
+    }
+
+    async fn user_ids_by_username(&mut self, names: &[String]) -> StoreResult<Vec<UserId>> {
+        Ok(self
+            .state
+            .users
+            .values()
+            .filter(|u| u.username.as_ref().is_some_and(|n| names.contains(n)))
+            .map(|u| UserId(u.id))
+            .collect())
+    }
+
+    async fn upsert_users(&mut self, users: &[types::User]) -> StoreResult<()> {
+        for user in users {
+            let id = UserId(user.id);
+            let previous = self.state.users.insert(id, user.clone());
+            self.undo.push(Box::new(move |s| {
+                match previous {
+                    Some(p) => s.users.insert(id, p),
+                    None => s.users.remove(&id),
+                };
+            }));
+        }
+        Ok(())
+    }
+
+    async fn insert_user_if_absent(&mut self, id: UserId, name: &str) -> StoreResult<()> {
+        if !self.state.users.contains_key(&id) {
+            let user = types::User {
+                id: id.get(),
+                name: name.to_owned(),
+                ..Default::default()
+            };
+            self.upsert_users(&[user]).await?;
+        }
+        Ok(())
+    }
+
+    async fn chat(&mut self, id: ChatId, _lock: bool) -> StoreResult<Option<ChatRow>> {
+        Ok(self.state.chats.get(&id).cloned())
+    }
+
+    async fn chats(&mut self, ids: &[ChatId]) -> StoreResult<Vec<ChatRow>> {
+        Ok(ids
+            .iter()
+            .filter_map(|id| self.state.chats.get(id).cloned())
+            .collect())
+    }
+
+    async fn direct_chat(&mut self, low: UserId, high: UserId, _lock: bool) -> StoreResult<Option<ChatRow>> {
+        Ok(self
+            .state
+            .direct
+            .get(&(low, high))
+            .and_then(|id| self.state.chats.get(id))
+            .cloned())
+    }
+
+    async fn insert_chat(&mut self, chat: &ChatRow) -> StoreResult<()> {
+        if let ChatKind::Direct { low, high } = chat.kind {
+            if self.state.direct.contains_key(&(low, high)) {
+                return Err(StoreError::Duplicate);
+            }
+        }
+        self.put_chat(chat.clone());
+        Ok(())
+    }
+
+    async fn set_last_message(&mut self, chat: ChatId, last: Option<MessageId>) -> StoreResult<()> {
+        if let Some(mut row) = self.state.chats.get(&chat).cloned() {
+            row.last_message = last;
+            self.put_chat(row);
+        }
+        Ok(())
+    }
+
+    async fn member(&mut self, chat: ChatId, user: UserId, _lock: bool) -> StoreResult<Option<MemberRow>> {
+        Ok(self.state.members.get(&(chat, user)).cloned())
+    }
+
+    async fn members(&mut self, chat: ChatId) -> StoreResult<Vec<MemberRow>> {
+        Ok(self.state.chat_members(chat).cloned().collect())
+    }
+
+    async fn insert_member(&mut self, member: &MemberRow) -> StoreResult<()> {
+        self.put_member(member.clone());
+        Ok(())
+    }
+
+    async fn update_member(&mut self, member: &MemberRow) -> StoreResult<()> {
+        if self.state.members.contains_key(&(member.chat_id, member.user_id)) {
+            self.put_member(member.clone());
+        }
+        Ok(())
+    }
+
+    async fn conversations(&mut self, user: UserId, range: ConversationRange) -> StoreResult<Vec<MemberRow>> {
+        let low = range.after.map_or(0, |a| a.saturating_add(1));
+        let high = range.before.unwrap_or(u64::MAX);
+        if low >= high {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .state
+            .by_user
+            .range((user, low, ChatId(0))..(user, high, ChatId(0)))
+            .rev()
+            .take(range.limit)
+            .filter_map(|(u, _, c)| self.state.members.get(&(*c, *u)).cloned())
+            .collect())
+    }
+
+    async fn record_message(
+        &mut self,
+        chat: ChatId,
+        message: MessageId,
+        author: UserId,
+        mentioned: &[UserId],
+    ) -> StoreResult<Vec<MemberRow>> {
+        let before: Vec<MemberRow> = self.state.chat_members(chat).cloned().collect();
+        for old in &before {
+            let mut member = old.clone();
+            member.sort_key = member.sort_key.max(message.get());
+            if member.user_id == author {
+                member.last_read = member.last_read.max(message.get());
+                member.unread = 0;
+                member.mentions = 0;
+                member.draft = None;
+            } else {
+                member.unread += 1;
+                if mentioned.contains(&member.user_id) {
+                    member.mentions += 1;
+                }
+            }
+            self.put_member(member);
+        }
+        Ok(before)
+    }
+
+    async fn forget_messages(&mut self, chat: ChatId, deleted: &[MessageRow]) -> StoreResult<()> {
+        let members: Vec<MemberRow> = self.state.chat_members(chat).cloned().collect();
+        for mut member in members {
+            let unread: Vec<&MessageRow> = deleted
+                .iter()
+                .filter(|m| m.id.get() > member.last_read && m.author != member.user_id)
+                .collect();
+            if unread.is_empty() {
+                continue;
+            }
+            let mentions = unread
+                .iter()
+                .filter(|m| m.mentions.contains(&member.user_id))
+                .count() as u32;
+            member.unread = member.unread.saturating_sub(unread.len() as u32);
+            member.mentions = member.mentions.saturating_sub(mentions);
+            self.put_member(member);
+        }
+        Ok(())
+    }
+
+    async fn remention(
+        &mut self,
+        chat: ChatId,
+        message: MessageId,
+        removed: &[UserId],
+        added: &[UserId],
+    ) -> StoreResult<()> {
+        for user in removed.iter().chain(added) {
+            let Some(mut member) = self.state.members.get(&(chat, *user)).cloned() else {
+                continue;
+            };
+            if member.last_read >= message.get() {
+                continue;
+            }
+            if added.contains(user) {
+                member.mentions += 1;
+            } else {
+                member.mentions = member.mentions.saturating_sub(1);
+            }
+            self.put_member(member);
+        }
+        Ok(())
+    }
+
+    async fn count_after(&mut self, chat: ChatId, after: MessageId, user: UserId) -> StoreResult<(u32, u32)> {
+        let mut counts = (0, 0);
+        for (_, id) in self
+            .state
+            .by_chat
+            .range((chat, MessageId(after.get().saturating_add(1)))..=(chat, MessageId(u64::MAX)))
+        {
+            let message = &self.state.messages[id];
+            if message.author != user {
+                counts.0 += 1;
+                if message.mentions.contains(&user) {
+                    counts.1 += 1;
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn insert_message(&mut self, message: &MessageRow) -> StoreResult<()> {
+        if let Some(client_id) = message.client_id {
+            if self.state.client_ids.contains_key(&(message.author, client_id)) {
+                return Err(StoreError::Duplicate);
+            }
+        }
+        self.put_message(message.clone());
+        Ok(())
+    }
+
+    async fn message(&mut self, chat: ChatId, id: MessageId, _lock: bool) -> StoreResult<Option<MessageRow>> {
+        Ok(self
+            .state
+            .messages
+            .get(&id)
+            .filter(|m| m.chat_id == chat)
+            .cloned())
+    }
+
+    async fn messages_by_id(&mut self, ids: &[MessageId]) -> StoreResult<Vec<MessageRow>> {
+        Ok(ids
+            .iter()
+            .filter_map(|id| self.state.messages.get(id).cloned())
+            .collect())
+    }
+
+    async fn message_by_client_id(&mut self, author: UserId, client_id: u64) -> StoreResult<Option<MessageRow>> {
+        Ok(self
+            .state
+            .client_ids
+            .get(&(author, client_id))
+            .and_then(|id| self.state.messages.get(id))
+            .cloned())
+    }
+
+    async fn update_message(&mut self, message: &MessageRow) -> StoreResult<()> {
+        self.put_message(message.clone());
+        Ok(())
+    }
+
+    async fn delete_messages(&mut self, chat: ChatId, ids: &[MessageId]) -> StoreResult<()> {
+        for id in ids {
+            if self.state.messages.get(id).is_some_and(|m| m.chat_id == chat) {
+                if let Some(removed) = self.state.remove_message(*id) {
+                    self.undo.push(Box::new(move |s| {
+                        s.put_message(removed);
+                    }));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn messages_before(&mut self, chat: ChatId, before: Option<MessageId>, limit: usize) -> StoreResult<Vec<MessageRow>> {
+        let end = before.unwrap_or(MessageId(u64::MAX));
+        Ok(self
+            .state
+            .by_chat
+            .range((chat, MessageId(0))..(chat, end))
+            .rev()
+            .take(limit)
+            .map(|(_, id)| self.state.messages[id].clone())
+            .collect())
+    }
+
+    async fn messages_after(&mut self, chat: ChatId, after: MessageId, limit: usize) -> StoreResult<Vec<MessageRow>> {
+        Ok(self
+            .state
+            .by_chat
+            .range((chat, MessageId(after.get().saturating_add(1)))..=(chat, MessageId(u64::MAX)))
+            .take(limit)
+            .map(|(_, id)| self.state.messages[id].clone())
+            .collect())
+    }
+
+    async fn append_updates(&mut self, entries: Vec<(UserId, updates::Update)>) -> StoreResult<Vec<LoggedUpdate>> {
+        let mut logged = Vec::with_capacity(entries.len());
+        for (user, update) in entries {
+            let log = self.state.logs.entry(user).or_default();
+            log.head += 1;
+            let entry = LoggedUpdate {
+                user,
+                seq: log.head,
+                update,
+            };
+            log.entries.push_back(entry.clone());
+            logged.push(entry);
+            self.undo.push(Box::new(move |s| {
+                if let Some(log) = s.logs.get_mut(&user) {
+                    log.entries.pop_back();
+                    log.head -= 1;
+                }
+            }));
+        }
+        Ok(logged)
+    }
+
+    async fn update_head(&mut self, user: UserId) -> StoreResult<u64> {
+        Ok(self.state.logs.get(&user).map_or(0, |l| l.head))
+    }
+
+    async fn oldest_update(&mut self, user: UserId) -> StoreResult<Option<u64>> {
+        Ok(self
+            .state
+            .logs
+            .get(&user)
+            .and_then(|l| l.entries.front())
+            .map(|e| e.seq))
+    }
+
+    async fn updates_after(&mut self, user: UserId, after: u64, limit: usize) -> StoreResult<Vec<LoggedUpdate>> {
+        let Some(log) = self.state.logs.get(&user) else {
+            return Ok(Vec::new());
+        };
+        let first = log.entries.front().map_or(1, |e| e.seq);
+        let skip = after.saturating_add(1).saturating_sub(first) as usize;
+        Ok(log.entries.iter().skip(skip).take(limit).cloned().collect())
+    }
+}

@@ -1,0 +1,2 @@
+//! Shared helpers for the API integration tests.
+pub mod postgres;
