@@ -68,7 +68,8 @@ impl Verifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<Caller, String> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
         let (algorithm, key) = match &header.kid {
             Some(kid) => self
                 .by_kid
@@ -118,7 +119,11 @@ pub fn issue(
         role: service.then(|| SERVICE_ROLE.to_owned()),
         name: name.map(str::to_owned),
     };
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
 }
 
 /// Puts the [`Caller`] into every request, or refuses it as unauthenticated.
@@ -134,9 +139,15 @@ impl tonic::service::Interceptor for Authenticate {
         let token = header
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <token>`"))?;
-        let caller = self.0.verify(token.trim()).map_err(Status::unauthenticated)?;
+        let caller = self
+            .0
+            .verify(token.trim())
+            .map_err(Status::unauthenticated)?;
         request.extensions_mut().insert(caller);
         Ok(request)
     }
@@ -149,7 +160,9 @@ mod tests {
     #[test]
     fn a_token_round_trips_with_its_claims() {
         let token = issue(b"s", "aud", 42, Some("Ann"), true, 60).expect("signs");
-        let caller = Verifier::hs256(b"s", "aud").verify(&token).expect("verifies");
+        let caller = Verifier::hs256(b"s", "aud")
+            .verify(&token)
+            .expect("verifies");
         assert_eq!(caller.user, UserId(42));
         assert_eq!(caller.role, Role::Service);
         assert_eq!(caller.name.as_deref(), Some("Ann"));
@@ -167,8 +180,9 @@ mod tests {
             role: None,
             name: None,
         };
-        let expired = jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(b"s"))
-            .expect("signs");
+        let expired =
+            jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(b"s"))
+                .expect("signs");
         assert!(Verifier::hs256(b"s", "aud").verify(&expired).is_err());
     }
 }

@@ -11,7 +11,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::domain::limits::Limits;
 
 #[derive(Debug, Parser)]
-#[command(name = "osmium-chat", version, about = "gRPC service for the chats of the Osmium Chat Protocol")]
+#[command(
+    name = "osmium-chat",
+    version,
+    about = "gRPC service for the chats of the Osmium Chat Protocol"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

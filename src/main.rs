@@ -25,9 +25,16 @@ async fn main() -> ExitCode {
                 eprintln!("migrate needs DATABASE_URL");
                 return ExitCode::from(EXIT_CONFIG);
             }
-            open_store(&settings).await.map(|_| tracing::info!("migrations applied"))
+            open_store(&settings)
+                .await
+                .map(|_| tracing::info!("migrations applied"))
         }
-        Command::Token { user, name, service, ttl } => {
+        Command::Token {
+            user,
+            name,
+            service,
+            ttl,
+        } => {
             let secret = match settings.jwt_secret() {
                 Ok(secret) => secret,
                 Err(error) => {
@@ -35,7 +42,14 @@ async fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            match auth::issue(secret.expose().as_bytes(), &settings.jwt_audience, user, name.as_deref(), service, ttl) {
+            match auth::issue(
+                secret.expose().as_bytes(),
+                &settings.jwt_audience,
+                user,
+                name.as_deref(),
+                service,
+                ttl,
+            ) {
                 Ok(token) => {
                     println!("{token}");
                     Ok(())

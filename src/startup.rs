@@ -33,7 +33,10 @@ pub enum StartError {
     #[error("storage: {0}")]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("server: {0}")]
@@ -66,9 +69,14 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         let secret = settings.jwt_secret()?;
         if settings.jwt_secret.is_none() {
-            tracing::warn!("OSMIUM_JWT_SECRET is not set: using the development secret (see README)");
+            tracing::warn!(
+                "OSMIUM_JWT_SECRET is not set: using the development secret (see README)"
+            );
         }
-        let verifier = Arc::new(Verifier::hs256(secret.expose().as_bytes(), &settings.jwt_audience));
+        let verifier = Arc::new(Verifier::hs256(
+            secret.expose().as_bytes(),
+            &settings.jwt_audience,
+        ));
         let store = open_store(&settings).await?;
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
         let worker = store.lease_worker_id().await?;
@@ -100,7 +108,10 @@ impl Application {
     /// Serves until `shutdown` resolves, then: health turns NOT_SERVING,
     /// the listener closes, streams end with UNAVAILABLE, and in-flight
     /// calls get the configured drain time to finish.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
         let (reporter, health) = tonic_health::server::health_reporter();
         reporter
             .set_service_status("", ServingStatus::Serving)
@@ -130,7 +141,9 @@ impl Application {
                 reporter
                     .set_service_status("", ServingStatus::NotServing)
                     .await;
-                reporter.set_not_serving::<ChatServiceServer<ChatApi>>().await;
+                reporter
+                    .set_not_serving::<ChatServiceServer<ChatApi>>()
+                    .await;
                 let _ = stop.send(true);
             }
         };

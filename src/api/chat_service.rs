@@ -58,11 +58,17 @@ impl ChatService for ChatApi {
         Err(later("RemoveChatMember"))
     }
 
-    async fn create_chat_invite(&self, _: Request<chats::CreateChatInvite>) -> Reply_<auth::CreatedInvite> {
+    async fn create_chat_invite(
+        &self,
+        _: Request<chats::CreateChatInvite>,
+    ) -> Reply_<auth::CreatedInvite> {
         Err(later("CreateChatInvite"))
     }
 
-    async fn list_chat_invites(&self, _: Request<chats::ListChatInvites>) -> Reply_<auth::InviteList> {
+    async fn list_chat_invites(
+        &self,
+        _: Request<chats::ListChatInvites>,
+    ) -> Reply_<auth::InviteList> {
         Err(later("ListChatInvites"))
     }
 
@@ -139,19 +145,27 @@ impl ChatService for ChatApi {
         respond(result.await)
     }
 
-    async fn send_message(&self, request: Request<messages::SendMessage>) -> Reply_<messages::SentMessage> {
+    async fn send_message(
+        &self,
+        request: Request<messages::SendMessage>,
+    ) -> Reply_<messages::SentMessage> {
         let user = caller(&self.core, &request).await?;
         let r = request.into_inner();
         let result = async {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
             let new = parse_new_message(chat, r)?;
             let id = self.core.send_message(user, new).await?;
-            Ok(messages::SentMessage { message_id: id.get() })
+            Ok(messages::SentMessage {
+                message_id: id.get(),
+            })
         };
         respond(result.await)
     }
 
-    async fn get_history(&self, request: Request<messages::GetHistory>) -> Reply_<messages::Messages> {
+    async fn get_history(
+        &self,
+        request: Request<messages::GetHistory>,
+    ) -> Reply_<messages::Messages> {
         use messages::get_history::Offset;
         let user = caller(&self.core, &request).await?;
         let r = request.into_inner();
@@ -163,7 +177,9 @@ impl ChatService for ChatApi {
                 Some(Offset::Since(id)) => Anchor::Since(crate::domain::ids::MessageId(id)),
                 Some(Offset::Around(id)) => Anchor::Around(parse::message_id("around", id)?),
             };
-            self.core.get_history(user, chat, anchor, page_size(r.limit)).await
+            self.core
+                .get_history(user, chat, anchor, page_size(r.limit))
+                .await
         };
         respond(result.await)
     }
@@ -174,7 +190,8 @@ impl ChatService for ChatApi {
         let result = async {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
             let message_id = parse::message_id("message_id", r.message_id)?;
-            if r.message.is_none() && r.entities.is_empty() && r.media.is_empty() && !r.remove_media {
+            if r.message.is_none() && r.entities.is_empty() && r.media.is_empty() && !r.remove_media
+            {
                 return Err(Error::invalid(
                     "message",
                     "nothing to change: set message, entities, media or remove_media",
@@ -229,7 +246,10 @@ impl ChatService for ChatApi {
 
 // `reply_to_old` is deprecated but older clients still send it.
 #[allow(deprecated)]
-fn parse_new_message(chat: crate::domain::target::ChatTarget, r: messages::SendMessage) -> Result<NewMessage, Error> {
+fn parse_new_message(
+    chat: crate::domain::target::ChatTarget,
+    r: messages::SendMessage,
+) -> Result<NewMessage, Error> {
     text::validate("message", &r.message, &r.entities)?;
     let media = parse::media("media", r.media)?;
     if r.message.trim().is_empty() && media.is_empty() {
@@ -261,7 +281,10 @@ fn parse_new_message(chat: crate::domain::target::ChatTarget, r: messages::SendM
         Some(cloak) => {
             let name = cloak.name.trim();
             if name.is_empty() || name.chars().count() > 128 {
-                return Err(Error::invalid("bot_info.cloak.name", "must be 1 to 128 characters"));
+                return Err(Error::invalid(
+                    "bot_info.cloak.name",
+                    "must be 1 to 128 characters",
+                ));
             }
             Some(types::message::message_bot_info::MessageCloak {
                 name: name.to_owned(),

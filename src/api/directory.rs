@@ -32,7 +32,9 @@ impl UserDirectory for DirectoryApi {
             .get::<Caller>()
             .ok_or_else(|| Status::unauthenticated("missing bearer token"))?;
         if caller.role != Role::Service {
-            return Err(Status::permission_denied("UpsertUsers needs a service token"));
+            return Err(Status::permission_denied(
+                "UpsertUsers needs a service token",
+            ));
         }
         let users = request.into_inner().users;
         let result = async {
@@ -50,7 +52,10 @@ impl UserDirectory for DirectoryApi {
                 }
                 let name = user.name.trim();
                 if name.is_empty() || name.chars().count() > 128 {
-                    return Err(Error::invalid(&format!("users[{i}].name"), "must be 1 to 128 characters"));
+                    return Err(Error::invalid(
+                        &format!("users[{i}].name"),
+                        "must be 1 to 128 characters",
+                    ));
                 }
                 if let Some(username) = &user.username {
                     if username.is_empty() || username.len() > 64 || username.starts_with('@') {

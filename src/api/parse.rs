@@ -13,7 +13,10 @@ const MAX_NAME_BYTES: usize = 255;
 pub fn target(field: &str, chat_ref: Option<&refs::ChatRef>, caller: UserId) -> Result<ChatTarget> {
     let chat_ref = chat_ref.ok_or_else(|| Error::invalid(field, "required"))?;
     match &chat_ref.r#ref {
-        None => Err(Error::invalid(field, "no chat variant set (user, group or self)")),
+        None => Err(Error::invalid(
+            field,
+            "no chat variant set (user, group or self)",
+        )),
         Some(refs::chat_ref::Ref::Self_(_)) => Ok(ChatTarget::Saved),
         Some(refs::chat_ref::Ref::User(user)) => {
             let peer = user_id(&format!("{field}.user.user_id"), user.user_id)?;
@@ -25,9 +28,10 @@ pub fn target(field: &str, chat_ref: Option<&refs::ChatRef>, caller: UserId) -> 
             }
             Ok(ChatTarget::Direct(peer))
         }
-        Some(refs::chat_ref::Ref::Group(group)) => {
-            Ok(ChatTarget::Group(ChatId(nonzero(&format!("{field}.group.group_id"), group.group_id)?)))
-        }
+        Some(refs::chat_ref::Ref::Group(group)) => Ok(ChatTarget::Group(ChatId(nonzero(
+            &format!("{field}.group.group_id"),
+            group.group_id,
+        )?))),
         Some(refs::chat_ref::Ref::Channel(_)) => Err(Error::invalid(
             field,
             "channels are served by the communities service",
@@ -76,11 +80,15 @@ pub fn media(field: &str, refs: Vec<media::MediaRef>) -> Result<Vec<media::Messa
             let field = format!("{field}[{i}]");
             let media = match r.r#ref {
                 Some(media::media_ref::Ref::Uploaded(up)) => {
-                    let file = up
-                        .file
-                        .ok_or_else(|| Error::invalid(&format!("{field}.uploaded.file"), "required"))?;
+                    let file = up.file.ok_or_else(|| {
+                        Error::invalid(&format!("{field}.uploaded.file"), "required")
+                    })?;
                     nonzero(&format!("{field}.uploaded.file.id"), file.id)?;
-                    short(&format!("{field}.uploaded.mimetype"), &up.mimetype, MAX_NAME_BYTES)?;
+                    short(
+                        &format!("{field}.uploaded.mimetype"),
+                        &up.mimetype,
+                        MAX_NAME_BYTES,
+                    )?;
                     let filename = up.filename.or(Some(file.name).filter(|n| !n.is_empty()));
                     if let Some(name) = &filename {
                         short(&format!("{field}.uploaded.filename"), name, MAX_NAME_BYTES)?;

@@ -96,7 +96,11 @@ impl Pump {
         }
     }
 
-    async fn pump(&mut self, subscription: &mut Subscription, stopping: &mut watch::Receiver<bool>) -> Stop {
+    async fn pump(
+        &mut self,
+        subscription: &mut Subscription,
+        stopping: &mut watch::Receiver<bool>,
+    ) -> Stop {
         if let Err(stop) = self.catch_up(u64::MAX).await {
             return stop;
         }
@@ -111,16 +115,18 @@ impl Pump {
             let outcome = match received {
                 Ok(delivery) if delivery.seq == 0 => self.send(0, &delivery),
                 Ok(delivery) if delivery.seq <= self.delivered => Ok(()),
-                Ok(delivery) if delivery.seq == self.delivered + 1 => {
-                    self.send(delivery.seq, &delivery).map(|()| self.delivered = delivery.seq)
-                }
+                Ok(delivery) if delivery.seq == self.delivered + 1 => self
+                    .send(delivery.seq, &delivery)
+                    .map(|()| self.delivered = delivery.seq),
                 // Something was missed: the log has it, and this one too.
                 Ok(delivery) => self.catch_up(delivery.seq).await,
                 Err(RecvError::Lagged(skipped)) => {
                     tracing::debug!(user = %self.user, skipped, "stream lagged behind the bus; refilling from the log");
                     self.catch_up(u64::MAX).await
                 }
-                Err(RecvError::Closed) => Err(Stop::With(Status::unavailable("update bus closed; resubscribe with since_seq"))),
+                Err(RecvError::Closed) => Err(Stop::With(Status::unavailable(
+                    "update bus closed; resubscribe with since_seq",
+                ))),
             };
             if let Err(stop) = outcome {
                 return stop;

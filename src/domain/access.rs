@@ -41,9 +41,16 @@ impl Core {
         };
         let mut chat = tx.direct_chat(low, high, lock).await?;
         if chat.is_none() {
-            let wanted = if low == high { vec![low] } else { vec![low, high] };
+            let wanted = if low == high {
+                vec![low]
+            } else {
+                vec![low, high]
+            };
             let known = tx.users(&wanted).await?;
-            if let Some(missing) = wanted.iter().find(|u| !known.iter().any(|k| k.id == u.get())) {
+            if let Some(missing) = wanted
+                .iter()
+                .find(|u| !known.iter().any(|k| k.id == u.get()))
+            {
                 return Err(Error::NotFound(format!("user {missing} not found")));
             }
             if mode == Mode::Read {
@@ -65,7 +72,8 @@ impl Core {
             }
             chat = tx.direct_chat(low, high, lock).await?;
         }
-        let chat = chat.ok_or_else(|| Error::Store(StoreError::Corrupt("direct chat vanished".into())))?;
+        let chat =
+            chat.ok_or_else(|| Error::Store(StoreError::Corrupt("direct chat vanished".into())))?;
         let mut member = tx.member(chat.id, caller, lock).await?;
         if member.is_none() && mode == Mode::Write {
             let row = self.new_member(&chat, caller);

@@ -18,7 +18,11 @@ impl Core {
     /// One page of the caller's conversations, newest activity first, with
     /// their last messages and the users those refer to. Costs one range
     /// scan and three lookups bounded by the page.
-    pub async fn get_chats(&self, caller: UserId, range: ConversationRange) -> Result<chats::Chats> {
+    pub async fn get_chats(
+        &self,
+        caller: UserId,
+        range: ConversationRange,
+    ) -> Result<chats::Chats> {
         let mut tx = self.begin().await?;
         let members = tx.conversations(caller, range).await?;
         let chat_ids: Vec<_> = members.iter().map(|m| m.chat_id).collect();
@@ -72,18 +76,32 @@ impl Core {
     }
 
     /// The `Chat` as `member` sees it.
-    pub async fn chat_view(&self, tx: &mut dyn Tx, chat: &ChatRow, member: &MemberRow) -> Result<chats::Chat> {
+    pub async fn chat_view(
+        &self,
+        tx: &mut dyn Tx,
+        chat: &ChatRow,
+        member: &MemberRow,
+    ) -> Result<chats::Chat> {
         let last = match chat.last_message {
             Some(id) => tx.message(chat.id, id, false).await?,
             None => None,
         };
         let users = tx
-            .users(&render::referenced_users(chat, member.user_id, last.as_ref()))
+            .users(&render::referenced_users(
+                chat,
+                member.user_id,
+                last.as_ref(),
+            ))
             .await?;
         Ok(render::chat(chat, member, last.as_ref(), users))
     }
 
-    pub async fn set_draft(&self, caller: UserId, target: ChatTarget, draft: Option<String>) -> Result<()> {
+    pub async fn set_draft(
+        &self,
+        caller: UserId,
+        target: ChatTarget,
+        draft: Option<String>,
+    ) -> Result<()> {
         self.change_member(caller, target, |m| {
             let changed = m.draft != draft;
             m.draft = draft;
@@ -92,7 +110,12 @@ impl Core {
         .await
     }
 
-    pub async fn set_notif_prefs(&self, caller: UserId, target: ChatTarget, prefs: types::NotifPrefs) -> Result<()> {
+    pub async fn set_notif_prefs(
+        &self,
+        caller: UserId,
+        target: ChatTarget,
+        prefs: types::NotifPrefs,
+    ) -> Result<()> {
         self.change_member(caller, target, |m| {
             let changed = m.notif != prefs as i32;
             m.notif = prefs as i32;
@@ -117,19 +140,29 @@ impl Core {
         tx.update_member(&member).await?;
         let view = self.chat_view(tx.as_mut(), &chat, &member).await?;
         let logged = tx
-            .append_updates(vec![(caller, render::update(U::Chat(updates::UpdateChat { chat: Some(view) })))])
+            .append_updates(vec![(
+                caller,
+                render::update(U::Chat(updates::UpdateChat { chat: Some(view) })),
+            )])
             .await?;
         self.commit(tx, logged).await
     }
 
     /// Moves the caller's read pointer forward to `message`, which must be in
     /// the chat; a pointer already at or past it stays where it is.
-    pub async fn mark_read(&self, caller: UserId, target: ChatTarget, message: MessageId) -> Result<()> {
+    pub async fn mark_read(
+        &self,
+        caller: UserId,
+        target: ChatTarget,
+        message: MessageId,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         let Some(Access {
             chat,
             member: Some(mut member),
-        }) = self.access(tx.as_mut(), caller, target, Mode::Write).await?
+        }) = self
+            .access(tx.as_mut(), caller, target, Mode::Write)
+            .await?
         else {
             return Err(Error::chat_not_found());
         };
@@ -153,7 +186,9 @@ impl Core {
             unread_count: Some(unread),
             unread_mentions_count: Some(mentions),
         });
-        let logged = tx.append_updates(vec![(caller, render::update(update))]).await?;
+        let logged = tx
+            .append_updates(vec![(caller, render::update(update))])
+            .await?;
         self.commit(tx, logged).await
     }
 }

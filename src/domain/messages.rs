@@ -81,7 +81,9 @@ impl Core {
 
     async fn try_send(&self, caller: UserId, new: NewMessage) -> Result<MessageId> {
         let mut tx = self.begin().await?;
-        let (chat, _) = self.access_for_write(tx.as_mut(), caller, new.target).await?;
+        let (chat, _) = self
+            .access_for_write(tx.as_mut(), caller, new.target)
+            .await?;
         let author = tx
             .users(&[caller])
             .await?
@@ -93,7 +95,11 @@ impl Core {
             ));
         }
         if let Some(reply) = &new.reply {
-            if tx.message(chat.id, reply.message_id, false).await?.is_none() {
+            if tx
+                .message(chat.id, reply.message_id, false)
+                .await?
+                .is_none()
+            {
                 return Err(Error::invalid(
                     "reply_to.message_id",
                     format!("no message {} in this chat", reply.message_id),
@@ -127,7 +133,9 @@ impl Core {
                 message_id: Some(r.message_id.get()),
                 quote: r.quote,
             }),
-            bot_info: new.cloak.map(|c| types::message::MessageBotInfo { cloak: Some(c) }),
+            bot_info: new
+                .cloak
+                .map(|c| types::message::MessageBotInfo { cloak: Some(c) }),
         };
         let row = MessageRow {
             chat_id: chat.id,
@@ -167,8 +175,17 @@ impl Core {
                     draft: None,
                     ..member.clone()
                 };
-                let view = render::chat(&chat, &after, Some(&row), tx.users(&render::referenced_users(&chat, caller, Some(&row))).await?);
-                entries.push((caller, render::update(U::Chat(updates::UpdateChat { chat: Some(view) }))));
+                let view = render::chat(
+                    &chat,
+                    &after,
+                    Some(&row),
+                    tx.users(&render::referenced_users(&chat, caller, Some(&row)))
+                        .await?,
+                );
+                entries.push((
+                    caller,
+                    render::update(U::Chat(updates::UpdateChat { chat: Some(view) })),
+                ));
             }
         }
         let logged = tx.append_updates(entries).await?;
@@ -207,7 +224,9 @@ impl Core {
         limit: usize,
     ) -> Result<messages::Messages> {
         let mut tx = self.begin().await?;
-        let Some(Access { chat, .. }) = self.access(tx.as_mut(), caller, target, Mode::Read).await? else {
+        let Some(Access { chat, .. }) =
+            self.access(tx.as_mut(), caller, target, Mode::Read).await?
+        else {
             tx.commit().await?;
             return Ok(messages::Messages::default());
         };
@@ -223,7 +242,11 @@ impl Core {
                 // The anchor and older take the larger half; newer the rest.
                 let older_limit = limit.div_ceil(2);
                 let older = tx
-                    .messages_before(chat.id, Some(MessageId(id.get().saturating_add(1))), older_limit)
+                    .messages_before(
+                        chat.id,
+                        Some(MessageId(id.get().saturating_add(1))),
+                        older_limit,
+                    )
                     .await?;
                 let mut newer = tx.messages_after(chat.id, id, limit - older_limit).await?;
                 newer.reverse();
@@ -240,23 +263,42 @@ impl Core {
         let users = tx.users(&authors).await?;
         tx.commit().await?;
         Ok(messages::Messages {
-            messages: rows.iter().map(|m| render::message(m, &chat, caller)).collect(),
+            messages: rows
+                .iter()
+                .map(|m| render::message(m, &chat, caller))
+                .collect(),
             users,
         })
     }
 
     pub async fn edit_message(&self, caller: UserId, edit: MessageEdit) -> Result<()> {
         let mut tx = self.begin().await?;
-        let (chat, _) = self.access_for_write(tx.as_mut(), caller, edit.target).await?;
+        let (chat, _) = self
+            .access_for_write(tx.as_mut(), caller, edit.target)
+            .await?;
         let mut row = tx
             .message(chat.id, edit.message_id, true)
             .await?
-            .ok_or_else(|| Error::invalid("message_id", format!("no message {} in this chat", edit.message_id)))?;
+            .ok_or_else(|| {
+                Error::invalid(
+                    "message_id",
+                    format!("no message {} in this chat", edit.message_id),
+                )
+            })?;
         if row.author != caller {
-            return Err(Error::PermissionDenied("only the author may edit a message".into()));
+            return Err(Error::PermissionDenied(
+                "only the author may edit a message".into(),
+            ));
         }
-        if row.body.r#type.is_some_and(|t| t != types::message::MessageType::Unknown as i32) {
-            return Err(Error::invalid("message_id", "system messages cannot be edited"));
+        if row
+            .body
+            .r#type
+            .is_some_and(|t| t != types::message::MessageType::Unknown as i32)
+        {
+            return Err(Error::invalid(
+                "message_id",
+                "system messages cannot be edited",
+            ));
         }
         let body = &mut row.body;
         if let Some(text) = edit.text {
@@ -276,10 +318,25 @@ impl Core {
 
         let members = tx.members(chat.id).await?;
         let mentioned = self
-            .mentioned_members(tx.as_mut(), caller, &row.body.message, &row.body.entities, &members)
+            .mentioned_members(
+                tx.as_mut(),
+                caller,
+                &row.body.message,
+                &row.body.entities,
+                &members,
+            )
             .await?;
-        let removed: Vec<UserId> = row.mentions.iter().copied().filter(|u| !mentioned.contains(u)).collect();
-        let added: Vec<UserId> = mentioned.iter().copied().filter(|u| !row.mentions.contains(u)).collect();
+        let removed: Vec<UserId> = row
+            .mentions
+            .iter()
+            .copied()
+            .filter(|u| !mentioned.contains(u))
+            .collect();
+        let added: Vec<UserId> = mentioned
+            .iter()
+            .copied()
+            .filter(|u| !row.mentions.contains(u))
+            .collect();
         if !removed.is_empty() || !added.is_empty() {
             tx.remention(chat.id, row.id, &removed, &added).await?;
         }
@@ -289,22 +346,31 @@ impl Core {
             .iter()
             .map(|m| {
                 let message = render::message(&row, &chat, m.user_id);
-                (m.user_id, render::update(U::Message(updates::UpdateMessage { message: Some(message) })))
+                (
+                    m.user_id,
+                    render::update(U::Message(updates::UpdateMessage {
+                        message: Some(message),
+                    })),
+                )
             })
             .collect();
         let logged = tx.append_updates(entries).await?;
         self.commit(tx, logged).await
     }
 
-    pub async fn delete_messages(&self, caller: UserId, target: ChatTarget, ids: Vec<MessageId>) -> Result<()> {
+    pub async fn delete_messages(
+        &self,
+        caller: UserId,
+        target: ChatTarget,
+        ids: Vec<MessageId>,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         let (chat, _) = self.access_for_write(tx.as_mut(), caller, target).await?;
         let mut doomed = Vec::with_capacity(ids.len());
         for id in &ids {
-            let row = tx
-                .message(chat.id, *id, true)
-                .await?
-                .ok_or_else(|| Error::invalid("message_ids", format!("no message {id} in this chat")))?;
+            let row = tx.message(chat.id, *id, true).await?.ok_or_else(|| {
+                Error::invalid("message_ids", format!("no message {id} in this chat"))
+            })?;
             let may = row.author == caller || chat.owner == Some(caller);
             if !may {
                 return Err(Error::PermissionDenied(format!(
@@ -316,7 +382,11 @@ impl Core {
         tx.delete_messages(chat.id, &ids).await?;
         tx.forget_messages(chat.id, &doomed).await?;
         if chat.last_message.is_some_and(|last| ids.contains(&last)) {
-            let newest = tx.messages_before(chat.id, None, 1).await?.pop().map(|m| m.id);
+            let newest = tx
+                .messages_before(chat.id, None, 1)
+                .await?
+                .pop()
+                .map(|m| m.id);
             tx.set_last_message(chat.id, newest).await?;
         }
         let members = tx.members(chat.id).await?;

@@ -19,7 +19,9 @@ pub fn peer(chat: &ChatRow, viewer: UserId) -> Option<UserId> {
 
 pub fn chat_ref(chat: &ChatRow, viewer: UserId) -> refs::ChatRef {
     let r = match chat.kind {
-        ChatKind::Direct { low, high } if low == high => refs::chat_ref::Ref::Self_(refs::RefSelf {}),
+        ChatKind::Direct { low, high } if low == high => {
+            refs::chat_ref::Ref::Self_(refs::RefSelf {})
+        }
         ChatKind::Direct { .. } => refs::chat_ref::Ref::User(refs::UserRef {
             user_id: peer(chat, viewer).map_or(0, UserId::get),
         }),

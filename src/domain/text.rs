@@ -23,7 +23,10 @@ pub fn validate_entities(field: &str, text: &str, entities: &[MessageEntity]) ->
     if entities.len() > MAX_LIST_ITEMS {
         return Err(Error::invalid(
             field,
-            format!("{} entities, at most {MAX_LIST_ITEMS} allowed", entities.len()),
+            format!(
+                "{} entities, at most {MAX_LIST_ITEMS} allowed",
+                entities.len()
+            ),
         ));
     }
     let units = text.encode_utf16().count() as u64;
@@ -39,7 +42,10 @@ pub fn validate_entities(field: &str, text: &str, entities: &[MessageEntity]) ->
             ));
         }
         if entity.entity.is_none() {
-            return Err(Error::invalid(&format!("{field}[{i}]"), "no entity kind set"));
+            return Err(Error::invalid(
+                &format!("{field}[{i}]"),
+                "no entity kind set",
+            ));
         }
     }
     Ok(())

@@ -89,7 +89,8 @@ impl State {
     fn put_message(&mut self, message: MessageRow) -> Option<MessageRow> {
         self.by_chat.insert((message.chat_id, message.id));
         if let Some(client_id) = message.client_id {
-            self.client_ids.insert((message.author, client_id), message.id);
+            self.client_ids
+                .insert((message.author, client_id), message.id);
         }
         self.messages.insert(message.id, message)
     }
@@ -240,7 +241,12 @@ impl Tx for MemoryTx {
             .collect())
     }
 
-    async fn direct_chat(&mut self, low: UserId, high: UserId, _lock: bool) -> StoreResult<Option<ChatRow>> {
+    async fn direct_chat(
+        &mut self,
+        low: UserId,
+        high: UserId,
+        _lock: bool,
+    ) -> StoreResult<Option<ChatRow>> {
         Ok(self
             .state
             .direct
@@ -267,7 +273,12 @@ impl Tx for MemoryTx {
         Ok(())
     }
 
-    async fn member(&mut self, chat: ChatId, user: UserId, _lock: bool) -> StoreResult<Option<MemberRow>> {
+    async fn member(
+        &mut self,
+        chat: ChatId,
+        user: UserId,
+        _lock: bool,
+    ) -> StoreResult<Option<MemberRow>> {
         Ok(self.state.members.get(&(chat, user)).cloned())
     }
 
@@ -281,13 +292,21 @@ impl Tx for MemoryTx {
     }
 
     async fn update_member(&mut self, member: &MemberRow) -> StoreResult<()> {
-        if self.state.members.contains_key(&(member.chat_id, member.user_id)) {
+        if self
+            .state
+            .members
+            .contains_key(&(member.chat_id, member.user_id))
+        {
             self.put_member(member.clone());
         }
         Ok(())
     }
 
-    async fn conversations(&mut self, user: UserId, range: ConversationRange) -> StoreResult<Vec<MemberRow>> {
+    async fn conversations(
+        &mut self,
+        user: UserId,
+        range: ConversationRange,
+    ) -> StoreResult<Vec<MemberRow>> {
         let low = range.after.map_or(0, |a| a.saturating_add(1));
         let high = range.before.unwrap_or(u64::MAX);
         if low >= high {
@@ -375,7 +394,12 @@ impl Tx for MemoryTx {
         Ok(())
     }
 
-    async fn count_after(&mut self, chat: ChatId, after: MessageId, user: UserId) -> StoreResult<(u32, u32)> {
+    async fn count_after(
+        &mut self,
+        chat: ChatId,
+        after: MessageId,
+        user: UserId,
+    ) -> StoreResult<(u32, u32)> {
         let mut counts = (0, 0);
         for (_, id) in self
             .state
@@ -395,7 +419,11 @@ impl Tx for MemoryTx {
 
     async fn insert_message(&mut self, message: &MessageRow) -> StoreResult<()> {
         if let Some(client_id) = message.client_id {
-            if self.state.client_ids.contains_key(&(message.author, client_id)) {
+            if self
+                .state
+                .client_ids
+                .contains_key(&(message.author, client_id))
+            {
                 return Err(StoreError::Duplicate);
             }
         }
@@ -403,7 +431,12 @@ impl Tx for MemoryTx {
         Ok(())
     }
 
-    async fn message(&mut self, chat: ChatId, id: MessageId, _lock: bool) -> StoreResult<Option<MessageRow>> {
+    async fn message(
+        &mut self,
+        chat: ChatId,
+        id: MessageId,
+        _lock: bool,
+    ) -> StoreResult<Option<MessageRow>> {
         Ok(self
             .state
             .messages
@@ -419,7 +452,11 @@ impl Tx for MemoryTx {
             .collect())
     }
 
-    async fn message_by_client_id(&mut self, author: UserId, client_id: u64) -> StoreResult<Option<MessageRow>> {
+    async fn message_by_client_id(
+        &mut self,
+        author: UserId,
+        client_id: u64,
+    ) -> StoreResult<Option<MessageRow>> {
         Ok(self
             .state
             .client_ids
@@ -435,7 +472,12 @@ impl Tx for MemoryTx {
 
     async fn delete_messages(&mut self, chat: ChatId, ids: &[MessageId]) -> StoreResult<()> {
         for id in ids {
-            if self.state.messages.get(id).is_some_and(|m| m.chat_id == chat) {
+            if self
+                .state
+                .messages
+                .get(id)
+                .is_some_and(|m| m.chat_id == chat)
+            {
                 if let Some(removed) = self.state.remove_message(*id) {
                     self.undo.push(Box::new(move |s| {
                         s.put_message(removed);
@@ -446,7 +488,12 @@ impl Tx for MemoryTx {
         Ok(())
     }
 
-    async fn messages_before(&mut self, chat: ChatId, before: Option<MessageId>, limit: usize) -> StoreResult<Vec<MessageRow>> {
+    async fn messages_before(
+        &mut self,
+        chat: ChatId,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> StoreResult<Vec<MessageRow>> {
         let end = before.unwrap_or(MessageId(u64::MAX));
         Ok(self
             .state
@@ -458,7 +505,12 @@ impl Tx for MemoryTx {
             .collect())
     }
 
-    async fn messages_after(&mut self, chat: ChatId, after: MessageId, limit: usize) -> StoreResult<Vec<MessageRow>> {
+    async fn messages_after(
+        &mut self,
+        chat: ChatId,
+        after: MessageId,
+        limit: usize,
+    ) -> StoreResult<Vec<MessageRow>> {
         Ok(self
             .state
             .by_chat
@@ -468,7 +520,10 @@ impl Tx for MemoryTx {
             .collect())
     }
 
-    async fn append_updates(&mut self, entries: Vec<(UserId, updates::Update)>) -> StoreResult<Vec<LoggedUpdate>> {
+    async fn append_updates(
+        &mut self,
+        entries: Vec<(UserId, updates::Update)>,
+    ) -> StoreResult<Vec<LoggedUpdate>> {
         let mut logged = Vec::with_capacity(entries.len());
         for (user, update) in entries {
             let log = self.state.logs.entry(user).or_default();
@@ -503,7 +558,12 @@ impl Tx for MemoryTx {
             .map(|e| e.seq))
     }
 
-    async fn updates_after(&mut self, user: UserId, after: u64, limit: usize) -> StoreResult<Vec<LoggedUpdate>> {
+    async fn updates_after(
+        &mut self,
+        user: UserId,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<LoggedUpdate>> {
         let Some(log) = self.state.logs.get(&user) else {
             return Ok(Vec::new());
         };

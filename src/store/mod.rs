@@ -34,7 +34,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChatKind {
     /// `low <= high`; `low == high` is the user's saved messages.
-    Direct { low: UserId, high: UserId },
+    Direct {
+        low: UserId,
+        high: UserId,
+    },
     Group,
 }
 
@@ -130,19 +133,33 @@ pub trait Tx: Send {
     // chats
     async fn chat(&mut self, id: ChatId, lock: bool) -> StoreResult<Option<ChatRow>>;
     async fn chats(&mut self, ids: &[ChatId]) -> StoreResult<Vec<ChatRow>>;
-    async fn direct_chat(&mut self, low: UserId, high: UserId, lock: bool) -> StoreResult<Option<ChatRow>>;
+    async fn direct_chat(
+        &mut self,
+        low: UserId,
+        high: UserId,
+        lock: bool,
+    ) -> StoreResult<Option<ChatRow>>;
     /// Fails with [`StoreError::Duplicate`] when a direct chat of the same
     /// pair was created concurrently.
     async fn insert_chat(&mut self, chat: &ChatRow) -> StoreResult<()>;
     async fn set_last_message(&mut self, chat: ChatId, last: Option<MessageId>) -> StoreResult<()>;
 
     // members
-    async fn member(&mut self, chat: ChatId, user: UserId, lock: bool) -> StoreResult<Option<MemberRow>>;
+    async fn member(
+        &mut self,
+        chat: ChatId,
+        user: UserId,
+        lock: bool,
+    ) -> StoreResult<Option<MemberRow>>;
     async fn members(&mut self, chat: ChatId) -> StoreResult<Vec<MemberRow>>;
     async fn insert_member(&mut self, member: &MemberRow) -> StoreResult<()>;
     /// Writes the member's read state, draft and notification preference.
     async fn update_member(&mut self, member: &MemberRow) -> StoreResult<()>;
-    async fn conversations(&mut self, user: UserId, range: ConversationRange) -> StoreResult<Vec<MemberRow>>;
+    async fn conversations(
+        &mut self,
+        user: UserId,
+        range: ConversationRange,
+    ) -> StoreResult<Vec<MemberRow>>;
     /// Records a new message for every member: the sort key moves up to it;
     /// the author's read pointer moves to it, their counters reset and their
     /// draft clears; every other member's unread count grows by one, and
@@ -169,28 +186,60 @@ pub trait Tx: Send {
     ) -> StoreResult<()>;
     /// (unread, unread mentions) for `user` if its pointer were at `after`:
     /// counts only the messages after it, so it costs the unread window.
-    async fn count_after(&mut self, chat: ChatId, after: MessageId, user: UserId) -> StoreResult<(u32, u32)>;
+    async fn count_after(
+        &mut self,
+        chat: ChatId,
+        after: MessageId,
+        user: UserId,
+    ) -> StoreResult<(u32, u32)>;
 
     // messages
     /// Fails with [`StoreError::Duplicate`] when (author, client_id) is taken.
     async fn insert_message(&mut self, message: &MessageRow) -> StoreResult<()>;
-    async fn message(&mut self, chat: ChatId, id: MessageId, lock: bool) -> StoreResult<Option<MessageRow>>;
+    async fn message(
+        &mut self,
+        chat: ChatId,
+        id: MessageId,
+        lock: bool,
+    ) -> StoreResult<Option<MessageRow>>;
     async fn messages_by_id(&mut self, ids: &[MessageId]) -> StoreResult<Vec<MessageRow>>;
-    async fn message_by_client_id(&mut self, author: UserId, client_id: u64) -> StoreResult<Option<MessageRow>>;
+    async fn message_by_client_id(
+        &mut self,
+        author: UserId,
+        client_id: u64,
+    ) -> StoreResult<Option<MessageRow>>;
     async fn update_message(&mut self, message: &MessageRow) -> StoreResult<()>;
     async fn delete_messages(&mut self, chat: ChatId, ids: &[MessageId]) -> StoreResult<()>;
     /// Newest first, ids below `before` (all when `None`).
-    async fn messages_before(&mut self, chat: ChatId, before: Option<MessageId>, limit: usize) -> StoreResult<Vec<MessageRow>>;
+    async fn messages_before(
+        &mut self,
+        chat: ChatId,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> StoreResult<Vec<MessageRow>>;
     /// Oldest first, ids above `after`.
-    async fn messages_after(&mut self, chat: ChatId, after: MessageId, limit: usize) -> StoreResult<Vec<MessageRow>>;
+    async fn messages_after(
+        &mut self,
+        chat: ChatId,
+        after: MessageId,
+        limit: usize,
+    ) -> StoreResult<Vec<MessageRow>>;
 
     // update log
     /// Appends each update to its user's log; returns them with their seqs.
-    async fn append_updates(&mut self, entries: Vec<(UserId, updates::Update)>) -> StoreResult<Vec<LoggedUpdate>>;
+    async fn append_updates(
+        &mut self,
+        entries: Vec<(UserId, updates::Update)>,
+    ) -> StoreResult<Vec<LoggedUpdate>>;
     /// The newest seq of the user's log (0 when empty).
     async fn update_head(&mut self, user: UserId) -> StoreResult<u64>;
     /// The oldest seq still kept, if any entry is.
     async fn oldest_update(&mut self, user: UserId) -> StoreResult<Option<u64>>;
     /// Up to `limit` entries with seq > `after`, in order.
-    async fn updates_after(&mut self, user: UserId, after: u64, limit: usize) -> StoreResult<Vec<LoggedUpdate>>;
+    async fn updates_after(
+        &mut self,
+        user: UserId,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<LoggedUpdate>>;
 }

@@ -275,7 +275,10 @@ impl Tx for PgTx {
         let rows = self
             .query("SELECT id FROM users WHERE username = ANY($1)", &[&names])
             .await?;
-        Ok(rows.iter().map(|r| UserId(r.get::<_, i64>(0) as u64)).collect())
+        Ok(rows
+            .iter()
+            .map(|r| UserId(r.get::<_, i64>(0) as u64))
+            .collect())
     }
 
     async fn upsert_users(&mut self, users: &[types::User]) -> StoreResult<()> {
@@ -300,7 +303,9 @@ impl Tx for PgTx {
              ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, username = EXCLUDED.username,
                  photo_file_id = EXCLUDED.photo_file_id, photo_preview = EXCLUDED.photo_preview,
                  bot = EXCLUDED.bot, icon = EXCLUDED.icon, color = EXCLUDED.color",
-            &[&id, &name, &username, &photo_id, &preview, &bot, &icon, &color],
+            &[
+                &id, &name, &username, &photo_id, &preview, &bot, &icon, &color,
+            ],
         )
         .await?;
         Ok(())
@@ -334,7 +339,12 @@ impl Tx for PgTx {
         rows.iter().map(chat_from).collect()
     }
 
-    async fn direct_chat(&mut self, low: UserId, high: UserId, lock: bool) -> StoreResult<Option<ChatRow>> {
+    async fn direct_chat(
+        &mut self,
+        low: UserId,
+        high: UserId,
+        lock: bool,
+    ) -> StoreResult<Option<ChatRow>> {
         let sql = format!(
             "SELECT {CHAT_COLUMNS} FROM chats WHERE kind = 0 AND dm_low = $1 AND dm_high = $2{}",
             lock_clause(lock)
@@ -347,7 +357,9 @@ impl Tx for PgTx {
 
     async fn insert_chat(&mut self, chat: &ChatRow) -> StoreResult<()> {
         let (kind, low, high) = match chat.kind {
-            ChatKind::Direct { low, high } => (0i16, Some(low.get() as i64), Some(high.get() as i64)),
+            ChatKind::Direct { low, high } => {
+                (0i16, Some(low.get() as i64), Some(high.get() as i64))
+            }
             ChatKind::Group => (1i16, None, None),
         };
         let inserted = self
@@ -384,7 +396,12 @@ impl Tx for PgTx {
         Ok(())
     }
 
-    async fn member(&mut self, chat: ChatId, user: UserId, lock: bool) -> StoreResult<Option<MemberRow>> {
+    async fn member(
+        &mut self,
+        chat: ChatId,
+        user: UserId,
+        lock: bool,
+    ) -> StoreResult<Option<MemberRow>> {
         let sql = format!(
             "SELECT {MEMBER_COLUMNS} FROM members WHERE chat_id = $1 AND user_id = $2{}",
             lock_clause(lock)
@@ -444,7 +461,11 @@ impl Tx for PgTx {
         Ok(())
     }
 
-    async fn conversations(&mut self, user: UserId, range: ConversationRange) -> StoreResult<Vec<MemberRow>> {
+    async fn conversations(
+        &mut self,
+        user: UserId,
+        range: ConversationRange,
+    ) -> StoreResult<Vec<MemberRow>> {
         let before = range.before.map_or(i64::MAX, clamp);
         let after = range.after.map_or(0, clamp);
         let rows = self
@@ -534,13 +555,22 @@ impl Tx for PgTx {
         Ok(())
     }
 
-    async fn count_after(&mut self, chat: ChatId, after: MessageId, user: UserId) -> StoreResult<(u32, u32)> {
+    async fn count_after(
+        &mut self,
+        chat: ChatId,
+        after: MessageId,
+        user: UserId,
+    ) -> StoreResult<(u32, u32)> {
         let rows = self
             .query(
                 "SELECT count(*) FILTER (WHERE author_id <> $3),
                         count(*) FILTER (WHERE author_id <> $3 AND $3 = ANY(mentions))
                  FROM messages WHERE chat_id = $1 AND id > $2",
-                &[&(chat.get() as i64), &clamp(after.get()), &(user.get() as i64)],
+                &[
+                    &(chat.get() as i64),
+                    &clamp(after.get()),
+                    &(user.get() as i64),
+                ],
             )
             .await?;
         let row = &rows[0];
@@ -568,7 +598,12 @@ impl Tx for PgTx {
         Ok(())
     }
 
-    async fn message(&mut self, chat: ChatId, id: MessageId, lock: bool) -> StoreResult<Option<MessageRow>> {
+    async fn message(
+        &mut self,
+        chat: ChatId,
+        id: MessageId,
+        lock: bool,
+    ) -> StoreResult<Option<MessageRow>> {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $2 AND chat_id = $1{}",
             lock_clause(lock)
@@ -589,7 +624,11 @@ impl Tx for PgTx {
         messages_from(&rows)
     }
 
-    async fn message_by_client_id(&mut self, author: UserId, client_id: u64) -> StoreResult<Option<MessageRow>> {
+    async fn message_by_client_id(
+        &mut self,
+        author: UserId,
+        client_id: u64,
+    ) -> StoreResult<Option<MessageRow>> {
         let rows = self
             .query(
                 &format!(
@@ -624,7 +663,12 @@ impl Tx for PgTx {
         Ok(())
     }
 
-    async fn messages_before(&mut self, chat: ChatId, before: Option<MessageId>, limit: usize) -> StoreResult<Vec<MessageRow>> {
+    async fn messages_before(
+        &mut self,
+        chat: ChatId,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> StoreResult<Vec<MessageRow>> {
         let rows = self
             .query(
                 &format!(
@@ -641,7 +685,12 @@ impl Tx for PgTx {
         messages_from(&rows)
     }
 
-    async fn messages_after(&mut self, chat: ChatId, after: MessageId, limit: usize) -> StoreResult<Vec<MessageRow>> {
+    async fn messages_after(
+        &mut self,
+        chat: ChatId,
+        after: MessageId,
+        limit: usize,
+    ) -> StoreResult<Vec<MessageRow>> {
         let rows = self
             .query(
                 &format!(
@@ -654,7 +703,10 @@ impl Tx for PgTx {
         messages_from(&rows)
     }
 
-    async fn append_updates(&mut self, entries: Vec<(UserId, updates::Update)>) -> StoreResult<Vec<LoggedUpdate>> {
+    async fn append_updates(
+        &mut self,
+        entries: Vec<(UserId, updates::Update)>,
+    ) -> StoreResult<Vec<LoggedUpdate>> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
@@ -726,7 +778,12 @@ impl Tx for PgTx {
         Ok(rows.first().map(|r| r.get::<_, i64>(0) as u64))
     }
 
-    async fn updates_after(&mut self, user: UserId, after: u64, limit: usize) -> StoreResult<Vec<LoggedUpdate>> {
+    async fn updates_after(
+        &mut self,
+        user: UserId,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<LoggedUpdate>> {
         let rows = self
             .query(
                 "SELECT seq, payload FROM updates WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",

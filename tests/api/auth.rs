@@ -1,0 +1,147 @@
+//! Identity: bearer tokens, roles, and registration from the `name` claim.
+
+use osmium_chat::proto::chats;
+use osmium_chat::proto::service::UpsertUsers;
+use osmium_chat::proto::types;
+use tonic::Code;
+
+use crate::helpers::{assert_code, both_engines, dm, next_user_id, saved, TestApp, AUDIENCE};
+
+async fn calls_without_a_valid_token_are_unauthenticated(app: TestApp) {
+    let mut anonymous = osmium_chat::proto::service::chat_service_client::ChatServiceClient::new(
+        app.channel().await,
+    );
+    assert_code(
+        anonymous.get_chats(chats::GetChats::default()).await,
+        Code::Unauthenticated,
+        "authorization",
+    );
+
+    let mut garbage = app.client_with_token("not-a-jwt").await;
+    assert_code(
+        garbage.get_chats(chats::GetChats::default()).await,
+        Code::Unauthenticated,
+        "token",
+    );
+
+    let forged =
+        osmium_chat::auth::issue(b"another secret", AUDIENCE, 5, None, false, 60).expect("signs");
+    let mut forged = app.client_with_token(&forged).await;
+    assert_code(
+        forged.get_chats(chats::GetChats::default()).await,
+        Code::Unauthenticated,
+        "token",
+    );
+
+    let elsewhere = osmium_chat::auth::issue(
+        crate::helpers::SECRET.as_bytes(),
+        "another-service",
+        5,
+        None,
+        false,
+        60,
+    )
+    .expect("signs");
+    let mut elsewhere = app.client_with_token(&elsewhere).await;
+    assert_code(
+        elsewhere.get_chats(chats::GetChats::default()).await,
+        Code::Unauthenticated,
+        "token",
+    );
+}
+
+async fn only_service_tokens_may_upsert_users(app: TestApp) {
+    let user_token = app.token(7, None, false);
+    let value = format!("Bearer {user_token}").parse().expect("ascii");
+    let mut as_user =
+        osmium_chat::proto::service::user_directory_client::UserDirectoryClient::with_interceptor(
+            app.channel().await,
+            crate::helpers::Bearer(value),
+        );
+    let users = UpsertUsers {
+        users: vec![types::User {
+            id: 7,
+            name: "Mallory".into(),
+            ..Default::default()
+        }],
+    };
+    assert_code(
+        as_user.upsert_users(users.clone()).await,
+        Code::PermissionDenied,
+        "service",
+    );
+
+    let mut directory = app.directory().await;
+    directory.upsert_users(users).await.expect("a service may");
+    assert_code(
+        directory
+            .upsert_users(UpsertUsers {
+                users: vec![
+                    types::User {
+                        id: 8,
+                        name: "A".into(),
+                        ..Default::default()
+                    },
+                    types::User {
+                        id: 8,
+                        name: "B".into(),
+                        ..Default::default()
+                    },
+                ],
+            })
+            .await,
+        Code::InvalidArgument,
+        "users[1].id",
+    );
+    assert_code(
+        directory
+            .upsert_users(UpsertUsers {
+                users: vec![types::User {
+                    id: 9,
+                    name: " ".into(),
+                    ..Default::default()
+                }],
+            })
+            .await,
+        Code::InvalidArgument,
+        "users[0].name",
+    );
+}
+
+async fn a_name_claim_registers_the_caller_on_first_use(app: TestApp) {
+    let newcomer = next_user_id();
+    let mut ann = app.user("Ann").await;
+    // Unknown without a name claim.
+    assert_code(
+        ann.client
+            .get_chat(chats::GetChat {
+                chat_ref: dm(newcomer),
+            })
+            .await,
+        Code::NotFound,
+        "not found",
+    );
+
+    let mut client = app
+        .client_with_token(&app.token(newcomer, Some("Newcomer"), false))
+        .await;
+    client
+        .get_chat(chats::GetChat { chat_ref: saved() })
+        .await
+        .expect("registered and served");
+    let chat = ann
+        .client
+        .get_chat(chats::GetChat {
+            chat_ref: dm(newcomer),
+        })
+        .await
+        .expect("now known")
+        .into_inner();
+    assert_eq!(chat.users[0].name, "Newcomer");
+}
+
+both_engines!(
+    calls_without_a_valid_token_are_unauthenticated,
+    only_service_tokens_may_upsert_users,
+    a_name_claim_registers_the_caller_on_first_use,
+);

@@ -1,0 +1,12 @@
+//! The integration suite: every scenario runs against a real server over
+//! gRPC, once on the embedded engine and once on a real Postgres.
+
+mod helpers;
+mod support;
+
+mod auth;
+mod chats;
+mod lifecycle;
+mod messages;
+mod read_state;
+mod updates;
