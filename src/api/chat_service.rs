@@ -42,46 +42,49 @@ impl ChatService for ChatApi {
         respond(result.await)
     }
 
-    async fn create_chat(&self, _: Request<chats::CreateChat>) -> Reply_<types::Group> {
-        Err(later("CreateChat"))
+    async fn create_chat(&self, request: Request<chats::CreateChat>) -> Reply_<types::Group> {
+        super::groups::create_chat(&self.core, request).await
     }
 
-    async fn edit_chat(&self, _: Request<chats::EditChat>) -> Reply_<chats::Chat> {
-        Err(later("EditChat"))
+    async fn edit_chat(&self, request: Request<chats::EditChat>) -> Reply_<chats::Chat> {
+        super::groups::edit_chat(&self.core, request).await
     }
 
-    async fn add_chat_member(&self, _: Request<chats::AddChatMember>) -> Reply_<()> {
-        Err(later("AddChatMember"))
+    async fn add_chat_member(&self, request: Request<chats::AddChatMember>) -> Reply_<()> {
+        super::groups::add_chat_member(&self.core, request).await
     }
 
-    async fn remove_chat_member(&self, _: Request<chats::RemoveChatMember>) -> Reply_<()> {
-        Err(later("RemoveChatMember"))
+    async fn remove_chat_member(&self, request: Request<chats::RemoveChatMember>) -> Reply_<()> {
+        super::groups::remove_chat_member(&self.core, request).await
     }
 
     async fn create_chat_invite(
         &self,
-        _: Request<chats::CreateChatInvite>,
+        request: Request<chats::CreateChatInvite>,
     ) -> Reply_<auth::CreatedInvite> {
-        Err(later("CreateChatInvite"))
+        super::groups::create_chat_invite(&self.core, request).await
     }
 
     async fn list_chat_invites(
         &self,
-        _: Request<chats::ListChatInvites>,
+        request: Request<chats::ListChatInvites>,
     ) -> Reply_<auth::InviteList> {
-        Err(later("ListChatInvites"))
+        super::groups::list_chat_invites(&self.core, request).await
     }
 
-    async fn delete_chat_invite(&self, _: Request<chats::DeleteChatInvite>) -> Reply_<()> {
-        Err(later("DeleteChatInvite"))
+    async fn delete_chat_invite(&self, request: Request<chats::DeleteChatInvite>) -> Reply_<()> {
+        super::groups::delete_chat_invite(&self.core, request).await
     }
 
-    async fn lookup_invite(&self, _: Request<auth::LookupInvite>) -> Reply_<auth::InvitePreview> {
-        Err(later("LookupInvite"))
+    async fn lookup_invite(
+        &self,
+        request: Request<auth::LookupInvite>,
+    ) -> Reply_<auth::InvitePreview> {
+        super::groups::lookup_invite(&self.core, request).await
     }
 
-    async fn use_invite(&self, _: Request<auth::UseInvite>) -> Reply_<()> {
-        Err(later("UseInvite"))
+    async fn use_invite(&self, request: Request<auth::UseInvite>) -> Reply_<()> {
+        super::groups::use_invite(&self.core, request).await
     }
 
     async fn mark_chat_read(&self, request: Request<chats::MarkChatRead>) -> Reply_<()> {

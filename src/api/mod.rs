@@ -4,6 +4,7 @@
 
 mod chat_service;
 mod directory;
+mod groups;
 mod parse;
 mod subscribe;
 

@@ -120,3 +120,36 @@ pub fn media(field: &str, refs: Vec<media::MediaRef>) -> Result<Vec<media::Messa
         })
         .collect()
 }
+
+/// A ref that must name a group, for the calls that only groups have.
+pub fn group(field: &str, chat_ref: Option<&refs::ChatRef>, caller: UserId) -> Result<ChatId> {
+    match target(field, chat_ref, caller)? {
+        ChatTarget::Group(id) => Ok(id),
+        _ => Err(Error::invalid(field, "must be a group")),
+    }
+}
+
+/// A group name: 1 to 128 characters once trimmed.
+pub fn group_name(field: &str, name: &str) -> Result<String> {
+    let trimmed = name.trim();
+    let chars = trimmed.chars().count();
+    if chars == 0 || chars > crate::domain::limits::MAX_GROUP_NAME_CHARS {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "must be 1 to {} characters after trimming, got {chars}",
+                crate::domain::limits::MAX_GROUP_NAME_CHARS
+            ),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// An invite code as a caller hands it back.
+pub fn invite_code(code: &str) -> Result<&str> {
+    let code = code.trim();
+    if code.is_empty() || code.len() > 64 {
+        return Err(Error::invalid("code", "must be 1 to 64 characters"));
+    }
+    Ok(code)
+}

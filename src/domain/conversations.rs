@@ -4,15 +4,30 @@
 use std::collections::HashMap;
 
 use super::access::{Access, Mode};
-use super::ids::{MessageId, UserId};
+use super::ids::{ChatId, MessageId, UserId};
 use super::render;
 use super::target::ChatTarget;
 use super::Core;
 use crate::error::{Error, Result};
 use crate::proto::{chats, types, updates};
-use crate::store::{ChatRow, ConversationRange, MemberRow, Tx};
+use crate::store::{ChatKind, ChatRow, ConversationRange, MemberRow, Tx};
 
 use updates::update::Update as U;
+
+/// Users sent along per group in a GetChats page: enough for a title and
+/// avatars, bounded so a page of large groups stays small. The full
+/// participant ids are in each `Group`.
+const PARTICIPANT_USERS_PER_GROUP: usize = 10;
+
+/// A chat's members, oldest first.
+pub async fn participants(tx: &mut dyn Tx, chat: ChatId) -> Result<Vec<UserId>> {
+    Ok(tx
+        .members_of(&[chat])
+        .await?
+        .into_iter()
+        .map(|(_, u)| u)
+        .collect())
+}
 
 impl Core {
     /// One page of the caller's conversations, newest activity first, with
@@ -39,9 +54,27 @@ impl Core {
             .into_iter()
             .map(|m| (m.chat_id, m))
             .collect();
+        let group_ids: Vec<_> = chat_rows
+            .values()
+            .filter(|c| c.kind == ChatKind::Group)
+            .map(|c| c.id)
+            .collect();
+        let mut participants: HashMap<ChatId, Vec<UserId>> = HashMap::new();
+        for (chat, user) in tx.members_of(&group_ids).await? {
+            participants.entry(chat).or_default().push(user);
+        }
         let mut user_ids = Vec::new();
         for chat in chat_rows.values() {
-            for user in render::referenced_users(chat, caller, last.get(&chat.id)) {
+            let shown = participants
+                .get(&chat.id)
+                .into_iter()
+                .flatten()
+                .take(PARTICIPANT_USERS_PER_GROUP)
+                .copied();
+            for user in render::referenced_users(chat, caller, last.get(&chat.id))
+                .into_iter()
+                .chain(shown)
+            {
                 if !user_ids.contains(&user) {
                     user_ids.push(user);
                 }
@@ -62,6 +95,9 @@ impl Core {
             if let Some(message) = last.get(&chat.id) {
                 page.messages.push(render::message(message, chat, caller));
             }
+            if let Some(people) = participants.get(&chat.id) {
+                page.groups.push(render::group(chat, people, caller));
+            }
         }
         Ok(page)
     }
@@ -75,7 +111,7 @@ impl Core {
         Ok(view)
     }
 
-    /// The `Chat` as `member` sees it.
+    /// The `Chat` as `member` sees it, with every participant of a group.
     pub async fn chat_view(
         &self,
         tx: &mut dyn Tx,
@@ -86,14 +122,24 @@ impl Core {
             Some(id) => tx.message(chat.id, id, false).await?,
             None => None,
         };
-        let users = tx
-            .users(&render::referenced_users(
-                chat,
-                member.user_id,
-                last.as_ref(),
-            ))
-            .await?;
-        Ok(render::chat(chat, member, last.as_ref(), users))
+        let participants = match chat.kind {
+            ChatKind::Group => Some(participants(tx, chat.id).await?),
+            ChatKind::Direct { .. } => None,
+        };
+        let mut wanted = render::referenced_users(chat, member.user_id, last.as_ref());
+        for user in participants.iter().flatten() {
+            if !wanted.contains(user) {
+                wanted.push(*user);
+            }
+        }
+        let users = tx.users(&wanted).await?;
+        Ok(render::chat(
+            chat,
+            member,
+            last.as_ref(),
+            participants.as_deref(),
+            users,
+        ))
     }
 
     pub async fn set_draft(

@@ -145,52 +145,61 @@ impl Core {
             mentions: mentioned.clone(),
             body,
         };
-        tx.insert_message(&row).await?;
-        let before = tx.record_message(chat.id, id, caller, &mentioned).await?;
-        tx.set_last_message(chat.id, Some(id)).await?;
-        let chat = ChatRow {
-            last_message: Some(id),
-            ..chat
-        };
+        let entries = self.post(tx.as_mut(), &chat, &row, &author).await?;
+        let logged = tx.append_updates(entries).await?;
+        self.commit(tx, logged).await?;
+        Ok(id)
+    }
 
+    /// Stores a message (a user's or a system one) and builds its updates:
+    /// every member gets `UpdateMessageCreated`, and an author whose draft
+    /// the message cleared gets `UpdateChat` as well.
+    pub(super) async fn post(
+        &self,
+        tx: &mut dyn Tx,
+        chat: &ChatRow,
+        row: &MessageRow,
+        author: &types::User,
+    ) -> Result<Vec<(UserId, updates::Update)>> {
+        tx.insert_message(row).await?;
+        let before = tx
+            .record_message(chat.id, row.id, row.author, &row.mentions)
+            .await?;
+        tx.set_last_message(chat.id, Some(row.id)).await?;
+        let chat = ChatRow {
+            last_message: Some(row.id),
+            ..chat.clone()
+        };
         let mut entries = Vec::with_capacity(before.len() + 1);
         for member in &before {
-            let is_author = member.user_id == caller;
+            let is_author = member.user_id == row.author;
             entries.push((
                 member.user_id,
                 render::update(U::MessageCreated(updates::UpdateMessageCreated {
-                    message: Some(render::message(&row, &chat, member.user_id)),
+                    message: Some(render::message(row, &chat, member.user_id)),
                     channel_unread_count: if is_author { 0 } else { member.unread + 1 },
                     author: Some(author.clone()),
-                    client_id: if is_author { new.client_id } else { None },
+                    client_id: if is_author { row.client_id } else { None },
                 })),
             ));
             if is_author && member.draft.is_some() {
                 // The send cleared the author's draft: their other sessions must drop it too.
                 let after = MemberRow {
-                    sort_key: member.sort_key.max(id.get()),
-                    last_read: member.last_read.max(id.get()),
+                    sort_key: member.sort_key.max(row.id.get()),
+                    last_read: member.last_read.max(row.id.get()),
                     unread: 0,
                     mentions: 0,
                     draft: None,
                     ..member.clone()
                 };
-                let view = render::chat(
-                    &chat,
-                    &after,
-                    Some(&row),
-                    tx.users(&render::referenced_users(&chat, caller, Some(&row)))
-                        .await?,
-                );
+                let view = self.chat_view(tx, &chat, &after).await?;
                 entries.push((
-                    caller,
+                    row.author,
                     render::update(U::Chat(updates::UpdateChat { chat: Some(view) })),
                 ));
             }
         }
-        let logged = tx.append_updates(entries).await?;
-        self.commit(tx, logged).await?;
-        Ok(id)
+        Ok(entries)
     }
 
     /// Chat members (other than the author) that the text mentions.

@@ -4,7 +4,9 @@
 
 pub mod access;
 pub mod conversations;
+pub mod groups;
 pub mod ids;
+pub mod invites;
 pub mod limits;
 pub mod messages;
 pub mod render;

@@ -63,17 +63,30 @@ pub fn referenced_users(chat: &ChatRow, viewer: UserId, last: Option<&MessageRow
     users
 }
 
+/// A group as `viewer` sees it; `participants` oldest member first.
+pub fn group(chat: &ChatRow, participants: &[UserId], viewer: UserId) -> types::Group {
+    types::Group {
+        id: chat.id.get(),
+        name: chat.name.clone(),
+        owner: chat.owner == Some(viewer),
+        participant_ids: participants.iter().map(|u| u.get()).collect(),
+        photo: chat.photo.clone(),
+    }
+}
+
+/// `participants` is `Some` for groups.
 pub fn chat(
     chat: &ChatRow,
     member: &MemberRow,
     last: Option<&MessageRow>,
+    participants: Option<&[UserId]>,
     users: Vec<types::User>,
 ) -> chats::Chat {
     chats::Chat {
         chat: Some(conversation(chat, member)),
         message: last.map(|m| message(m, chat, member.user_id)),
         users,
-        group: None,
+        group: participants.map(|p| group(chat, p, member.user_id)),
     }
 }
 

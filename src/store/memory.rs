@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::{
-    ChatKind, ChatRow, ConversationRange, LoggedUpdate, MemberRow, MessageRow, Store, StoreError,
-    StoreResult, Tx,
+    ChatKind, ChatRow, ConversationRange, InviteRow, LoggedUpdate, MemberRow, MessageRow, Store,
+    StoreError, StoreResult, Tx,
 };
 use crate::domain::ids::{ChatId, MessageId, UserId};
 use crate::proto::{types, updates};
@@ -46,6 +46,7 @@ struct State {
     /// (chat, message): the history index.
     by_chat: BTreeSet<(ChatId, MessageId)>,
     client_ids: HashMap<(UserId, u64), MessageId>,
+    invites: HashMap<String, InviteRow>,
     logs: HashMap<UserId, Log>,
 }
 
@@ -139,6 +140,41 @@ impl MemoryTx {
                 s.put_message(p);
             }
         }));
+    }
+
+    fn put_invite(&mut self, invite: InviteRow) {
+        let code = invite.code.clone();
+        let previous = self.state.invites.insert(code.clone(), invite);
+        self.undo.push(Box::new(move |s| {
+            match previous {
+                Some(p) => s.invites.insert(code, p),
+                None => s.invites.remove(&code),
+            };
+        }));
+    }
+
+    fn take_member(&mut self, chat: ChatId, user: UserId) {
+        if let Some(removed) = self.state.remove_member(chat, user) {
+            self.undo.push(Box::new(move |s| {
+                s.put_member(removed);
+            }));
+        }
+    }
+
+    fn take_message(&mut self, id: MessageId) {
+        if let Some(removed) = self.state.remove_message(id) {
+            self.undo.push(Box::new(move |s| {
+                s.put_message(removed);
+            }));
+        }
+    }
+
+    fn take_invite(&mut self, code: &str) {
+        if let Some(removed) = self.state.invites.remove(code) {
+            self.undo.push(Box::new(move |s| {
+                s.invites.insert(removed.code.clone(), removed);
+            }));
+        }
     }
 
     fn put_chat(&mut self, chat: ChatRow) {
@@ -273,6 +309,107 @@ impl Tx for MemoryTx {
         Ok(())
     }
 
+    async fn update_chat(&mut self, chat: &ChatRow) -> StoreResult<()> {
+        if let Some(current) = self.state.chats.get(&chat.id).cloned() {
+            self.put_chat(ChatRow {
+                name: chat.name.clone(),
+                owner: chat.owner,
+                photo: chat.photo.clone(),
+                highlighted: chat.highlighted,
+                ..current
+            });
+        }
+        Ok(())
+    }
+
+    async fn delete_chat(&mut self, chat: ChatId) -> StoreResult<()> {
+        let members: Vec<UserId> = self.state.chat_members(chat).map(|m| m.user_id).collect();
+        for user in members {
+            self.take_member(chat, user);
+        }
+        let messages: Vec<MessageId> = self
+            .state
+            .by_chat
+            .range((chat, MessageId(0))..=(chat, MessageId(u64::MAX)))
+            .map(|(_, id)| *id)
+            .collect();
+        for id in messages {
+            self.take_message(id);
+        }
+        let invites: Vec<String> = self
+            .state
+            .invites
+            .values()
+            .filter(|i| i.chat_id == chat)
+            .map(|i| i.code.clone())
+            .collect();
+        for code in invites {
+            self.take_invite(&code);
+        }
+        if let Some(removed) = self.state.remove_chat(chat) {
+            self.undo.push(Box::new(move |s| {
+                s.put_chat(removed);
+            }));
+        }
+        Ok(())
+    }
+
+    async fn members_of(&mut self, chats: &[ChatId]) -> StoreResult<Vec<(ChatId, UserId)>> {
+        let mut all = Vec::new();
+        for chat in chats {
+            let mut members: Vec<&MemberRow> = self.state.chat_members(*chat).collect();
+            members.sort_by_key(|m| (m.joined, m.user_id));
+            all.extend(members.iter().map(|m| (m.chat_id, m.user_id)));
+        }
+        Ok(all)
+    }
+
+    async fn remove_member(&mut self, chat: ChatId, user: UserId) -> StoreResult<()> {
+        self.take_member(chat, user);
+        Ok(())
+    }
+
+    async fn insert_invite(&mut self, invite: &InviteRow) -> StoreResult<()> {
+        if self.state.invites.contains_key(&invite.code) {
+            return Err(StoreError::Duplicate);
+        }
+        self.put_invite(invite.clone());
+        Ok(())
+    }
+
+    async fn invite(&mut self, code: &str, _lock: bool) -> StoreResult<Option<InviteRow>> {
+        Ok(self.state.invites.get(code).cloned())
+    }
+
+    async fn invites(
+        &mut self,
+        chat: ChatId,
+        creator: Option<UserId>,
+    ) -> StoreResult<Vec<InviteRow>> {
+        let mut found: Vec<InviteRow> = self
+            .state
+            .invites
+            .values()
+            .filter(|i| i.chat_id == chat && creator.is_none_or(|c| i.creator == c))
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (a.created_at, &a.code).cmp(&(b.created_at, &b.code)));
+        Ok(found)
+    }
+
+    async fn delete_invite(&mut self, code: &str) -> StoreResult<()> {
+        self.take_invite(code);
+        Ok(())
+    }
+
+    async fn count_invite_use(&mut self, code: &str) -> StoreResult<()> {
+        if let Some(mut invite) = self.state.invites.get(code).cloned() {
+            invite.uses += 1;
+            self.put_invite(invite);
+        }
+        Ok(())
+    }
+
     async fn member(
         &mut self,
         chat: ChatId,
@@ -283,7 +420,9 @@ impl Tx for MemoryTx {
     }
 
     async fn members(&mut self, chat: ChatId) -> StoreResult<Vec<MemberRow>> {
-        Ok(self.state.chat_members(chat).cloned().collect())
+        let mut members: Vec<MemberRow> = self.state.chat_members(chat).cloned().collect();
+        members.sort_by_key(|m| (m.joined, m.user_id));
+        Ok(members)
     }
 
     async fn insert_member(&mut self, member: &MemberRow) -> StoreResult<()> {

@@ -86,6 +86,21 @@ pub struct MessageRow {
     pub body: types::Message,
 }
 
+/// A group invite.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InviteRow {
+    pub code: String,
+    pub chat_id: ChatId,
+    pub creator: UserId,
+    /// Unix milliseconds.
+    pub created_at: u64,
+    /// Unix milliseconds; `None` never expires.
+    pub expires_at: Option<u64>,
+    /// `None`: unlimited.
+    pub max_uses: Option<u32>,
+    pub uses: u32,
+}
+
 /// A page of one user's conversations, newest activity first.
 #[derive(Clone, Copy, Debug)]
 pub struct ConversationRange {
@@ -143,6 +158,10 @@ pub trait Tx: Send {
     /// pair was created concurrently.
     async fn insert_chat(&mut self, chat: &ChatRow) -> StoreResult<()>;
     async fn set_last_message(&mut self, chat: ChatId, last: Option<MessageId>) -> StoreResult<()>;
+    /// Writes a group's name, owner, photo and highlighted message.
+    async fn update_chat(&mut self, chat: &ChatRow) -> StoreResult<()>;
+    /// Deletes a chat with its members, messages and invites.
+    async fn delete_chat(&mut self, chat: ChatId) -> StoreResult<()>;
 
     // members
     async fn member(
@@ -152,7 +171,10 @@ pub trait Tx: Send {
         lock: bool,
     ) -> StoreResult<Option<MemberRow>>;
     async fn members(&mut self, chat: ChatId) -> StoreResult<Vec<MemberRow>>;
+    /// (chat, user) of every member of the given chats, oldest members first.
+    async fn members_of(&mut self, chats: &[ChatId]) -> StoreResult<Vec<(ChatId, UserId)>>;
     async fn insert_member(&mut self, member: &MemberRow) -> StoreResult<()>;
+    async fn remove_member(&mut self, chat: ChatId, user: UserId) -> StoreResult<()>;
     /// Writes the member's read state, draft and notification preference.
     async fn update_member(&mut self, member: &MemberRow) -> StoreResult<()>;
     async fn conversations(
@@ -224,6 +246,19 @@ pub trait Tx: Send {
         after: MessageId,
         limit: usize,
     ) -> StoreResult<Vec<MessageRow>>;
+
+    // invites
+    async fn insert_invite(&mut self, invite: &InviteRow) -> StoreResult<()>;
+    async fn invite(&mut self, code: &str, lock: bool) -> StoreResult<Option<InviteRow>>;
+    /// A group's invites, only `creator`'s when given, oldest first.
+    async fn invites(
+        &mut self,
+        chat: ChatId,
+        creator: Option<UserId>,
+    ) -> StoreResult<Vec<InviteRow>>;
+    async fn delete_invite(&mut self, code: &str) -> StoreResult<()>;
+    /// Counts one use of an invite.
+    async fn count_invite_use(&mut self, code: &str) -> StoreResult<()>;
 
     // update log
     /// Appends each update to its user's log; returns them with their seqs.

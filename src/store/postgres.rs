@@ -13,8 +13,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    ChatKind, ChatRow, ConversationRange, LoggedUpdate, MemberRow, MessageRow, Store, StoreError,
-    StoreResult, Tx,
+    ChatKind, ChatRow, ConversationRange, InviteRow, LoggedUpdate, MemberRow, MessageRow, Store,
+    StoreError, StoreResult, Tx,
 };
 use crate::domain::ids::{ChatId, MessageId, UserId};
 use crate::proto::{types, updates};
@@ -240,6 +240,20 @@ fn logged_from(user: UserId, row: &Row) -> StoreResult<LoggedUpdate> {
     })
 }
 
+const INVITE_COLUMNS: &str = "code, chat_id, creator_id, created_at, expires_at, max_uses, uses";
+
+fn invite_from(row: &Row) -> InviteRow {
+    InviteRow {
+        code: row.get(0),
+        chat_id: ChatId(row.get::<_, i64>(1) as u64),
+        creator: UserId(row.get::<_, i64>(2) as u64),
+        created_at: row.get::<_, i64>(3) as u64,
+        expires_at: row.get::<_, Option<i64>>(4).map(|v| v as u64),
+        max_uses: row.get::<_, Option<i32>>(5).map(|v| v as u32),
+        uses: row.get::<_, i32>(6) as u32,
+    }
+}
+
 fn lock_clause(lock: bool) -> &'static str {
     if lock {
         " FOR UPDATE"
@@ -391,6 +405,123 @@ impl Tx for PgTx {
         self.execute(
             "UPDATE chats SET last_message_id = $2 WHERE id = $1",
             &[&(chat.get() as i64), &last.map(|m| m.get() as i64)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn update_chat(&mut self, chat: &ChatRow) -> StoreResult<()> {
+        self.execute(
+            "UPDATE chats SET name = $2, owner_id = $3, photo_file_id = $4, photo_preview = $5,
+                              highlighted_msg_id = $6
+             WHERE id = $1",
+            &[
+                &(chat.id.get() as i64),
+                &chat.name,
+                &chat.owner.map(|u| u.get() as i64),
+                &chat.photo.as_ref().map(|p| p.file_id as i64),
+                &chat.photo.as_ref().map(|p| p.preview.as_slice()),
+                &chat.highlighted.map(|m| m.get() as i64),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_chat(&mut self, chat: ChatId) -> StoreResult<()> {
+        // Members, messages and invites go with it (ON DELETE CASCADE).
+        self.execute("DELETE FROM chats WHERE id = $1", &[&(chat.get() as i64)])
+            .await?;
+        Ok(())
+    }
+
+    async fn members_of(&mut self, chats: &[ChatId]) -> StoreResult<Vec<(ChatId, UserId)>> {
+        let rows = self
+            .query(
+                "SELECT chat_id, user_id FROM members WHERE chat_id = ANY($1)
+                 ORDER BY chat_id, joined, user_id",
+                &[&ids(chats, ChatId::get)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    ChatId(r.get::<_, i64>(0) as u64),
+                    UserId(r.get::<_, i64>(1) as u64),
+                )
+            })
+            .collect())
+    }
+
+    async fn remove_member(&mut self, chat: ChatId, user: UserId) -> StoreResult<()> {
+        self.execute(
+            "DELETE FROM members WHERE chat_id = $1 AND user_id = $2",
+            &[&(chat.get() as i64), &(user.get() as i64)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_invite(&mut self, invite: &InviteRow) -> StoreResult<()> {
+        let inserted = self
+            .execute(
+                "INSERT INTO invites (code, chat_id, creator_id, created_at, expires_at, max_uses, uses)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                &[
+                    &invite.code,
+                    &(invite.chat_id.get() as i64),
+                    &(invite.creator.get() as i64),
+                    &(invite.created_at as i64),
+                    &invite.expires_at.map(clamp),
+                    &invite.max_uses.map(|m| m.min(i32::MAX as u32) as i32),
+                    &(invite.uses as i32),
+                ],
+            )
+            .await?;
+        if inserted == 0 {
+            return Err(StoreError::Duplicate);
+        }
+        Ok(())
+    }
+
+    async fn invite(&mut self, code: &str, lock: bool) -> StoreResult<Option<InviteRow>> {
+        let sql = format!(
+            "SELECT {INVITE_COLUMNS} FROM invites WHERE code = $1{}",
+            lock_clause(lock)
+        );
+        let rows = self.query(&sql, &[&code]).await?;
+        Ok(rows.first().map(invite_from))
+    }
+
+    async fn invites(
+        &mut self,
+        chat: ChatId,
+        creator: Option<UserId>,
+    ) -> StoreResult<Vec<InviteRow>> {
+        let rows = self
+            .query(
+                &format!(
+                    "SELECT {INVITE_COLUMNS} FROM invites
+                     WHERE chat_id = $1 AND ($2::bigint IS NULL OR creator_id = $2)
+                     ORDER BY created_at, code"
+                ),
+                &[&(chat.get() as i64), &creator.map(|c| c.get() as i64)],
+            )
+            .await?;
+        Ok(rows.iter().map(invite_from).collect())
+    }
+
+    async fn delete_invite(&mut self, code: &str) -> StoreResult<()> {
+        self.execute("DELETE FROM invites WHERE code = $1", &[&code])
+            .await?;
+        Ok(())
+    }
+
+    async fn count_invite_use(&mut self, code: &str) -> StoreResult<()> {
+        self.execute(
+            "UPDATE invites SET uses = uses + 1 WHERE code = $1",
+            &[&code],
         )
         .await?;
         Ok(())

@@ -287,3 +287,50 @@ macro_rules! both_engines {
     };
 }
 pub(crate) use both_engines;
+
+/// Like `both_engines!`, for scenarios that build their own server from an [`Engine`].
+macro_rules! both_engines_custom {
+    ($($name:ident),* $(,)?) => {
+        mod memory_custom {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(crate::helpers::Engine::Memory).await;
+                }
+            )*
+        }
+        mod postgres_custom {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(crate::helpers::Engine::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use both_engines_custom;
+
+pub fn group(id: u64) -> Option<refs::ChatRef> {
+    Some(refs::ChatRef {
+        r#ref: Some(refs::chat_ref::Ref::Group(refs::GroupRef { group_id: id })),
+    })
+}
+
+impl TestUser {
+    /// Creates a group of the caller and `others`; returns its id.
+    pub async fn create_group(&mut self, name: &str, others: &[u64]) -> u64 {
+        self.client
+            .create_chat(chats::CreateChat {
+                users: others
+                    .iter()
+                    .map(|id| refs::UserRef { user_id: *id })
+                    .collect(),
+                name: name.into(),
+            })
+            .await
+            .expect("the group is created")
+            .into_inner()
+            .id
+    }
+}

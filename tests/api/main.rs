@@ -6,6 +6,8 @@ mod support;
 
 mod auth;
 mod chats;
+mod groups;
+mod invites;
 mod lifecycle;
 mod messages;
 mod read_state;

@@ -1,0 +1,209 @@
+//! Group invites: random codes that let anyone holding one join a group,
+//! within an optional expiry and number of uses.
+
+use super::access::{Access, Mode};
+use super::conversations::participants;
+use super::ids::{ChatId, UserId};
+use super::render;
+use super::snowflake::now_ms;
+use super::target::ChatTarget;
+use super::Core;
+use crate::error::{Error, Result};
+use crate::proto::{auth, types};
+use crate::store::{ChatRow, InviteRow, StoreError, Tx};
+
+/// 64 URL-safe symbols: a random byte masked to 6 bits picks one uniformly.
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/// 12 symbols: 72 bits from the operating system's CSPRNG.
+const CODE_LENGTH: usize = 12;
+
+/// A validated CreateChatInvite.
+pub struct NewInvite {
+    pub chat: ChatId,
+    /// Unix milliseconds, in the future.
+    pub expires_at: Option<u64>,
+    /// At least 1.
+    pub max_uses: Option<u32>,
+}
+
+fn new_code() -> Result<String> {
+    let mut bytes = [0u8; CODE_LENGTH];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::Unavailable(format!("no randomness for an invite code: {e}")))?;
+    Ok(bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(b & 63)]))
+        .collect())
+}
+
+/// Whether an invite can still be used at `now` (unix ms).
+fn usable(invite: &InviteRow, now: u64) -> bool {
+    invite.expires_at.is_none_or(|at| at > now)
+        && invite.max_uses.is_none_or(|max| invite.uses < max)
+}
+
+fn invite_not_found() -> Error {
+    Error::NotFound("invite not found, expired or used up".into())
+}
+
+impl Core {
+    pub async fn create_invite(&self, caller: UserId, new: NewInvite) -> Result<String> {
+        if new.expires_at.is_some_and(|at| at <= now_ms()) {
+            return Err(Error::invalid("expires_at", "must be in the future"));
+        }
+        let mut tx = self.begin().await?;
+        let chat = self.group_read(tx.as_mut(), caller, new.chat).await?;
+        // 72 random bits make a collision all but impossible; retry anyway.
+        for _ in 0..3 {
+            let invite = InviteRow {
+                code: new_code()?,
+                chat_id: chat.id,
+                creator: caller,
+                created_at: now_ms(),
+                expires_at: new.expires_at,
+                max_uses: new.max_uses,
+                uses: 0,
+            };
+            match tx.insert_invite(&invite).await {
+                Ok(()) => {
+                    tx.commit().await?;
+                    return Ok(invite.code);
+                }
+                Err(StoreError::Duplicate) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(Error::Unavailable(
+            "could not pick a fresh invite code; try again".into(),
+        ))
+    }
+
+    /// The owner sees every invite of the group, other members their own.
+    pub async fn list_invites(&self, caller: UserId, id: ChatId) -> Result<auth::InviteList> {
+        let mut tx = self.begin().await?;
+        let chat = self.group_read(tx.as_mut(), caller, id).await?;
+        let creator = (chat.owner != Some(caller)).then_some(caller);
+        let invites = tx.invites(chat.id, creator).await?;
+        let people = participants(tx.as_mut(), chat.id).await?;
+        let mut creators: Vec<UserId> = invites.iter().map(|i| i.creator).collect();
+        creators.sort();
+        creators.dedup();
+        let creators = tx.users(&creators).await?;
+        tx.commit().await?;
+        let group = render::group(&chat, &people, caller);
+        let invites = invites
+            .iter()
+            .map(|invite| {
+                let creator = creators
+                    .iter()
+                    .find(|u| u.id == invite.creator.get())
+                    .cloned();
+                preview(invite, &group, creator)
+            })
+            .collect();
+        Ok(auth::InviteList { invites })
+    }
+
+    /// Its creator or the group owner deletes an invite.
+    pub async fn delete_invite(&self, caller: UserId, code: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let invite = tx.invite(code, true).await?.ok_or_else(invite_not_found)?;
+        let chat = self
+            .group_read(tx.as_mut(), caller, invite.chat_id)
+            .await
+            .map_err(|_| invite_not_found())?;
+        if invite.creator != caller && chat.owner != Some(caller) {
+            return Err(Error::PermissionDenied(
+                "only the invite's creator or the group owner may delete it".into(),
+            ));
+        }
+        tx.delete_invite(code).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Anyone holding a usable code sees what it leads to.
+    pub async fn lookup_invite(&self, caller: UserId, code: &str) -> Result<auth::InvitePreview> {
+        let mut tx = self.begin().await?;
+        let invite = tx
+            .invite(code, false)
+            .await?
+            .filter(|i| usable(i, now_ms()))
+            .ok_or_else(invite_not_found)?;
+        let chat = tx
+            .chat(invite.chat_id, false)
+            .await?
+            .ok_or_else(invite_not_found)?;
+        let people = participants(tx.as_mut(), chat.id).await?;
+        let creator = tx.users(&[invite.creator]).await?.pop();
+        tx.commit().await?;
+        Ok(preview(
+            &invite,
+            &render::group(&chat, &people, caller),
+            creator,
+        ))
+    }
+
+    /// Joins the caller to the invite's group, counting exactly one use.
+    pub async fn use_invite(&self, caller: UserId, code: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let chat_id = tx
+            .invite(code, false)
+            .await?
+            .ok_or_else(invite_not_found)?
+            .chat_id;
+        // The group first, then the invite: the order every membership change
+        // takes locks in, so concurrent uses and removals cannot deadlock.
+        let chat = tx.chat(chat_id, true).await?.ok_or_else(invite_not_found)?;
+        let invite = tx
+            .invite(code, true)
+            .await?
+            .filter(|i| usable(i, now_ms()))
+            .ok_or_else(invite_not_found)?;
+        let entries = self.join(tx.as_mut(), &chat, caller).await?;
+        tx.count_invite_use(&invite.code).await?;
+        let logged = tx.append_updates(entries).await?;
+        self.commit(tx, logged).await
+    }
+
+    /// A group the caller is a member of, for reading.
+    async fn group_read(&self, tx: &mut dyn Tx, caller: UserId, id: ChatId) -> Result<ChatRow> {
+        match self
+            .access(tx, caller, ChatTarget::Group(id), Mode::Read)
+            .await?
+        {
+            Some(Access { chat, .. }) => Ok(chat),
+            None => Err(Error::chat_not_found()),
+        }
+    }
+}
+
+fn preview(
+    invite: &InviteRow,
+    group: &types::Group,
+    creator: Option<types::User>,
+) -> auth::InvitePreview {
+    auth::InvitePreview {
+        code: invite.code.clone(),
+        creator_id: invite.creator.get(),
+        target_id: group.id,
+        target_type: auth::InviteType::Group as i32,
+        expires_at: invite.expires_at,
+        creator,
+        target_info: Some(auth::invite_preview::TargetInfo::Chat(group.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_long_url_safe_and_different() {
+        let a = new_code().unwrap();
+        let b = new_code().unwrap();
+        assert_eq!(a.len(), CODE_LENGTH);
+        assert!(a.bytes().all(|c| ALPHABET.contains(&c)));
+        assert_ne!(a, b);
+    }
+}
