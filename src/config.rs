@@ -90,6 +90,15 @@ pub struct Settings {
     /// Redis for cross-replica fan-out; unset: the in-process bus.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key and channel, so deployments can share a Redis.
+    #[arg(long, env = "OSMIUM_REDIS_PREFIX", default_value = "osmium")]
+    pub redis_prefix: String,
+    /// How long the update log keeps entries (e.g. `7d`, `12h`, `30m`, `45s`).
+    #[arg(long, env = "OSMIUM_UPDATE_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub update_retention: Duration,
+    /// How often one replica prunes the update log.
+    #[arg(long, env = "OSMIUM_PRUNE_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub prune_interval: Duration,
     /// HS256 secret that tokens are signed with.
     #[arg(long, env = "OSMIUM_JWT_SECRET")]
     pub jwt_secret: Option<Secret>,
@@ -125,6 +134,9 @@ impl Default for Settings {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: None,
             redis_url: None,
+            redis_prefix: "osmium".into(),
+            update_retention: Duration::from_secs(7 * 86_400),
+            prune_interval: Duration::from_secs(600),
             jwt_secret: None,
             jwt_audience: "osmium-chat".into(),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -167,3 +179,40 @@ impl Settings {
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(pub String);
+
+/// `<number><unit>` with unit `ms`, `s`, `m`, `h` or `d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} needs a unit: ms, s, m, h or d"))?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} does not start with a number"))?;
+    let millis = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        other => return Err(format!("unknown unit {other:?}: use ms, s, m, h or d")),
+    };
+    number
+        .checked_mul(millis)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_with_their_units() {
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("7").is_err());
+        assert!(parse_duration("7w").is_err());
+    }
+}

@@ -15,8 +15,9 @@ use tonic_health::ServingStatus;
 
 use crate::api::{ChatApi, DirectoryApi};
 use crate::auth::{Authenticate, Verifier};
-use crate::bus::local::LocalBus;
-use crate::bus::Bus;
+use crate::bus::local::{LocalBus, LocalEphemeral};
+use crate::bus::redis::RedisBus;
+use crate::bus::{Bus, Ephemeral};
 use crate::config::{ConfigError, Settings};
 use crate::domain::Core;
 use crate::proto::service::chat_service_server::ChatServiceServer;
@@ -78,9 +79,21 @@ impl Application {
             &settings.jwt_audience,
         ));
         let store = open_store(&settings).await?;
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::default());
+        let (bus, ephemeral): (Arc<dyn Bus>, Arc<dyn Ephemeral>) = match &settings.redis_url {
+            Some(url) => {
+                let redis = Arc::new(
+                    RedisBus::start(url.expose(), &settings.redis_prefix)
+                        .map_err(|e| ConfigError(format!("REDIS_URL: {e}")))?,
+                );
+                (redis.clone(), redis)
+            }
+            None => (
+                Arc::new(LocalBus::default()),
+                Arc::new(LocalEphemeral::default()),
+            ),
+        };
         let worker = store.lease_worker_id().await?;
-        let core = Arc::new(Core::new(store, bus, worker, settings.limits()));
+        let core = Arc::new(Core::new(store, bus, ephemeral, worker, settings.limits()));
         let listener = TcpListener::bind(settings.listen_addr)
             .await
             .map_err(|source| StartError::Listen {
@@ -125,6 +138,12 @@ impl Application {
             .build_v1alpha()?;
 
         let (stop, stopping) = watch::channel(false);
+        tokio::spawn(prune_periodically(
+            self.core.clone(),
+            self.settings.update_retention,
+            self.settings.prune_interval,
+            stopping.clone(),
+        ));
         let auth = Authenticate(self.verifier.clone());
         let max_bytes = self.settings.max_request_bytes;
         let chat = ChatServiceServer::new(ChatApi::new(self.core.clone(), stopping.clone()))
@@ -176,5 +195,30 @@ impl Application {
         drop(stop);
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Entries pruned per statement: small enough to keep locks short.
+const PRUNE_BATCH: usize = 5_000;
+
+/// Keeps the update log within its retention until the replica stops.
+async fn prune_periodically(
+    core: Arc<Core>,
+    retention: std::time::Duration,
+    every: std::time::Duration,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(every.max(std::time::Duration::from_millis(10)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        match core.store.prune_updates(retention, PRUNE_BATCH).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "pruned the update log"),
+            Err(error) => tracing::warn!(%error, "pruning the update log failed"),
+        }
     }
 }

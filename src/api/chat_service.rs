@@ -15,10 +15,6 @@ use crate::store::ConversationRange;
 
 type Reply_<T> = Result<Response<T>, Status>;
 
-fn later(what: &str) -> Status {
-    Status::unimplemented(format!("{what} is not served yet"))
-}
-
 #[tonic::async_trait]
 impl ChatService for ChatApi {
     async fn get_chats(&self, request: Request<chats::GetChats>) -> Reply_<chats::Chats> {
@@ -98,8 +94,18 @@ impl ChatService for ChatApi {
         respond(result.await)
     }
 
-    async fn set_typing(&self, _: Request<chats::SetTyping>) -> Reply_<()> {
-        Err(later("SetTyping"))
+    async fn set_typing(&self, request: Request<chats::SetTyping>) -> Reply_<()> {
+        let user = caller(&self.core, &request).await?;
+        let r = request.into_inner();
+        let result = async {
+            let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
+            let action = r.action.unwrap_or(chats::TypingAction::Typing as i32);
+            if chats::TypingAction::try_from(action).is_err() {
+                return Err(Error::invalid("action", format!("unknown value {action}")));
+            }
+            self.core.set_typing(user, chat, r.typing, action).await
+        };
+        respond(result.await)
     }
 
     async fn set_draft(&self, request: Request<SetDraft>) -> Reply_<()> {
@@ -158,6 +164,7 @@ impl ChatService for ChatApi {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
             let new = parse_new_message(chat, r)?;
             let id = self.core.send_message(user, new).await?;
+            self.core.typing_ended_by_send(user, chat).await;
             Ok(messages::SentMessage {
                 message_id: id.get(),
             })

@@ -13,7 +13,7 @@ use tokio::sync::{broadcast::error::RecvError, mpsc, watch};
 use tokio_stream::Stream;
 use tonic::Status;
 
-use crate::bus::{Delivery, Subscription};
+use crate::bus::{Delivery, Event, Subscription};
 use crate::domain::ids::UserId;
 use crate::domain::Core;
 use crate::error::Result;
@@ -51,7 +51,7 @@ pub async fn open(
     stopping: watch::Receiver<bool>,
 ) -> Result<UpdateStream> {
     // Registered first: anything committed after this point reaches us live.
-    let subscription = core.bus.subscribe(user);
+    let subscription = core.bus.subscribe(user).await;
     let delivered = core.stream_start(user, since).await?;
     let (sender, receiver) = mpsc::channel(core.limits.stream_buffer);
     let overflowed = Arc::new(AtomicBool::new(false));
@@ -113,13 +113,14 @@ impl Pump {
                 _ = self.sender.closed() => return Stop::Gone,
             };
             let outcome = match received {
-                Ok(delivery) if delivery.seq == 0 => self.send(0, &delivery),
-                Ok(delivery) if delivery.seq <= self.delivered => Ok(()),
-                Ok(delivery) if delivery.seq == self.delivered + 1 => self
+                Ok(Event::Update(delivery)) if delivery.seq == 0 => self.send(0, &delivery),
+                Ok(Event::Update(delivery)) if delivery.seq <= self.delivered => Ok(()),
+                Ok(Event::Update(delivery)) if delivery.seq == self.delivered + 1 => self
                     .send(delivery.seq, &delivery)
                     .map(|()| self.delivered = delivery.seq),
                 // Something was missed: the log has it, and this one too.
-                Ok(delivery) => self.catch_up(delivery.seq).await,
+                Ok(Event::Update(delivery)) => self.catch_up(delivery.seq).await,
+                Ok(Event::Resync) => self.catch_up(u64::MAX).await,
                 Err(RecvError::Lagged(skipped)) => {
                     tracing::debug!(user = %self.user, skipped, "stream lagged behind the bus; refilling from the log");
                     self.catch_up(u64::MAX).await

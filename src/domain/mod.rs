@@ -13,13 +13,14 @@ pub mod render;
 pub mod snowflake;
 pub mod target;
 pub mod text;
+pub mod typing;
 pub mod updates;
 pub mod users;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use crate::bus::{Bus, Delivery};
+use crate::bus::{Bus, Delivery, Ephemeral};
 use crate::error::Result;
 use crate::store::{LoggedUpdate, Store, Tx};
 use limits::Limits;
@@ -29,6 +30,7 @@ use snowflake::Snowflakes;
 pub struct Core {
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn Bus>,
+    pub ephemeral: Arc<dyn Ephemeral>,
     pub ids: Snowflakes,
     pub limits: Limits,
     /// Callers already registered from a token's `name` claim by this
@@ -37,10 +39,17 @@ pub struct Core {
 }
 
 impl Core {
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, worker: u64, limits: Limits) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn Bus>,
+        ephemeral: Arc<dyn Ephemeral>,
+        worker: u64,
+        limits: Limits,
+    ) -> Self {
         Self {
             store,
             bus,
+            ephemeral,
             ids: Snowflakes::new(worker),
             limits,
             registered: Mutex::new(HashSet::new()),

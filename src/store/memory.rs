@@ -15,6 +15,7 @@ use super::{
     StoreError, StoreResult, Tx,
 };
 use crate::domain::ids::{ChatId, MessageId, UserId};
+use crate::domain::snowflake::now_ms;
 use crate::proto::{types, updates};
 
 #[derive(Default)]
@@ -31,7 +32,8 @@ impl MemoryStore {
 #[derive(Default)]
 struct Log {
     head: u64,
-    entries: VecDeque<LoggedUpdate>,
+    /// (appended at, in unix ms; the entry).
+    entries: VecDeque<(u64, LoggedUpdate)>,
 }
 
 #[derive(Default)]
@@ -204,6 +206,23 @@ impl Store for MemoryStore {
             state: self.state.clone().lock_owned().await,
             undo: Vec::new(),
         }))
+    }
+
+    async fn prune_updates(
+        &self,
+        retention: std::time::Duration,
+        _batch: usize,
+    ) -> StoreResult<u64> {
+        let cutoff = now_ms().saturating_sub(retention.as_millis() as u64);
+        let mut state = self.state.lock().await;
+        let mut pruned = 0;
+        for log in state.logs.values_mut() {
+            while log.entries.front().is_some_and(|(at, _)| *at < cutoff) {
+                log.entries.pop_front();
+                pruned += 1;
+            }
+        }
+        Ok(pruned)
     }
 
     async fn lease_worker_id(&self) -> StoreResult<u64> {
@@ -672,7 +691,7 @@ impl Tx for MemoryTx {
                 seq: log.head,
                 update,
             };
-            log.entries.push_back(entry.clone());
+            log.entries.push_back((now_ms(), entry.clone()));
             logged.push(entry);
             self.undo.push(Box::new(move |s| {
                 if let Some(log) = s.logs.get_mut(&user) {
@@ -694,7 +713,7 @@ impl Tx for MemoryTx {
             .logs
             .get(&user)
             .and_then(|l| l.entries.front())
-            .map(|e| e.seq))
+            .map(|(_, e)| e.seq))
     }
 
     async fn updates_after(
@@ -706,8 +725,14 @@ impl Tx for MemoryTx {
         let Some(log) = self.state.logs.get(&user) else {
             return Ok(Vec::new());
         };
-        let first = log.entries.front().map_or(1, |e| e.seq);
+        let first = log.entries.front().map_or(1, |(_, e)| e.seq);
         let skip = after.saturating_add(1).saturating_sub(first) as usize;
-        Ok(log.entries.iter().skip(skip).take(limit).cloned().collect())
+        Ok(log
+            .entries
+            .iter()
+            .skip(skip)
+            .take(limit)
+            .map(|(_, e)| e.clone())
+            .collect())
     }
 }

@@ -127,6 +127,11 @@ pub trait Store: Send + Sync + 'static {
     async fn begin(&self) -> StoreResult<Box<dyn Tx>>;
     /// A worker number for snowflake ids that no other live replica holds.
     async fn lease_worker_id(&self) -> StoreResult<u64>;
+    /// Deletes log entries older than `retention`, at most `batch` per
+    /// statement; only one replica at a time does this work. Returns how
+    /// many entries went.
+    async fn prune_updates(&self, retention: std::time::Duration, batch: usize)
+        -> StoreResult<u64>;
     /// Which engine this is, for logs.
     fn engine(&self) -> &'static str;
 }

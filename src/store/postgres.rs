@@ -25,6 +25,8 @@ mod embedded {
 
 /// Held while migrating, so replicas starting together migrate one at a time.
 const MIGRATION_LOCK: i64 = 0x6f73_6d69_756d; // "osmium"
+/// Held while pruning the update log, so one replica at a time does it.
+const PRUNE_LOCK: i64 = MIGRATION_LOCK + 1;
 
 pub struct PostgresStore {
     pool: Pool,
@@ -82,6 +84,46 @@ impl Store for PostgresStore {
         Ok(Box::new(PgTx {
             client: Some(client),
         }))
+    }
+
+    async fn prune_updates(&self, retention: Duration, batch: usize) -> StoreResult<u64> {
+        let client = self.pool.get().await?;
+        let locked: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&PRUNE_LOCK])
+            .await?
+            .get(0);
+        if !locked {
+            return Ok(0);
+        }
+        let statement = client
+            .prepare_cached(
+                "DELETE FROM updates WHERE (user_id, seq) IN (
+                     SELECT user_id, seq FROM updates
+                     WHERE created_at < now() - $1::bigint * interval '1 millisecond'
+                     ORDER BY created_at LIMIT $2)",
+            )
+            .await;
+        let mut pruned = 0;
+        let outcome = async {
+            let statement = statement?;
+            loop {
+                let deleted = client
+                    .execute(
+                        &statement,
+                        &[&(retention.as_millis() as i64), &(batch as i64)],
+                    )
+                    .await?;
+                pruned += deleted;
+                if deleted < batch as u64 {
+                    return Ok::<_, StoreError>(pruned);
+                }
+            }
+        }
+        .await;
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&PRUNE_LOCK])
+            .await?;
+        outcome
     }
 
     async fn lease_worker_id(&self) -> StoreResult<u64> {

@@ -540,9 +540,7 @@ async fn the_owner_may_delete_any_message_of_the_group(app: TestApp) {
 }
 
 async fn the_member_cap_holds_even_under_concurrent_adds(engine: Engine) {
-    let mut settings = TestApp::settings(engine).await;
-    settings.max_group_members = 4;
-    let app = TestApp::spawn_with(settings).await;
+    let app = TestApp::spawn_tuned(engine, |s| s.max_group_members = 4).await;
     let mut ann = app.user("Ann").await;
     let bob = app.user("Bob").await;
     let mut others = Vec::new();

@@ -18,14 +18,19 @@ use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 
 use crate::support::postgres::fresh_schema_url;
+use crate::support::redis::RedisServer;
 
 pub const SECRET: &str = "test-secret";
 pub const AUDIENCE: &str = "osmium-chat";
 
 #[derive(Clone, Copy, Debug)]
 pub enum Engine {
+    /// The embedded store and the in-process bus.
     Memory,
+    /// Postgres and the in-process bus.
     Postgres,
+    /// Postgres and Redis: what several replicas run on.
+    PostgresRedis,
 }
 
 /// Adds the bearer token to every call.
@@ -45,6 +50,8 @@ pub type Client = ChatServiceClient<InterceptedService<Channel, Bearer>>;
 
 pub struct TestApp {
     pub port: u16,
+    /// The Redis this app uses, when it owns one.
+    pub redis: Option<RedisServer>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
 }
@@ -63,13 +70,30 @@ pub fn next_user_id() -> u64 {
 
 impl TestApp {
     pub async fn spawn(engine: Engine) -> Self {
-        Self::spawn_with(Self::settings(engine).await).await
+        Self::spawn_tuned(engine, |_| {}).await
     }
 
+    /// A fresh app on `engine`, with settings adjusted by `tune`.
+    pub async fn spawn_tuned(engine: Engine, tune: impl FnOnce(&mut Settings)) -> Self {
+        let redis = match engine {
+            Engine::PostgresRedis => Some(RedisServer::start().await),
+            _ => None,
+        };
+        let mut settings = Self::settings(engine).await;
+        if let Some(redis) = &redis {
+            settings.redis_url = Some(Secret::new(redis.url()));
+        }
+        tune(&mut settings);
+        let mut app = Self::spawn_with(settings).await;
+        app.redis = redis;
+        app
+    }
+
+    /// Settings for `engine`; a Redis URL is the caller's to add.
     pub async fn settings(engine: Engine) -> Settings {
         let database_url = match engine {
             Engine::Memory => None,
-            Engine::Postgres => Some(Secret::new(fresh_schema_url().await)),
+            Engine::Postgres | Engine::PostgresRedis => Some(Secret::new(fresh_schema_url().await)),
         };
         Settings {
             database_url,
@@ -93,6 +117,7 @@ impl TestApp {
         });
         Self {
             port,
+            redis: None,
             stop: Some(stop),
             server: Some(server),
         }
@@ -265,7 +290,8 @@ pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, me
     }
 }
 
-/// Generates one test per engine for each listed scenario `async fn(TestApp)`.
+/// Generates one test per engine set (memory; Postgres; Postgres with
+/// Redis) for each listed scenario `async fn(TestApp)`.
 macro_rules! both_engines {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -281,6 +307,14 @@ macro_rules! both_engines {
                 #[tokio::test]
                 async fn $name() {
                     super::$name(crate::helpers::TestApp::spawn(crate::helpers::Engine::Postgres).await).await;
+                }
+            )*
+        }
+        mod postgres_redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(crate::helpers::TestApp::spawn(crate::helpers::Engine::PostgresRedis).await).await;
                 }
             )*
         }
@@ -304,6 +338,14 @@ macro_rules! both_engines_custom {
                 #[tokio::test]
                 async fn $name() {
                     super::$name(crate::helpers::Engine::Postgres).await;
+                }
+            )*
+        }
+        mod postgres_redis_custom {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(crate::helpers::Engine::PostgresRedis).await;
                 }
             )*
         }

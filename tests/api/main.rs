@@ -11,4 +11,6 @@ mod invites;
 mod lifecycle;
 mod messages;
 mod read_state;
+mod replicas;
+mod typing;
 mod updates;

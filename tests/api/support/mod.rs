@@ -1,2 +1,3 @@
 //! Shared helpers for the API integration tests.
 pub mod postgres;
+pub mod redis;

@@ -1,0 +1,446 @@
+//! The Redis bus, for several replicas.
+//!
+//! Channel layout: one channel per user, `{prefix}:u:{id}`, carrying that
+//! user's already-rendered updates. A replica subscribes to a user's channel
+//! while it holds at least one of the user's streams, on ONE pub/sub
+//! connection per replica. A change publishes all its deliveries in one
+//! pipeline, so a message to a 250-member group costs one round trip, and
+//! each replica receives only the users it serves. `{prefix}:control`
+//! carries "resync", sent after this replica failed to publish.
+//!
+//! Deliveries go to this replica's own streams directly, before Redis; the
+//! echo is recognised by its origin and skipped. Every (re)connection of the
+//! subscriber makes all local streams catch up from the log, which is what
+//! fills a gap left by an outage.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use prost::Message as _;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
+use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio_stream::StreamExt;
+
+use super::hub::{Hub, LastGone};
+use super::{
+    Bus, BusError, Delivery, Ephemeral, Subscription, TypingChange, TYPING_PER_SECOND,
+    TYPING_SUPPRESS_MS, TYPING_TTL_MS,
+};
+use crate::domain::ids::UserId;
+use crate::domain::snowflake::now_ms;
+use crate::proto::updates;
+
+/// How long a publish or an ephemeral command may take before it counts as failed.
+const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long Subscribe waits for Redis to confirm a new channel.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(1);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+const RESYNC: &str = "resync";
+
+const START_TYPING: &str = r"
+local old = redis.call('GET', KEYS[1])
+if old == 'sent' then return 2 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if old == ARGV[1] then return 1 end
+return 0";
+
+const STOP_TYPING: &str = r"
+local old = redis.call('GET', KEYS[1])
+local was = 0
+if old and old ~= 'sent' then was = 1 end
+if ARGV[1] == '1' then
+  redis.call('SET', KEYS[1], 'sent', 'PX', ARGV[2])
+elseif was == 1 then
+  redis.call('DEL', KEYS[1])
+end
+return was";
+
+const COUNT_CALL: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n";
+
+/// Counters of what went wrong, for logs and metrics.
+#[derive(Default)]
+pub struct RedisStats {
+    pub reconnects: AtomicU64,
+    pub publish_failures: AtomicU64,
+}
+
+enum Command {
+    Subscribe(UserId, oneshot::Sender<()>),
+    Unsubscribe(UserId),
+}
+
+pub struct RedisBus {
+    inner: Arc<Inner>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+struct Inner {
+    hub: Hub,
+    client: redis::Client,
+    prefix: String,
+    /// Tells this replica's own deliveries apart from other replicas'.
+    origin: u64,
+    /// Created on first use and reconnecting by itself afterwards.
+    publisher: Mutex<Option<ConnectionManager>>,
+    resync_pending: AtomicBool,
+    stats: RedisStats,
+    start_typing: redis::Script,
+    stop_typing: redis::Script,
+    count_call: redis::Script,
+}
+
+impl RedisBus {
+    /// Starts the subscriber task; nothing here waits for Redis to be up.
+    pub fn start(url: &str, prefix: &str) -> Result<Self, BusError> {
+        let client = redis::Client::open(url).map_err(|e| BusError(e.to_string()))?;
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        // Weak, so that dropping the bus closes the command queue and ends the task.
+        let weak = commands.downgrade();
+        let on_last_gone: LastGone = Arc::new(move |user| {
+            if let Some(commands) = weak.upgrade() {
+                let _ = commands.send(Command::Unsubscribe(user));
+            }
+        });
+        let mut origin = [0u8; 8];
+        getrandom::fill(&mut origin).map_err(|e| BusError(e.to_string()))?;
+        let inner = Arc::new(Inner {
+            hub: Hub::new(Some(on_last_gone)),
+            client,
+            prefix: prefix.to_owned(),
+            origin: u64::from_le_bytes(origin),
+            publisher: Mutex::new(None),
+            resync_pending: AtomicBool::new(false),
+            stats: RedisStats::default(),
+            start_typing: redis::Script::new(START_TYPING),
+            stop_typing: redis::Script::new(STOP_TYPING),
+            count_call: redis::Script::new(COUNT_CALL),
+        });
+        tokio::spawn(subscriber(inner.clone(), command_rx));
+        Ok(Self { inner, commands })
+    }
+
+    pub fn stats(&self) -> &RedisStats {
+        &self.inner.stats
+    }
+
+    pub fn streams(&self) -> usize {
+        self.inner.hub.streams()
+    }
+}
+
+impl Inner {
+    fn user_channel(&self, user: UserId) -> String {
+        format!("{}:u:{}", self.prefix, user)
+    }
+
+    fn control_channel(&self) -> String {
+        format!("{}:control", self.prefix)
+    }
+
+    fn typing_key(&self, chat: &str, user: UserId) -> String {
+        format!("{}:typing:{chat}:{user}", self.prefix)
+    }
+
+    async fn publisher(&self) -> Result<ConnectionManager, BusError> {
+        let mut slot = self.publisher.lock().await;
+        if let Some(connection) = slot.as_ref() {
+            return Ok(connection.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(MAX_BACKOFF);
+        let connection = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            self.client.get_connection_manager_with_config(config),
+        )
+        .await
+        .map_err(|_| BusError("timed out connecting".into()))?
+        .map_err(|e| BusError(e.to_string()))?;
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    fn payload(&self, delivery: &Delivery) -> Vec<u8> {
+        let mut payload = Vec::with_capacity(16 + delivery.update.encoded_len());
+        payload.extend_from_slice(&self.origin.to_le_bytes());
+        payload.extend_from_slice(&delivery.seq.to_le_bytes());
+        delivery
+            .update
+            .encode(&mut payload)
+            .expect("a Vec grows as needed");
+        payload
+    }
+
+    fn receive(&self, message: &redis::Msg) {
+        let channel = message.get_channel_name();
+        let payload = message.get_payload_bytes();
+        if channel == self.control_channel() {
+            if payload == RESYNC.as_bytes() {
+                self.hub.resync_all();
+            }
+            return;
+        }
+        let Some(user) = channel
+            .rsplit(':')
+            .next()
+            .and_then(|id| id.parse::<u64>().ok())
+            .map(UserId)
+        else {
+            return;
+        };
+        if payload.len() < 16 {
+            return;
+        }
+        let (head, body) = payload.split_at(16);
+        let origin = u64::from_le_bytes(head[..8].try_into().unwrap_or_default());
+        if origin == self.origin {
+            return;
+        }
+        let seq = u64::from_le_bytes(head[8..].try_into().unwrap_or_default());
+        match updates::Update::decode(body) {
+            Ok(update) => self.hub.deliver(Delivery {
+                user,
+                seq,
+                update: Arc::new(update),
+            }),
+            Err(error) => tracing::warn!(%error, "undecodable update on the bus"),
+        }
+    }
+
+    async fn publish_resync(&self) -> Result<(), BusError> {
+        let mut connection = self.publisher().await?;
+        let mut command = redis::cmd("PUBLISH");
+        command.arg(self.control_channel()).arg(RESYNC);
+        let publish = command.query_async::<()>(&mut connection);
+        tokio::time::timeout(COMMAND_TIMEOUT, publish)
+            .await
+            .map_err(|_| BusError("timed out".into()))?
+            .map_err(|e| BusError(e.to_string()))
+    }
+
+    async fn script<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        key: &str,
+        args: &[String],
+    ) -> Result<T, BusError> {
+        let mut connection = self.publisher().await?;
+        let mut invocation = script.key(key);
+        for arg in args {
+            invocation.arg(arg);
+        }
+        tokio::time::timeout(COMMAND_TIMEOUT, invocation.invoke_async(&mut connection))
+            .await
+            .map_err(|_| BusError("timed out".into()))?
+            .map_err(|e| BusError(e.to_string()))
+    }
+}
+
+/// Owns the pub/sub connection: reconnects with backoff, follows the
+/// streams that open and close, and resyncs every stream after connecting.
+async fn subscriber(inner: Arc<Inner>, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let mut backoff = Duration::from_millis(100);
+    let mut first = true;
+    loop {
+        match tokio::time::timeout(CONNECT_TIMEOUT, inner.client.get_async_pubsub()).await {
+            Ok(Ok(pubsub)) => {
+                if !first {
+                    inner.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("redis pub/sub reconnected; streams catch up from the log");
+                }
+                first = false;
+                backoff = Duration::from_millis(100);
+                if serve(&inner, pubsub, &mut commands).await.is_none() {
+                    return;
+                }
+                tracing::warn!("redis pub/sub connection lost; reconnecting");
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "cannot connect to redis pub/sub"),
+            Err(_) => tracing::warn!("timed out connecting to redis pub/sub"),
+        }
+        // While disconnected, subscriptions are acknowledged at once: the
+        // reconnect subscribes every open stream and makes it catch up.
+        let pause = tokio::time::sleep(backoff);
+        tokio::pin!(pause);
+        loop {
+            tokio::select! {
+                _ = &mut pause => break,
+                command = commands.recv() => match command {
+                    Some(Command::Subscribe(_, ack)) => { let _ = ack.send(()); }
+                    Some(Command::Unsubscribe(_)) => {}
+                    None => return,
+                },
+            }
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Runs one connection until it drops (`Some`) or the bus is gone (`None`).
+async fn serve(
+    inner: &Inner,
+    pubsub: PubSub,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+) -> Option<()> {
+    let (mut sink, mut stream) = pubsub.split();
+    let mut channels = vec![inner.control_channel()];
+    channels.extend(inner.hub.users().into_iter().map(|u| inner.user_channel(u)));
+    for chunk in channels.chunks(500) {
+        if sink.subscribe(chunk).await.is_err() {
+            return Some(());
+        }
+    }
+    inner.hub.resync_all();
+    loop {
+        tokio::select! {
+            message = stream.next() => match message {
+                Some(message) => inner.receive(&message),
+                None => return Some(()),
+            },
+            command = commands.recv() => match command {
+                Some(Command::Subscribe(user, ack)) => {
+                    if inner.hub.has(user) {
+                        let confirmed = tokio::time::timeout(SUBSCRIBE_TIMEOUT, sink.subscribe(inner.user_channel(user))).await;
+                        let _ = ack.send(());
+                        if !matches!(confirmed, Ok(Ok(()))) {
+                            return Some(());
+                        }
+                    } else {
+                        let _ = ack.send(());
+                    }
+                }
+                Some(Command::Unsubscribe(user)) => {
+                    // A stream of the user may have opened since it was queued.
+                    if !inner.hub.has(user)
+                        && tokio::time::timeout(COMMAND_TIMEOUT, sink.unsubscribe(inner.user_channel(user))).await.is_err()
+                    {
+                        return Some(());
+                    }
+                }
+                None => return None,
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Bus for RedisBus {
+    async fn publish(&self, deliveries: Vec<Delivery>) {
+        let inner = &self.inner;
+        let mut pipe = redis::pipe();
+        for delivery in &deliveries {
+            pipe.cmd("PUBLISH")
+                .arg(inner.user_channel(delivery.user))
+                .arg(inner.payload(delivery))
+                .ignore();
+        }
+        for delivery in deliveries {
+            inner.hub.deliver(delivery);
+        }
+        let outcome = match inner.publisher().await {
+            Ok(mut connection) => {
+                tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<()>(&mut connection))
+                    .await
+                    .map_err(|_| BusError("timed out".into()))
+                    .and_then(|r| r.map_err(|e| BusError(e.to_string())))
+            }
+            Err(error) => Err(error),
+        };
+        if let Err(error) = outcome {
+            inner.stats.publish_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%error, "publish to redis failed; other replicas will resync");
+            if !inner.resync_pending.swap(true, Ordering::AcqRel) {
+                let weak = Arc::downgrade(&self.inner);
+                tokio::spawn(async move {
+                    // Until it goes through (or the bus is gone), tell every
+                    // replica to catch up from the log.
+                    while let Some(inner) = weak.upgrade() {
+                        if inner.publish_resync().await.is_ok() {
+                            inner.resync_pending.store(false, Ordering::Release);
+                            return;
+                        }
+                        drop(inner);
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                });
+            }
+        }
+    }
+
+    async fn subscribe(&self, user: UserId) -> Subscription {
+        let subscription = self.inner.hub.subscribe(user);
+        let (ack, acked) = oneshot::channel();
+        if self.commands.send(Command::Subscribe(user, ack)).is_ok() {
+            // Without Redis the stream still starts; the reconnect resyncs it.
+            let _ = tokio::time::timeout(SUBSCRIBE_TIMEOUT, acked).await;
+        }
+        subscription
+    }
+
+    fn engine(&self) -> &'static str {
+        "redis"
+    }
+}
+
+#[async_trait]
+impl Ephemeral for RedisBus {
+    async fn start_typing(
+        &self,
+        chat: &str,
+        user: UserId,
+        action: i32,
+    ) -> Result<TypingChange, BusError> {
+        let key = self.inner.typing_key(chat, user);
+        let code: i64 = self
+            .inner
+            .script(
+                &self.inner.start_typing,
+                &key,
+                &[action.to_string(), TYPING_TTL_MS.to_string()],
+            )
+            .await?;
+        Ok(match code {
+            0 => TypingChange::Changed,
+            1 => TypingChange::Same,
+            _ => TypingChange::Suppressed,
+        })
+    }
+
+    async fn stop_typing(
+        &self,
+        chat: &str,
+        user: UserId,
+        after_send: bool,
+    ) -> Result<bool, BusError> {
+        let key = self.inner.typing_key(chat, user);
+        let flag = if after_send { "1" } else { "0" };
+        let was: i64 = self
+            .inner
+            .script(
+                &self.inner.stop_typing,
+                &key,
+                &[flag.to_owned(), TYPING_SUPPRESS_MS.to_string()],
+            )
+            .await?;
+        Ok(was == 1)
+    }
+
+    async fn allow_typing(&self, user: UserId) -> Result<bool, BusError> {
+        let second = now_ms() / 1000;
+        let key = format!("{}:rate:typing:{user}:{second}", self.inner.prefix);
+        let calls: u64 = self
+            .inner
+            .script(&self.inner.count_call, &key, &["2000".to_owned()])
+            .await?;
+        Ok(calls <= TYPING_PER_SECOND)
+    }
+}

@@ -1,0 +1,163 @@
+//! Typing indicators: ephemeral, never in the database. Each change goes to
+//! the chat's other members with seq 0, rendered for each of them.
+
+use std::sync::Arc;
+
+use super::access::{Access, Mode};
+use super::conversations::participants;
+use super::ids::UserId;
+use super::render;
+use super::target::ChatTarget;
+use super::Core;
+use crate::bus::{BusError, Delivery, TypingChange};
+use crate::error::{Error, Result};
+use crate::proto::{refs, updates};
+use crate::store::ChatRow;
+
+use updates::update::Update as U;
+
+impl From<BusError> for Error {
+    fn from(error: BusError) -> Self {
+        Error::Unavailable(error.to_string())
+    }
+}
+
+/// Where typing in a chat is kept, and who hears of it.
+struct Audience {
+    key: String,
+    /// (recipient, the chat as that recipient refers to it).
+    recipients: Vec<(UserId, refs::ChatRef)>,
+}
+
+impl Core {
+    pub async fn set_typing(
+        &self,
+        caller: UserId,
+        target: ChatTarget,
+        typing: bool,
+        action: i32,
+    ) -> Result<()> {
+        if !self.ephemeral.allow_typing(caller).await? {
+            return Err(Error::ResourceExhausted(
+                "too many typing calls; at most 5 per second".into(),
+            ));
+        }
+        let Some(audience) = self.audience(caller, target).await? else {
+            return Ok(());
+        };
+        let news = if typing {
+            self.ephemeral
+                .start_typing(&audience.key, caller, action)
+                .await?
+                == TypingChange::Changed
+        } else {
+            self.ephemeral
+                .stop_typing(&audience.key, caller, false)
+                .await?
+        };
+        if news {
+            self.announce_typing(caller, audience, typing, typing.then_some(action))
+                .await;
+        }
+        Ok(())
+    }
+
+    /// After a send: the author stopped typing there. Costs one Redis call
+    /// unless they were typing. Best effort: the message is already sent,
+    /// and an indicator expires by itself.
+    pub async fn typing_ended_by_send(&self, caller: UserId, target: ChatTarget) {
+        let Some(key) = typing_key(caller, target) else {
+            return;
+        };
+        match self.ephemeral.stop_typing(&key, caller, true).await {
+            Ok(true) => {
+                if let Ok(Some(audience)) = self.audience(caller, target).await {
+                    self.announce_typing(caller, audience, false, None).await;
+                }
+            }
+            Ok(false) => {}
+            Err(error) => tracing::debug!(%error, "could not end typing after a send"),
+        }
+    }
+
+    async fn announce_typing(
+        &self,
+        caller: UserId,
+        audience: Audience,
+        typing: bool,
+        action: Option<i32>,
+    ) {
+        let deliveries = audience
+            .recipients
+            .into_iter()
+            .map(|(user, chat_ref)| Delivery {
+                user,
+                seq: 0,
+                update: Arc::new(render::update(U::ChatTyping(updates::UpdateChatTyping {
+                    chat_ref: Some(chat_ref),
+                    user_id: caller.get(),
+                    typing,
+                    action,
+                }))),
+            })
+            .collect();
+        self.bus.publish(deliveries).await;
+    }
+
+    /// `None` for saved messages: nobody else to tell.
+    async fn audience(&self, caller: UserId, target: ChatTarget) -> Result<Option<Audience>> {
+        match target {
+            ChatTarget::Saved => Ok(None),
+            ChatTarget::Direct(peer) => {
+                // Typing to someone needs no chat row yet, only that they exist.
+                let mut tx = self.begin().await?;
+                let known = tx.users(&[peer]).await?;
+                tx.commit().await?;
+                if known.is_empty() {
+                    return Err(Error::NotFound(format!("user {peer} not found")));
+                }
+                let seen_as = refs::ChatRef {
+                    r#ref: Some(refs::chat_ref::Ref::User(refs::UserRef {
+                        user_id: caller.get(),
+                    })),
+                };
+                Ok(typing_key(caller, target).map(|key| Audience {
+                    key,
+                    recipients: vec![(peer, seen_as)],
+                }))
+            }
+            ChatTarget::Group(_) => {
+                let mut tx = self.begin().await?;
+                let Some(Access { chat, .. }) =
+                    self.access(tx.as_mut(), caller, target, Mode::Read).await?
+                else {
+                    return Err(Error::chat_not_found());
+                };
+                let members = participants(tx.as_mut(), chat.id).await?;
+                tx.commit().await?;
+                Ok(Some(group_audience(&chat, &members, caller)))
+            }
+        }
+    }
+}
+
+/// Where typing in a chat is kept: derived from the target alone, so that
+/// ending it after a send needs no database read.
+fn typing_key(caller: UserId, target: ChatTarget) -> Option<String> {
+    match target {
+        ChatTarget::Saved => None,
+        ChatTarget::Direct(peer) => Some(format!("d:{}:{}", caller.min(peer), caller.max(peer))),
+        ChatTarget::Group(id) => Some(format!("g:{id}")),
+    }
+}
+
+fn group_audience(chat: &ChatRow, members: &[UserId], caller: UserId) -> Audience {
+    Audience {
+        key: format!("g:{}", chat.id),
+        recipients: members
+            .iter()
+            .filter(|m| **m != caller)
+            .map(|m| (*m, render::chat_ref(chat, *m)))
+            .collect(),
+    }
+}
