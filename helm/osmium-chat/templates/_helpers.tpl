@@ -1,0 +1,101 @@
+{{/*
+Names, labels and shared snippets.
+*/}}
+
+{{- define "osmium-chat.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+The release's full name, at most 54 characters so that "-headless" (and
+"-migrate") still fit Kubernetes' 63-character name limit.
+*/}}
+{{- define "osmium-chat.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 54 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 54 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 54 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "osmium-chat.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "osmium-chat.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "osmium-chat.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "osmium-chat.labels" -}}
+helm.sh/chart: {{ include "osmium-chat.chart" . }}
+{{ include "osmium-chat.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: osmium
+{{- end -}}
+
+{{- define "osmium-chat.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "osmium-chat.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "osmium-chat.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Env entries read from existing Secrets, one per variable whose ref has a name.
+Usage: include "osmium-chat.secretEnv" (dict "DATABASE_URL" .Values.secrets.databaseUrl)
+*/}}
+{{- define "osmium-chat.secretEnv" -}}
+{{- range $var, $ref := . }}
+{{- if $ref.name }}
+- name: {{ $var }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $ref.name }}
+      key: {{ $ref.key }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Settings that cannot work are refused at render time rather than discovered
+as a crash-looping or silently split deployment.
+*/}}
+{{- define "osmium-chat.validate" -}}
+{{- $several := or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1) -}}
+{{- if and $several (not .Values.secrets.databaseUrl.name) -}}
+{{- fail "several replicas need Postgres: set secrets.databaseUrl.name (the in-memory engine keeps a separate copy per pod)" -}}
+{{- end -}}
+{{- if and $several (not .Values.secrets.redisUrl.name) -}}
+{{- fail "several replicas need Redis: set secrets.redisUrl.name (the in-process bus reaches only the streams of its own pod)" -}}
+{{- end -}}
+{{- if and .Values.secrets.databaseUrl.name (not .Values.secrets.jwtSecret.name) -}}
+{{- fail "secrets.jwtSecret.name is required with a database: the service refuses to start without OSMIUM_JWT_SECRET" -}}
+{{- end -}}
+{{- $drain := add (int .Values.config.shutdownTimeoutSeconds) (int .Values.preStopSleepSeconds) -}}
+{{- if le (int .Values.terminationGracePeriodSeconds) (int $drain) -}}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds + config.shutdownTimeoutSeconds (%d)" (int .Values.terminationGracePeriodSeconds) (int $drain)) -}}
+{{- end -}}
+{{- $pdb := .Values.podDisruptionBudget -}}
+{{- if and $pdb.enabled (ne (toString $pdb.minAvailable) "") (ne (toString $pdb.maxUnavailable) "") -}}
+{{- fail "podDisruptionBudget: set minAvailable or maxUnavailable, not both" -}}
+{{- end -}}
+{{- if and $pdb.enabled (eq (toString $pdb.minAvailable) "") (eq (toString $pdb.maxUnavailable) "") -}}
+{{- fail "podDisruptionBudget: set minAvailable or maxUnavailable" -}}
+{{- end -}}
+{{- end -}}
