@@ -120,6 +120,10 @@ pub struct Settings {
     /// Largest request accepted, in bytes.
     #[arg(long, env = "OSMIUM_MAX_REQUEST_BYTES", default_value_t = 1 << 20)]
     pub max_request_bytes: usize,
+    /// Connections are closed after this long so that clients spread over
+    /// new replicas; streams on them end and resume with since_seq.
+    #[arg(long, env = "OSMIUM_MAX_CONNECTION_AGE", default_value = "10m", value_parser = parse_duration)]
+    pub max_connection_age: Duration,
     /// How long SIGTERM waits for in-flight calls, in seconds.
     #[arg(long, env = "OSMIUM_SHUTDOWN_TIMEOUT", default_value_t = 20)]
     pub shutdown_timeout_secs: u64,
@@ -144,6 +148,7 @@ impl Default for Settings {
             max_group_members: 250,
             stream_buffer: 1024,
             max_request_bytes: 1 << 20,
+            max_connection_age: Duration::from_secs(600),
             shutdown_timeout_secs: 20,
             log_format: LogFormat::Text,
         }

@@ -13,7 +13,7 @@ const EXIT_CONFIG: u8 = 64;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(&cli.settings.log_format);
+    let _telemetry = telemetry::init(&cli.settings.log_format);
     let settings = cli.settings;
     let outcome = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => match Application::build(settings).await {

@@ -1,16 +1,20 @@
 //! Builds the application from settings: engines, domain, gRPC services,
-//! health and reflection, on a bound listener. `main` and the tests start
-//! exactly the same thing.
+//! health and reflection, metrics, on bound listeners. `main` and the tests
+//! start exactly the same thing.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
+use tokio_stream::Stream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
+use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 use crate::api::{ChatApi, DirectoryApi};
@@ -26,6 +30,7 @@ use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::PostgresStore;
 use crate::store::{Store, StoreError};
+use crate::telemetry::metrics::{self, Metrics, RpcMetricsLayer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -45,7 +50,8 @@ pub enum StartError {
 }
 
 pub struct Application {
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
+    metrics_listener: TcpListener,
     settings: Settings,
     core: Arc<Core>,
     verifier: Arc<Verifier>,
@@ -66,7 +72,16 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartErro
     }
 }
 
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })
+}
+
 impl Application {
+    /// Binds first and answers health checks with NOT_SERVING while the
+    /// store connects and migrates, so probes see a starting replica, not a
+    /// dead one.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         let secret = settings.jwt_secret()?;
         if settings.jwt_secret.is_none() {
@@ -78,7 +93,38 @@ impl Application {
             secret.expose().as_bytes(),
             &settings.jwt_audience,
         ));
-        let store = open_store(&settings).await?;
+        let listener = Arc::new(bind(settings.listen_addr).await?);
+        let metrics_listener = bind(settings.metrics_addr).await?;
+
+        let (started, starting) = oneshot::channel::<()>();
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        reporter
+            .set_not_serving::<ChatServiceServer<ChatApi>>()
+            .await;
+        let startup_server = tokio::spawn(
+            Server::builder()
+                .add_service(health)
+                .serve_with_incoming_shutdown(Incoming(listener.clone()), async {
+                    let _ = starting.await;
+                }),
+        );
+        let core = Self::start_core(&settings).await;
+        let _ = started.send(());
+        let _ = startup_server.await;
+        Ok(Self {
+            listener,
+            metrics_listener,
+            settings,
+            core: core?,
+            verifier,
+        })
+    }
+
+    async fn start_core(settings: &Settings) -> Result<Arc<Core>, StartError> {
+        let store = open_store(settings).await?;
         let (bus, ephemeral): (Arc<dyn Bus>, Arc<dyn Ephemeral>) = match &settings.redis_url {
             Some(url) => {
                 let redis = Arc::new(
@@ -93,19 +139,13 @@ impl Application {
             ),
         };
         let worker = store.lease_worker_id().await?;
-        let core = Arc::new(Core::new(store, bus, ephemeral, worker, settings.limits()));
-        let listener = TcpListener::bind(settings.listen_addr)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: settings.listen_addr,
-                source,
-            })?;
-        Ok(Self {
-            listener,
-            settings,
-            core,
-            verifier,
-        })
+        Ok(Arc::new(Core::new(
+            store,
+            bus,
+            ephemeral,
+            worker,
+            settings.limits(),
+        )))
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -118,6 +158,12 @@ impl Application {
         self.local_addr().port()
     }
 
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_listener
+            .local_addr()
+            .map_or(self.settings.metrics_addr.port(), |a| a.port())
+    }
+
     /// Serves until `shutdown` resolves, then: health turns NOT_SERVING,
     /// the listener closes, streams end with UNAVAILABLE, and in-flight
     /// calls get the configured drain time to finish.
@@ -126,10 +172,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let (reporter, health) = tonic_health::server::health_reporter();
-        reporter
-            .set_service_status("", ServingStatus::Serving)
-            .await;
-        reporter.set_serving::<ChatServiceServer<ChatApi>>().await;
+        set_health(&reporter, ServingStatus::Serving).await;
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .build_v1()?;
@@ -138,12 +181,25 @@ impl Application {
             .build_v1alpha()?;
 
         let (stop, stopping) = watch::channel(false);
+        let until_stopped = || {
+            let mut stopping = stopping.clone();
+            async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            }
+        };
         tokio::spawn(prune_periodically(
             self.core.clone(),
             self.settings.update_retention,
             self.settings.prune_interval,
             stopping.clone(),
         ));
+        let metrics = Arc::new(Metrics::new(self.core.clone()));
+        tokio::spawn(metrics::serve(
+            self.metrics_listener,
+            metrics.clone(),
+            until_stopped(),
+        ));
+
         let auth = Authenticate(self.verifier.clone());
         let max_bytes = self.settings.max_request_bytes;
         let chat = ChatServiceServer::new(ChatApi::new(self.core.clone(), stopping.clone()))
@@ -151,42 +207,39 @@ impl Application {
         let directory = UserDirectoryServer::new(DirectoryApi::new(self.core.clone()))
             .max_decoding_message_size(max_bytes);
 
-        let addr = self.local_addr();
-        tracing::info!(%addr, engine = self.core.store.engine(), "serving gRPC");
+        let addr = self
+            .listener
+            .local_addr()
+            .unwrap_or(self.settings.listen_addr);
+        tracing::info!(%addr, store = self.core.store.engine(), bus = self.core.bus.engine(), "serving gRPC");
         let signal = {
             let stop = stop.clone();
             async move {
                 shutdown.await;
-                reporter
-                    .set_service_status("", ServingStatus::NotServing)
-                    .await;
-                reporter
-                    .set_not_serving::<ChatServiceServer<ChatApi>>()
-                    .await;
+                // Probes see the replica leave before its listener closes.
+                set_health(&reporter, ServingStatus::NotServing).await;
                 let _ = stop.send(true);
             }
         };
         let serve = Server::builder()
-            .trace_fn(|request| {
-                tracing::info_span!(
-                    "rpc",
-                    method = %request.uri().path(),
-                    user = tracing::field::Empty,
-                    status = tracing::field::Empty,
-                )
-            })
+            .max_connection_age(self.settings.max_connection_age)
+            .max_connection_age_grace(Duration::from_secs(30))
+            .trace_fn(crate::telemetry::rpc_span)
+            .layer(RpcMetricsLayer(metrics))
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(InterceptedService::new(chat, auth.clone()))
             .add_service(InterceptedService::new(directory, auth))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), signal);
+            .serve_with_incoming_shutdown(Incoming(self.listener), signal);
 
         let drain = self.settings.shutdown_timeout();
-        let mut stopped = stopping;
-        let deadline = async move {
-            let _ = stopped.wait_for(|s| *s).await;
-            tokio::time::sleep(drain).await;
+        let deadline = {
+            let stopped = until_stopped();
+            async move {
+                stopped.await;
+                tokio::time::sleep(drain).await;
+            }
         };
         tokio::select! {
             result = serve => result?,
@@ -198,17 +251,41 @@ impl Application {
     }
 }
 
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    reporter
+        .set_service_status("osmium.chat.v1.ChatService", status)
+        .await;
+    reporter
+        .set_service_status("osmium.chat.v1.UserDirectory", status)
+        .await;
+}
+
+/// Connections from a listener that outlives one server: the start-up
+/// health server, then the full one.
+struct Incoming(Arc<TcpListener>);
+
+impl Stream for Incoming {
+    type Item = std::io::Result<TcpStream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0
+            .poll_accept(cx)
+            .map(|accepted| Some(accepted.map(|(stream, _)| stream)))
+    }
+}
+
 /// Entries pruned per statement: small enough to keep locks short.
 const PRUNE_BATCH: usize = 5_000;
 
 /// Keeps the update log within its retention until the replica stops.
 async fn prune_periodically(
     core: Arc<Core>,
-    retention: std::time::Duration,
-    every: std::time::Duration,
+    retention: Duration,
+    every: Duration,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let mut ticks = tokio::time::interval(every.max(std::time::Duration::from_millis(10)));
+    let mut ticks = tokio::time::interval(every.max(Duration::from_millis(10)));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

@@ -52,12 +52,12 @@ async fn caller<T>(core: &Core, request: &Request<T>) -> Result<UserId, Status> 
 fn respond<T>(result: Result<T, Error>) -> Result<Response<T>, Status> {
     match result {
         Ok(value) => {
-            Span::current().record("status", "OK");
+            Span::current().record("rpc.grpc.status_code", 0);
             Ok(Response::new(value))
         }
         Err(error) => {
             let status = Status::from(error);
-            Span::current().record("status", format!("{:?}", status.code()));
+            Span::current().record("rpc.grpc.status_code", status.code() as i32);
             tracing::debug!(message = status.message(), "rpc refused");
             Err(status)
         }

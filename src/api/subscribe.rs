@@ -144,6 +144,7 @@ impl Pump {
                 Err(error) => return Err(Stop::With(Status::from(error))),
             };
             let complete = entries.len() < crate::domain::updates::REPLAY_BATCH;
+            self.core.counters.count_replayed(entries.len() as u64);
             for entry in entries {
                 if entry.seq > until {
                     return Ok(());
@@ -174,6 +175,7 @@ impl Pump {
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::info!(user = %self.user, "ending a stream that fell a whole buffer behind");
                 self.overflowed.store(true, Ordering::Release);
+                self.core.counters.count_lag_ended();
                 Err(Stop::Gone)
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(Stop::Gone),

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::hub::Hub;
 use super::{
-    Bus, BusError, Delivery, Ephemeral, Subscription, TypingChange, TYPING_PER_SECOND,
+    Bus, BusError, BusStats, Delivery, Ephemeral, Subscription, TypingChange, TYPING_PER_SECOND,
     TYPING_SUPPRESS_MS, TYPING_TTL_MS,
 };
 use crate::domain::ids::UserId;
@@ -40,6 +40,13 @@ impl Bus for LocalBus {
 
     fn engine(&self) -> &'static str {
         "local"
+    }
+
+    fn stats(&self) -> BusStats {
+        BusStats {
+            open_streams: self.hub.streams(),
+            ..BusStats::default()
+        }
     }
 }
 

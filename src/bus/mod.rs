@@ -39,6 +39,16 @@ pub trait Bus: Send + Sync + 'static {
     /// Returns once deliveries published after it are sure to arrive.
     async fn subscribe(&self, user: UserId) -> Subscription;
     fn engine(&self) -> &'static str;
+    /// Readings for metrics.
+    fn stats(&self) -> BusStats;
+}
+
+/// What the bus has seen, for metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BusStats {
+    pub open_streams: usize,
+    pub reconnects: u64,
+    pub publish_failures: u64,
 }
 
 /// What a typing call changed, and so whether to tell anyone.

@@ -22,10 +22,11 @@ use prost::Message as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio_stream::StreamExt;
+use tracing::Instrument as _;
 
 use super::hub::{Hub, LastGone};
 use super::{
-    Bus, BusError, Delivery, Ephemeral, Subscription, TypingChange, TYPING_PER_SECOND,
+    Bus, BusError, BusStats, Delivery, Ephemeral, Subscription, TypingChange, TYPING_PER_SECOND,
     TYPING_SUPPRESS_MS, TYPING_TTL_MS,
 };
 use crate::domain::ids::UserId;
@@ -63,6 +64,17 @@ const COUNT_CALL: &str = r"
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n";
+
+/// A span per Redis command, under the RPC's.
+fn redis_span(command: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "redis",
+        otel.name = command,
+        otel.kind = "client",
+        db.system = "redis",
+        db.operation.name = command,
+    )
+}
 
 /// Counters of what went wrong, for logs and metrics.
 #[derive(Default)]
@@ -124,14 +136,6 @@ impl RedisBus {
         });
         tokio::spawn(subscriber(inner.clone(), command_rx));
         Ok(Self { inner, commands })
-    }
-
-    pub fn stats(&self) -> &RedisStats {
-        &self.inner.stats
-    }
-
-    pub fn streams(&self) -> usize {
-        self.inner.hub.streams()
     }
 }
 
@@ -239,6 +243,7 @@ impl Inner {
             invocation.arg(arg);
         }
         tokio::time::timeout(COMMAND_TIMEOUT, invocation.invoke_async(&mut connection))
+            .instrument(redis_span("EVALSHA"))
             .await
             .map_err(|_| BusError("timed out".into()))?
             .map_err(|e| BusError(e.to_string()))
@@ -349,6 +354,7 @@ impl Bus for RedisBus {
         let outcome = match inner.publisher().await {
             Ok(mut connection) => {
                 tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<()>(&mut connection))
+                    .instrument(redis_span("PUBLISH"))
                     .await
                     .map_err(|_| BusError("timed out".into()))
                     .and_then(|r| r.map_err(|e| BusError(e.to_string())))
@@ -388,6 +394,14 @@ impl Bus for RedisBus {
 
     fn engine(&self) -> &'static str {
         "redis"
+    }
+
+    fn stats(&self) -> BusStats {
+        BusStats {
+            open_streams: self.inner.hub.streams(),
+            reconnects: self.inner.stats.reconnects.load(Ordering::Relaxed),
+            publish_failures: self.inner.stats.publish_failures.load(Ordering::Relaxed),
+        }
     }
 }
 

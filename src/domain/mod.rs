@@ -18,6 +18,7 @@ pub mod updates;
 pub mod users;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::bus::{Bus, Delivery, Ephemeral};
@@ -33,6 +34,8 @@ pub struct Core {
     pub ephemeral: Arc<dyn Ephemeral>,
     pub ids: Snowflakes,
     pub limits: Limits,
+    /// Events counted for metrics.
+    pub counters: Counters,
     /// Callers already registered from a token's `name` claim by this
     /// replica, so that registration writes once per user, not per request.
     registered: Mutex<HashSet<ids::UserId>>,
@@ -52,6 +55,7 @@ impl Core {
             ephemeral,
             ids: Snowflakes::new(worker),
             limits,
+            counters: Counters::default(),
             registered: Mutex::new(HashSet::new()),
         }
     }
@@ -85,5 +89,35 @@ impl Core {
             })
             .collect();
         self.bus.publish(deliveries).await;
+    }
+}
+
+/// Things that happened, counted for metrics without the domain knowing
+/// how they are exported.
+#[derive(Default)]
+pub struct Counters {
+    replayed: AtomicU64,
+    lag_ended: AtomicU64,
+    typing_limited: AtomicU64,
+}
+
+impl Counters {
+    pub fn count_replayed(&self, entries: u64) {
+        self.replayed.fetch_add(entries, Ordering::Relaxed);
+    }
+    pub fn count_lag_ended(&self) {
+        self.lag_ended.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn count_typing_limited(&self) {
+        self.typing_limited.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn replayed(&self) -> u64 {
+        self.replayed.load(Ordering::Relaxed)
+    }
+    pub fn lag_ended(&self) -> u64 {
+        self.lag_ended.load(Ordering::Relaxed)
+    }
+    pub fn typing_limited(&self) -> u64 {
+        self.typing_limited.load(Ordering::Relaxed)
     }
 }

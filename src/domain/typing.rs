@@ -38,6 +38,7 @@ impl Core {
         action: i32,
     ) -> Result<()> {
         if !self.ephemeral.allow_typing(caller).await? {
+            self.counters.count_typing_limited();
             return Err(Error::ResourceExhausted(
                 "too many typing calls; at most 5 per second".into(),
             ));

@@ -134,6 +134,18 @@ pub trait Store: Send + Sync + 'static {
         -> StoreResult<u64>;
     /// Which engine this is, for logs.
     fn engine(&self) -> &'static str;
+    /// The connection pool's state, for engines that have one.
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
+}
+
+/// A connection pool's state, for metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PoolStatus {
+    pub size: usize,
+    pub available: usize,
+    pub waiting: usize,
 }
 
 /// The operations a use-case composes. Reads marked `lock` take the row lock

@@ -11,6 +11,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use prost::Message as _;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
+use tracing::Instrument as _;
 
 use super::{
     ChatKind, ChatRow, ConversationRange, InviteRow, LoggedUpdate, MemberRow, MessageRow, Store,
@@ -137,6 +138,15 @@ impl Store for PostgresStore {
     fn engine(&self) -> &'static str {
         "postgres"
     }
+
+    fn pool_status(&self) -> Option<super::PoolStatus> {
+        let status = self.pool.status();
+        Some(super::PoolStatus {
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+        })
+    }
 }
 
 pub struct PgTx {
@@ -176,15 +186,37 @@ impl PgTx {
 
     async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Row>> {
         let client = self.client();
-        let statement = client.prepare_cached(sql).await?;
-        Ok(client.query(&statement, params).await?)
+        async {
+            let statement = client.prepare_cached(sql).await?;
+            Ok(client.query(&statement, params).await?)
+        }
+        .instrument(statement_span(sql))
+        .await
     }
 
     async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<u64> {
         let client = self.client();
-        let statement = client.prepare_cached(sql).await?;
-        Ok(client.execute(&statement, params).await?)
+        async {
+            let statement = client.prepare_cached(sql).await?;
+            Ok(client.execute(&statement, params).await?)
+        }
+        .instrument(statement_span(sql))
+        .await
     }
+}
+
+/// A span per statement, under the RPC's. The SQL is this file's constant
+/// text; values travel as parameters and are never recorded.
+fn statement_span(sql: &str) -> tracing::Span {
+    let operation = sql.split_whitespace().next().unwrap_or("SQL");
+    tracing::info_span!(
+        "db",
+        otel.name = %format!("{operation} postgres"),
+        otel.kind = "client",
+        db.system = "postgresql",
+        db.operation.name = %operation,
+        db.query.text = %sql,
+    )
 }
 
 fn ids<T: Copy>(values: &[T], get: impl Fn(T) -> u64) -> Vec<i64> {

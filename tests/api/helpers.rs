@@ -50,6 +50,7 @@ pub type Client = ChatServiceClient<InterceptedService<Channel, Bearer>>;
 
 pub struct TestApp {
     pub port: u16,
+    pub metrics_port: u16,
     /// The Redis this app uses, when it owns one.
     pub redis: Option<RedisServer>,
     stop: Option<oneshot::Sender<()>>,
@@ -107,6 +108,7 @@ impl TestApp {
             .await
             .expect("the application builds");
         let port = app.port();
+        let metrics_port = app.metrics_port();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             app.run_until_stopped(async {
@@ -117,9 +119,17 @@ impl TestApp {
         });
         Self {
             port,
+            metrics_port,
             redis: None,
             stop: Some(stop),
             server: Some(server),
+        }
+    }
+
+    /// Starts the graceful stop without waiting for it.
+    pub fn signal_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
     }
 

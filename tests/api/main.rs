@@ -10,6 +10,7 @@ mod groups;
 mod invites;
 mod lifecycle;
 mod messages;
+mod observability;
 mod read_state;
 mod replicas;
 mod typing;

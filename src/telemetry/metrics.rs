@@ -1,0 +1,251 @@
+//! Prometheus metrics on `OSMIUM_METRICS_ADDR` at `/metrics`. RPC counts
+//! and latencies come from a tower layer around every service; the rest is
+//! read from the engines and the domain's counters when scraped, so no
+//! handler carries metrics code.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+use tonic::codegen::BoxFuture;
+
+use crate::domain::Core;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RpcLabels {
+    method: String,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    state: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    rpc_requests: Family<RpcLabels, Counter>,
+    rpc_duration: Family<RpcLabels, Histogram>,
+    pool: Family<PoolLabels, Gauge>,
+    streams: Gauge,
+    redis_reconnects: Counter,
+    redis_publish_failures: Counter,
+    replayed: Counter,
+    lag_ended: Counter,
+    typing_limited: Counter,
+    core: Arc<Core>,
+}
+
+impl Metrics {
+    pub fn new(core: Arc<Core>) -> Self {
+        let mut registry = Registry::with_prefix("osmium");
+        let rpc_requests = Family::<RpcLabels, Counter>::default();
+        registry.register(
+            "rpc_requests",
+            "RPCs handled, by method and gRPC status code",
+            rpc_requests.clone(),
+        );
+        let rpc_duration = Family::<RpcLabels, Histogram>::new_with_constructor(|| {
+            // 0.25 ms to about 8 s.
+            Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+        });
+        registry.register_with_unit(
+            "rpc_duration",
+            "Time to the response headers, by method and gRPC status code",
+            Unit::Seconds,
+            rpc_duration.clone(),
+        );
+        let pool = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "db_pool_connections",
+            "Postgres pool: size, available, and callers waiting",
+            pool.clone(),
+        );
+        let streams = Gauge::default();
+        registry.register(
+            "subscribe_streams_open",
+            "Open Subscribe streams on this replica",
+            streams.clone(),
+        );
+        let redis_reconnects = Counter::default();
+        registry.register(
+            "redis_reconnects",
+            "Redis pub/sub reconnections",
+            redis_reconnects.clone(),
+        );
+        let redis_publish_failures = Counter::default();
+        registry.register(
+            "redis_publish_failures",
+            "Publishes to Redis that failed",
+            redis_publish_failures.clone(),
+        );
+        let replayed = Counter::default();
+        registry.register(
+            "update_log_replayed",
+            "Updates read back from the log for streams",
+            replayed.clone(),
+        );
+        let lag_ended = Counter::default();
+        registry.register(
+            "streams_ended_for_lag",
+            "Subscribe streams ended because the client fell behind",
+            lag_ended.clone(),
+        );
+        let typing_limited = Counter::default();
+        registry.register(
+            "typing_rate_limited",
+            "Typing calls refused by the per-user rate limit",
+            typing_limited.clone(),
+        );
+        Self {
+            registry,
+            rpc_requests,
+            rpc_duration,
+            pool,
+            streams,
+            redis_reconnects,
+            redis_publish_failures,
+            replayed,
+            lag_ended,
+            typing_limited,
+            core,
+        }
+    }
+
+    fn record_rpc(&self, method: &str, code: i32, started: Instant) {
+        let labels = RpcLabels {
+            method: method.trim_start_matches('/').to_owned(),
+            code: code.to_string(),
+        };
+        self.rpc_requests.get_or_create(&labels).inc();
+        self.rpc_duration
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// The exposition text, with the engines' readings taken now.
+    pub fn render(&self) -> String {
+        if let Some(status) = self.core.store.pool_status() {
+            for (state, value) in [
+                ("size", status.size),
+                ("available", status.available),
+                ("waiting", status.waiting),
+            ] {
+                self.pool
+                    .get_or_create(&PoolLabels { state })
+                    .set(value as i64);
+            }
+        }
+        let bus = self.core.bus.stats();
+        self.streams.set(bus.open_streams as i64);
+        catch_up(&self.redis_reconnects, bus.reconnects);
+        catch_up(&self.redis_publish_failures, bus.publish_failures);
+        let counters = &self.core.counters;
+        catch_up(&self.replayed, counters.replayed());
+        catch_up(&self.lag_ended, counters.lag_ended());
+        catch_up(&self.typing_limited, counters.typing_limited());
+        let mut text = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// Moves a Prometheus counter up to a total kept elsewhere.
+fn catch_up(counter: &Counter, total: u64) {
+    let seen = counter.get();
+    if total > seen {
+        counter.inc_by(total - seen);
+    }
+}
+
+/// Serves `/metrics` until `stop` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(
+                        http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
+            }
+        }),
+    );
+    if let Err(error) = axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await
+    {
+        tracing::warn!(%error, "metrics endpoint stopped");
+    }
+}
+
+/// Counts and times every RPC.
+#[derive(Clone)]
+pub struct RpcMetricsLayer(pub Arc<Metrics>);
+
+impl<S> tower_layer::Layer<S> for RpcMetricsLayer {
+    type Service = RpcMetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcMetricsService {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RpcMetricsService<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B, R> tower_service::Service<http::Request<B>> for RpcMetricsService<S>
+where
+    S: tower_service::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = request.uri().path().to_owned();
+        let started = Instant::now();
+        let metrics = self.metrics.clone();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            // Refusals carry their status in the headers (trailers-only);
+            // a response that starts normally is counted as OK, and a
+            // stream's latency is its time to first byte.
+            let code = response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            metrics.record_rpc(&method, code, started);
+            Ok(response)
+        })
+    }
+}
