@@ -20,8 +20,9 @@ impl ChatService for ChatApi {
     async fn get_chats(&self, request: Request<chats::GetChats>) -> Reply_<chats::Chats> {
         let user = caller(&self.core, &request).await?;
         let r = request.into_inner();
+        // No id is 0, so a 0 bound is read as no bound rather than "nothing".
         let range = ConversationRange {
-            before: r.max_id,
+            before: r.max_id.filter(|id| *id != 0),
             after: r.min_id,
             limit: page_size(r.limit),
         };

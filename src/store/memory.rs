@@ -39,6 +39,8 @@ struct Log {
 #[derive(Default)]
 struct State {
     users: HashMap<UserId, types::User>,
+    /// username -> users: the mention index.
+    by_username: HashMap<String, BTreeSet<UserId>>,
     chats: HashMap<ChatId, ChatRow>,
     direct: HashMap<(UserId, UserId), ChatId>,
     members: BTreeMap<(ChatId, UserId), MemberRow>,
@@ -49,10 +51,55 @@ struct State {
     by_chat: BTreeSet<(ChatId, MessageId)>,
     client_ids: HashMap<(UserId, u64), MessageId>,
     invites: HashMap<String, InviteRow>,
+    /// (chat, code): a group's invites.
+    invites_by_chat: BTreeSet<(ChatId, String)>,
     logs: HashMap<UserId, Log>,
 }
 
 impl State {
+    fn put_invite(&mut self, invite: InviteRow) -> Option<InviteRow> {
+        self.invites_by_chat
+            .insert((invite.chat_id, invite.code.clone()));
+        self.invites.insert(invite.code.clone(), invite)
+    }
+
+    fn remove_invite(&mut self, code: &str) -> Option<InviteRow> {
+        let invite = self.invites.remove(code)?;
+        self.invites_by_chat
+            .remove(&(invite.chat_id, invite.code.clone()));
+        Some(invite)
+    }
+
+    fn chat_invites(&self, chat: ChatId) -> impl Iterator<Item = &InviteRow> {
+        self.invites_by_chat
+            .range((chat, String::new())..)
+            .take_while(move |(c, _)| *c == chat)
+            .filter_map(|(_, code)| self.invites.get(code))
+    }
+
+    fn put_user(&mut self, user: types::User) -> Option<types::User> {
+        let id = UserId(user.id);
+        let previous = self.remove_user(id);
+        if let Some(name) = &user.username {
+            self.by_username.entry(name.clone()).or_default().insert(id);
+        }
+        self.users.insert(id, user);
+        previous
+    }
+
+    fn remove_user(&mut self, id: UserId) -> Option<types::User> {
+        let user = self.users.remove(&id)?;
+        if let Some(name) = &user.username {
+            if let Some(ids) = self.by_username.get_mut(name) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    self.by_username.remove(name);
+                }
+            }
+        }
+        Some(user)
+    }
+
     fn put_chat(&mut self, chat: ChatRow) -> Option<ChatRow> {
         if let ChatKind::Direct { low, high } = chat.kind {
             self.direct.insert((low, high), chat.id);
@@ -146,12 +193,12 @@ impl MemoryTx {
 
     fn put_invite(&mut self, invite: InviteRow) {
         let code = invite.code.clone();
-        let previous = self.state.invites.insert(code.clone(), invite);
+        let previous = self.state.put_invite(invite);
         self.undo.push(Box::new(move |s| {
-            match previous {
-                Some(p) => s.invites.insert(code, p),
-                None => s.invites.remove(&code),
-            };
+            s.remove_invite(&code);
+            if let Some(p) = previous {
+                s.put_invite(p);
+            }
         }));
     }
 
@@ -172,9 +219,9 @@ impl MemoryTx {
     }
 
     fn take_invite(&mut self, code: &str) {
-        if let Some(removed) = self.state.invites.remove(code) {
+        if let Some(removed) = self.state.remove_invite(code) {
             self.undo.push(Box::new(move |s| {
-                s.invites.insert(removed.code.clone(), removed);
+                s.put_invite(removed);
             }));
         }
     }
@@ -250,24 +297,23 @@ impl Tx for MemoryTx {
     }
 
     async fn user_ids_by_username(&mut self, names: &[String]) -> StoreResult<Vec<UserId>> {
-        Ok(self
-            .state
-            .users
-            .values()
-            .filter(|u| u.username.as_ref().is_some_and(|n| names.contains(n)))
-            .map(|u| UserId(u.id))
+        Ok(names
+            .iter()
+            .filter_map(|name| self.state.by_username.get(name))
+            .flatten()
+            .copied()
             .collect())
     }
 
     async fn upsert_users(&mut self, users: &[types::User]) -> StoreResult<()> {
         for user in users {
             let id = UserId(user.id);
-            let previous = self.state.users.insert(id, user.clone());
+            let previous = self.state.put_user(user.clone());
             self.undo.push(Box::new(move |s| {
-                match previous {
-                    Some(p) => s.users.insert(id, p),
-                    None => s.users.remove(&id),
-                };
+                s.remove_user(id);
+                if let Some(p) = previous {
+                    s.put_user(p);
+                }
             }));
         }
         Ok(())
@@ -357,9 +403,7 @@ impl Tx for MemoryTx {
         }
         let invites: Vec<String> = self
             .state
-            .invites
-            .values()
-            .filter(|i| i.chat_id == chat)
+            .chat_invites(chat)
             .map(|i| i.code.clone())
             .collect();
         for code in invites {
@@ -407,9 +451,8 @@ impl Tx for MemoryTx {
     ) -> StoreResult<Vec<InviteRow>> {
         let mut found: Vec<InviteRow> = self
             .state
-            .invites
-            .values()
-            .filter(|i| i.chat_id == chat && creator.is_none_or(|c| i.creator == c))
+            .chat_invites(chat)
+            .filter(|i| creator.is_none_or(|c| i.creator == c))
             .cloned()
             .collect();
         found.sort_by(|a, b| (a.created_at, &a.code).cmp(&(b.created_at, &b.code)));
