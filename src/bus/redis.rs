@@ -83,6 +83,19 @@ pub struct RedisStats {
     pub publish_failures: AtomicU64,
 }
 
+#[derive(Default)]
+struct PublisherSlot {
+    connection: Option<ConnectionManager>,
+    /// When connecting last failed.
+    failed_at: Option<std::time::Instant>,
+}
+
+/// Batches of deliveries waiting for the publisher task; past this, a
+/// publish is dropped and replicas resync from the log instead.
+const OUTBOX_CAPACITY: usize = 4096;
+/// How long callers fail fast after a failed connection attempt.
+const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
+
 enum Command {
     Subscribe(UserId, oneshot::Sender<()>),
     Unsubscribe(UserId),
@@ -91,6 +104,7 @@ enum Command {
 pub struct RedisBus {
     inner: Arc<Inner>,
     commands: mpsc::UnboundedSender<Command>,
+    outbox: mpsc::Sender<Vec<Delivery>>,
 }
 
 struct Inner {
@@ -100,7 +114,7 @@ struct Inner {
     /// Tells this replica's own deliveries apart from other replicas'.
     origin: u64,
     /// Created on first use and reconnecting by itself afterwards.
-    publisher: Mutex<Option<ConnectionManager>>,
+    publisher: Mutex<PublisherSlot>,
     resync_pending: AtomicBool,
     stats: RedisStats,
     start_typing: redis::Script,
@@ -127,7 +141,7 @@ impl RedisBus {
             client,
             prefix: prefix.to_owned(),
             origin: u64::from_le_bytes(origin),
-            publisher: Mutex::new(None),
+            publisher: Mutex::new(PublisherSlot::default()),
             resync_pending: AtomicBool::new(false),
             stats: RedisStats::default(),
             start_typing: redis::Script::new(START_TYPING),
@@ -135,7 +149,13 @@ impl RedisBus {
             count_call: redis::Script::new(COUNT_CALL),
         });
         tokio::spawn(subscriber(inner.clone(), command_rx));
-        Ok(Self { inner, commands })
+        let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
+        tokio::spawn(publisher(inner.clone(), outbox_rx));
+        Ok(Self {
+            inner,
+            commands,
+            outbox,
+        })
     }
 }
 
@@ -152,10 +172,37 @@ impl Inner {
         format!("{}:typing:{chat}:{user}", self.prefix)
     }
 
+    /// After a publish failed: until it goes through (or the bus is gone),
+    /// tell every replica to catch up from the log.
+    fn resync_later(self: &Arc<Self>) {
+        if self.resync_pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(inner) = weak.upgrade() {
+                if inner.publish_resync().await.is_ok() {
+                    inner.resync_pending.store(false, Ordering::Release);
+                    return;
+                }
+                drop(inner);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+    }
+
+    /// The command connection. After a failed attempt, callers fail fast for
+    /// a moment instead of queueing behind another connect timeout.
     async fn publisher(&self) -> Result<ConnectionManager, BusError> {
         let mut slot = self.publisher.lock().await;
-        if let Some(connection) = slot.as_ref() {
+        if let Some(connection) = slot.connection.as_ref() {
             return Ok(connection.clone());
+        }
+        if slot
+            .failed_at
+            .is_some_and(|at| at.elapsed() < RECONNECT_PAUSE)
+        {
+            return Err(BusError("redis unreachable".into()));
         }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -167,10 +214,18 @@ impl Inner {
             self.client.get_connection_manager_with_config(config),
         )
         .await
-        .map_err(|_| BusError("timed out connecting".into()))?
-        .map_err(|e| BusError(e.to_string()))?;
-        *slot = Some(connection.clone());
-        Ok(connection)
+        .map_err(|_| BusError("timed out connecting".into()))
+        .and_then(|r| r.map_err(|e| BusError(e.to_string())));
+        match connection {
+            Ok(connection) => {
+                slot.connection = Some(connection.clone());
+                Ok(connection)
+            }
+            Err(error) => {
+                slot.failed_at = Some(std::time::Instant::now());
+                Err(error)
+            }
+        }
     }
 
     fn payload(&self, delivery: &Delivery) -> Vec<u8> {
@@ -247,6 +302,35 @@ impl Inner {
             .await
             .map_err(|_| BusError("timed out".into()))?
             .map_err(|e| BusError(e.to_string()))
+    }
+}
+
+/// Publishes queued batches in order, each as one pipeline (one round trip
+/// however many recipients). Ends when the bus is dropped.
+async fn publisher(inner: Arc<Inner>, mut outbox: mpsc::Receiver<Vec<Delivery>>) {
+    while let Some(deliveries) = outbox.recv().await {
+        let mut pipe = redis::pipe();
+        for delivery in &deliveries {
+            pipe.cmd("PUBLISH")
+                .arg(inner.user_channel(delivery.user))
+                .arg(inner.payload(delivery))
+                .ignore();
+        }
+        let outcome = match inner.publisher().await {
+            Ok(mut connection) => {
+                tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<()>(&mut connection))
+                    .instrument(redis_span("PUBLISH"))
+                    .await
+                    .map_err(|_| BusError("timed out".into()))
+                    .and_then(|r| r.map_err(|e| BusError(e.to_string())))
+            }
+            Err(error) => Err(error),
+        };
+        if let Err(error) = outcome {
+            inner.stats.publish_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%error, "publish to redis failed; other replicas will resync");
+            inner.resync_later();
+        }
     }
 }
 
@@ -341,44 +425,14 @@ async fn serve(
 impl Bus for RedisBus {
     async fn publish(&self, deliveries: Vec<Delivery>) {
         let inner = &self.inner;
-        let mut pipe = redis::pipe();
         for delivery in &deliveries {
-            pipe.cmd("PUBLISH")
-                .arg(inner.user_channel(delivery.user))
-                .arg(inner.payload(delivery))
-                .ignore();
+            inner.hub.deliver(delivery.clone());
         }
-        for delivery in deliveries {
-            inner.hub.deliver(delivery);
-        }
-        let outcome = match inner.publisher().await {
-            Ok(mut connection) => {
-                tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<()>(&mut connection))
-                    .instrument(redis_span("PUBLISH"))
-                    .await
-                    .map_err(|_| BusError("timed out".into()))
-                    .and_then(|r| r.map_err(|e| BusError(e.to_string())))
-            }
-            Err(error) => Err(error),
-        };
-        if let Err(error) = outcome {
+        // Queued, not awaited: a slow or absent Redis never holds up an RPC.
+        if self.outbox.try_send(deliveries).is_err() {
             inner.stats.publish_failures.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%error, "publish to redis failed; other replicas will resync");
-            if !inner.resync_pending.swap(true, Ordering::AcqRel) {
-                let weak = Arc::downgrade(&self.inner);
-                tokio::spawn(async move {
-                    // Until it goes through (or the bus is gone), tell every
-                    // replica to catch up from the log.
-                    while let Some(inner) = weak.upgrade() {
-                        if inner.publish_resync().await.is_ok() {
-                            inner.resync_pending.store(false, Ordering::Release);
-                            return;
-                        }
-                        drop(inner);
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                });
-            }
+            tracing::warn!("redis publish queue full; dropping a publish, replicas will resync");
+            inner.resync_later();
         }
     }
 
