@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -105,6 +106,15 @@ pub struct Settings {
     /// The `aud` every token must carry.
     #[arg(long, env = "OSMIUM_JWT_AUDIENCE", default_value = "osmium-chat")]
     pub jwt_audience: String,
+    /// PEM certificate chain: serve gRPC over TLS (with OSMIUM_TLS_KEY).
+    #[arg(long, env = "OSMIUM_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of OSMIUM_TLS_CERT.
+    #[arg(long, env = "OSMIUM_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle: require client certificates signed by it (mutual TLS).
+    #[arg(long, env = "OSMIUM_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Where Prometheus metrics are served.
     #[arg(long, env = "OSMIUM_METRICS_ADDR", default_value = "0.0.0.0:9090")]
     pub metrics_addr: SocketAddr,
@@ -142,6 +152,9 @@ impl Default for Settings {
             update_retention: Duration::from_secs(7 * 86_400),
             prune_interval: Duration::from_secs(600),
             jwt_secret: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
             jwt_audience: "osmium-chat".into(),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             db_pool_size: 16,
@@ -161,6 +174,29 @@ impl Settings {
             max_group_members: self.max_group_members,
             stream_buffer: self.stream_buffer.max(1),
         }
+    }
+
+    /// The server's TLS settings, read from the configured files; `None`
+    /// serves plaintext (the default, for a mesh or a trusted network).
+    pub fn tls(&self) -> Result<Option<tonic::transport::ServerTlsConfig>, ConfigError> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            if self.tls_cert.is_some() || self.tls_key.is_some() || self.tls_client_ca.is_some() {
+                return Err(ConfigError(
+                    "TLS needs both OSMIUM_TLS_CERT and OSMIUM_TLS_KEY".into(),
+                ));
+            }
+            return Ok(None);
+        };
+        let read = |path: &PathBuf| {
+            std::fs::read(path)
+                .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))
+        };
+        let identity = tonic::transport::Identity::from_pem(read(cert)?, read(key)?);
+        let mut tls = tonic::transport::ServerTlsConfig::new().identity(identity);
+        if let Some(ca) = &self.tls_client_ca {
+            tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
+        }
+        Ok(Some(tls))
     }
 
     pub fn shutdown_timeout(&self) -> Duration {

@@ -51,6 +51,7 @@ pub enum StartError {
 
 pub struct Application {
     listener: Arc<TcpListener>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     metrics_listener: TcpListener,
     settings: Settings,
     core: Arc<Core>,
@@ -93,6 +94,7 @@ impl Application {
             secret.expose().as_bytes(),
             &settings.jwt_audience,
         ));
+        let tls = settings.tls()?;
         let listener = Arc::new(bind(settings.listen_addr).await?);
         let metrics_listener = bind(settings.metrics_addr).await?;
 
@@ -105,7 +107,7 @@ impl Application {
             .set_not_serving::<ChatServiceServer<ChatApi>>()
             .await;
         let startup_server = tokio::spawn(
-            Server::builder()
+            tls_builder(tls.clone())?
                 .add_service(health)
                 .serve_with_incoming_shutdown(Incoming(listener.clone()), async {
                     let _ = starting.await;
@@ -116,6 +118,7 @@ impl Application {
         let _ = startup_server.await;
         Ok(Self {
             listener,
+            tls,
             metrics_listener,
             settings,
             core: core?,
@@ -221,7 +224,7 @@ impl Application {
                 let _ = stop.send(true);
             }
         };
-        let serve = Server::builder()
+        let serve = tls_builder(self.tls)?
             .max_connection_age(self.settings.max_connection_age)
             .max_connection_age_grace(Duration::from_secs(30))
             .trace_fn(crate::telemetry::rpc_span)
@@ -249,6 +252,14 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// A server builder, with TLS (and client certificates) when configured.
+fn tls_builder(tls: Option<tonic::transport::ServerTlsConfig>) -> Result<Server, StartError> {
+    Ok(match tls {
+        Some(tls) => Server::builder().tls_config(tls)?,
+        None => Server::builder(),
+    })
 }
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {

@@ -13,5 +13,6 @@ mod messages;
 mod observability;
 mod read_state;
 mod replicas;
+mod tls;
 mod typing;
 mod updates;
