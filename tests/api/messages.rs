@@ -412,7 +412,23 @@ async fn deleting_the_last_message_shows_the_one_before(app: TestApp) {
     assert_eq!(chat.message.map(|m| m.message_id), Some(first));
 }
 
+async fn an_oversized_request_is_refused_by_the_decode_limit(app: TestApp) {
+    let mut ann = app.user("Ann").await;
+    let huge = messages::SendMessage {
+        chat_ref: saved(),
+        message: "x".repeat(2 << 20),
+        ..Default::default()
+    };
+    let status = ann.client.send_message(huge).await.expect_err("refused");
+    assert!(
+        matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{status:?}"
+    );
+    assert!(ann.history(saved(), None, None).await.is_empty());
+}
+
 both_engines!(
+    an_oversized_request_is_refused_by_the_decode_limit,
     a_message_reaches_both_sides_of_a_direct_chat,
     a_retried_send_with_the_same_client_id_stores_nothing_new,
     history_pages_before_since_and_around_an_anchor,
