@@ -1,153 +1,22 @@
-//! The durable engine. Every SQL string of the service lives in this file.
-//! A transaction is a pooled connection between `BEGIN` and `COMMIT`;
-//! statements are prepared once per connection and cached.
+//! A transaction: a pooled connection between `BEGIN` and `COMMIT`, with
+//! every statement prepared once per connection and traced.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use deadpool_postgres::Object;
 use prost::Message as _;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 use tracing::Instrument as _;
 
-use super::{
-    ChatKind, ChatRow, ConversationRange, InviteRow, LoggedUpdate, MemberRow, MessageRow, Store,
-    StoreError, StoreResult, Tx,
-};
+use super::rows::*;
 use crate::domain::ids::{ChatId, MessageId, UserId};
 use crate::proto::{types, updates};
-
-mod embedded {
-    refinery::embed_migrations!("migrations");
-}
-
-/// Held while migrating, so replicas starting together migrate one at a time.
-const MIGRATION_LOCK: i64 = 0x6f73_6d69_756d; // "osmium"
-/// Held while pruning the update log, so one replica at a time does it.
-const PRUNE_LOCK: i64 = MIGRATION_LOCK + 1;
-
-pub struct PostgresStore {
-    pool: Pool,
-}
-
-impl PostgresStore {
-    pub fn connect(url: &str, max_connections: usize) -> StoreResult<Self> {
-        let config = tokio_postgres::Config::from_str(url)?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(max_connections)
-            .wait_timeout(Some(Duration::from_secs(10)))
-            .create_timeout(Some(Duration::from_secs(10)))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Migration(format!("pool: {e}")))?;
-        Ok(Self { pool })
-    }
-
-    pub fn pool(&self) -> &Pool {
-        &self.pool
-    }
-
-    /// Applies the embedded migrations that are not applied yet.
-    pub async fn migrate(&self) -> StoreResult<()> {
-        let mut client = self.pool.get().await?;
-        client
-            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
-            .await?;
-        let client: &mut tokio_postgres::Client = &mut client;
-        let outcome = embedded::migrations::runner()
-            .set_abort_divergent(true)
-            .run_async(client)
-            .await;
-        client
-            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
-            .await?;
-        outcome
-            .map(|_| ())
-            .map_err(|e| StoreError::Migration(e.to_string()))
-    }
-}
-
-#[async_trait]
-impl Store for PostgresStore {
-    async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
-        let client = self.pool.get().await?;
-        client.batch_execute("BEGIN").await?;
-        Ok(Box::new(PgTx {
-            client: Some(client),
-        }))
-    }
-
-    async fn prune_updates(&self, retention: Duration, batch: usize) -> StoreResult<u64> {
-        let client = self.pool.get().await?;
-        let locked: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&PRUNE_LOCK])
-            .await?
-            .get(0);
-        if !locked {
-            return Ok(0);
-        }
-        let statement = client
-            .prepare_cached(
-                "DELETE FROM updates WHERE (user_id, seq) IN (
-                     SELECT user_id, seq FROM updates
-                     WHERE created_at < now() - $1::bigint * interval '1 millisecond'
-                     ORDER BY created_at LIMIT $2)",
-            )
-            .await;
-        let mut pruned = 0;
-        let outcome = async {
-            let statement = statement?;
-            loop {
-                let deleted = client
-                    .execute(
-                        &statement,
-                        &[&(retention.as_millis() as i64), &(batch as i64)],
-                    )
-                    .await?;
-                pruned += deleted;
-                if deleted < batch as u64 {
-                    return Ok::<_, StoreError>(pruned);
-                }
-            }
-        }
-        .await;
-        client
-            .execute("SELECT pg_advisory_unlock($1)", &[&PRUNE_LOCK])
-            .await?;
-        outcome
-    }
-
-    async fn lease_worker_id(&self) -> StoreResult<u64> {
-        let client = self.pool.get().await?;
-        let row = client
-            .query_one("SELECT nextval('snowflake_workers')", &[])
-            .await?;
-        Ok(row.get::<_, i64>(0) as u64)
-    }
-
-    fn engine(&self) -> &'static str {
-        "postgres"
-    }
-
-    fn pool_status(&self) -> Option<super::PoolStatus> {
-        let status = self.pool.status();
-        Some(super::PoolStatus {
-            size: status.size,
-            available: status.available,
-            waiting: status.waiting,
-        })
-    }
-}
+use crate::store::{
+    ChatKind, ChatRow, ConversationRange, InviteRow, LoggedUpdate, MemberRow, MessageRow,
+    StoreError, StoreResult, Tx,
+};
 
 pub struct PgTx {
     /// `None` once committed.
@@ -178,6 +47,13 @@ impl Drop for PgTx {
 }
 
 impl PgTx {
+    /// Wraps a connection on which `BEGIN` has run.
+    pub(super) fn new(client: Object) -> Self {
+        Self {
+            client: Some(client),
+        }
+    }
+
     fn client(&self) -> &Object {
         self.client
             .as_ref()
@@ -217,128 +93,6 @@ fn statement_span(sql: &str) -> tracing::Span {
         db.operation.name = %operation,
         db.query.text = %sql,
     )
-}
-
-fn ids<T: Copy>(values: &[T], get: impl Fn(T) -> u64) -> Vec<i64> {
-    values.iter().map(|v| get(*v) as i64).collect()
-}
-
-fn photo(file_id: Option<i64>, preview: Option<Vec<u8>>) -> Option<types::ChatPhoto> {
-    file_id.map(|id| types::ChatPhoto {
-        file_id: id as u64,
-        preview: preview.unwrap_or_default(),
-    })
-}
-
-const USER_COLUMNS: &str = "id, name, username, photo_file_id, photo_preview, bot, icon, color";
-
-fn user_from(row: &Row) -> types::User {
-    types::User {
-        id: row.get::<_, i64>(0) as u64,
-        name: row.get(1),
-        username: row.get(2),
-        photo: photo(row.get(3), row.get(4)),
-        bot: row.get(5),
-        icon: row.get::<_, Option<i64>>(6).map(|v| v as u64),
-        color: row.get::<_, Option<i64>>(7).map(|v| v as u32),
-    }
-}
-
-const CHAT_COLUMNS: &str = "id, kind, dm_low, dm_high, name, owner_id, photo_file_id, photo_preview, highlighted_msg_id, last_message_id";
-
-fn chat_from(row: &Row) -> StoreResult<ChatRow> {
-    let kind = match row.get::<_, i16>(1) {
-        0 => ChatKind::Direct {
-            low: UserId(row.get::<_, Option<i64>>(2).unwrap_or_default() as u64),
-            high: UserId(row.get::<_, Option<i64>>(3).unwrap_or_default() as u64),
-        },
-        1 => ChatKind::Group,
-        other => return Err(StoreError::Corrupt(format!("chat kind {other}"))),
-    };
-    Ok(ChatRow {
-        id: ChatId(row.get::<_, i64>(0) as u64),
-        kind,
-        name: row.get(4),
-        owner: row.get::<_, Option<i64>>(5).map(|v| UserId(v as u64)),
-        photo: photo(row.get(6), row.get(7)),
-        highlighted: row.get::<_, Option<i64>>(8).map(|v| MessageId(v as u64)),
-        last_message: row.get::<_, Option<i64>>(9).map(|v| MessageId(v as u64)),
-    })
-}
-
-const MEMBER_COLUMNS: &str =
-    "chat_id, user_id, joined, sort_key, last_read, unread, mentions, draft, notif";
-
-fn member_from(row: &Row) -> MemberRow {
-    MemberRow {
-        chat_id: ChatId(row.get::<_, i64>(0) as u64),
-        user_id: UserId(row.get::<_, i64>(1) as u64),
-        joined: row.get::<_, i64>(2) as u64,
-        sort_key: row.get::<_, i64>(3) as u64,
-        last_read: row.get::<_, i64>(4) as u64,
-        unread: row.get::<_, i32>(5) as u32,
-        mentions: row.get::<_, i32>(6) as u32,
-        draft: row.get(7),
-        notif: i32::from(row.get::<_, i16>(8)),
-    }
-}
-
-const MESSAGE_COLUMNS: &str = "chat_id, id, author_id, client_id, mentions, body";
-
-fn message_from(row: &Row) -> StoreResult<MessageRow> {
-    let body: &[u8] = row.get(5);
-    Ok(MessageRow {
-        chat_id: ChatId(row.get::<_, i64>(0) as u64),
-        id: MessageId(row.get::<_, i64>(1) as u64),
-        author: UserId(row.get::<_, i64>(2) as u64),
-        client_id: row.get::<_, Option<i64>>(3).map(|v| v as u64),
-        mentions: row
-            .get::<_, Vec<i64>>(4)
-            .into_iter()
-            .map(|v| UserId(v as u64))
-            .collect(),
-        body: types::Message::decode(body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-    })
-}
-
-fn messages_from(rows: &[Row]) -> StoreResult<Vec<MessageRow>> {
-    rows.iter().map(message_from).collect()
-}
-
-fn logged_from(user: UserId, row: &Row) -> StoreResult<LoggedUpdate> {
-    let payload: &[u8] = row.get(1);
-    Ok(LoggedUpdate {
-        user,
-        seq: row.get::<_, i64>(0) as u64,
-        update: updates::Update::decode(payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-    })
-}
-
-const INVITE_COLUMNS: &str = "code, chat_id, creator_id, created_at, expires_at, max_uses, uses";
-
-fn invite_from(row: &Row) -> InviteRow {
-    InviteRow {
-        code: row.get(0),
-        chat_id: ChatId(row.get::<_, i64>(1) as u64),
-        creator: UserId(row.get::<_, i64>(2) as u64),
-        created_at: row.get::<_, i64>(3) as u64,
-        expires_at: row.get::<_, Option<i64>>(4).map(|v| v as u64),
-        max_uses: row.get::<_, Option<i32>>(5).map(|v| v as u32),
-        uses: row.get::<_, i32>(6) as u32,
-    }
-}
-
-fn lock_clause(lock: bool) -> &'static str {
-    if lock {
-        " FOR UPDATE"
-    } else {
-        ""
-    }
-}
-
-/// An id bound that fits `BIGINT`; ids above it cannot exist.
-fn clamp(id: u64) -> i64 {
-    id.min(i64::MAX as u64) as i64
 }
 
 #[async_trait]

@@ -1,0 +1,144 @@
+//! The durable engine. Every SQL string of the service lives in this module:
+//! `tx.rs` holds the statements of a transaction, `rows.rs` the column
+//! lists and row conversions, this file the pool, migrations and pruning.
+
+mod rows;
+mod tx;
+
+pub use tx::PgTx;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use super::{Store, StoreError, StoreResult, Tx};
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Held while migrating, so replicas starting together migrate one at a time.
+const MIGRATION_LOCK: i64 = 0x6f73_6d69_756d; // "osmium"
+/// Held while pruning the update log, so one replica at a time does it.
+const PRUNE_LOCK: i64 = MIGRATION_LOCK + 1;
+
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl PostgresStore {
+    pub fn connect(url: &str, max_connections: usize) -> StoreResult<Self> {
+        let config = tokio_postgres::Config::from_str(url)?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_connections)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Migration(format!("pool: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Applies the embedded migrations that are not applied yet.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        let mut client = self.pool.get().await?;
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        let client: &mut tokio_postgres::Client = &mut client;
+        let outcome = embedded::migrations::runner()
+            .set_abort_divergent(true)
+            .run_async(client)
+            .await;
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        outcome
+            .map(|_| ())
+            .map_err(|e| StoreError::Migration(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
+        let client = self.pool.get().await?;
+        client.batch_execute("BEGIN").await?;
+        Ok(Box::new(PgTx::new(client)))
+    }
+
+    async fn prune_updates(&self, retention: Duration, batch: usize) -> StoreResult<u64> {
+        let client = self.pool.get().await?;
+        let locked: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&PRUNE_LOCK])
+            .await?
+            .get(0);
+        if !locked {
+            return Ok(0);
+        }
+        let statement = client
+            .prepare_cached(
+                "DELETE FROM updates WHERE (user_id, seq) IN (
+                     SELECT user_id, seq FROM updates
+                     WHERE created_at < now() - $1::bigint * interval '1 millisecond'
+                     ORDER BY created_at LIMIT $2)",
+            )
+            .await;
+        let mut pruned = 0;
+        let outcome = async {
+            let statement = statement?;
+            loop {
+                let deleted = client
+                    .execute(
+                        &statement,
+                        &[&(retention.as_millis() as i64), &(batch as i64)],
+                    )
+                    .await?;
+                pruned += deleted;
+                if deleted < batch as u64 {
+                    return Ok::<_, StoreError>(pruned);
+                }
+            }
+        }
+        .await;
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&PRUNE_LOCK])
+            .await?;
+        outcome
+    }
+
+    async fn lease_worker_id(&self) -> StoreResult<u64> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one("SELECT nextval('snowflake_workers')", &[])
+            .await?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    fn engine(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn pool_status(&self) -> Option<super::PoolStatus> {
+        let status = self.pool.status();
+        Some(super::PoolStatus {
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+        })
+    }
+}

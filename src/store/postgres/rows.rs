@@ -1,0 +1,135 @@
+//! Row shapes: the column lists every query selects, and their conversion
+//! into the store's rows.
+
+use prost::Message as _;
+use tokio_postgres::Row;
+
+use crate::domain::ids::{ChatId, MessageId, UserId};
+use crate::proto::{types, updates};
+use crate::store::{
+    ChatKind, ChatRow, InviteRow, LoggedUpdate, MemberRow, MessageRow, StoreError, StoreResult,
+};
+
+pub(super) fn ids<T: Copy>(values: &[T], get: impl Fn(T) -> u64) -> Vec<i64> {
+    values.iter().map(|v| get(*v) as i64).collect()
+}
+
+pub(super) fn photo(file_id: Option<i64>, preview: Option<Vec<u8>>) -> Option<types::ChatPhoto> {
+    file_id.map(|id| types::ChatPhoto {
+        file_id: id as u64,
+        preview: preview.unwrap_or_default(),
+    })
+}
+
+pub(super) const USER_COLUMNS: &str =
+    "id, name, username, photo_file_id, photo_preview, bot, icon, color";
+
+pub(super) fn user_from(row: &Row) -> types::User {
+    types::User {
+        id: row.get::<_, i64>(0) as u64,
+        name: row.get(1),
+        username: row.get(2),
+        photo: photo(row.get(3), row.get(4)),
+        bot: row.get(5),
+        icon: row.get::<_, Option<i64>>(6).map(|v| v as u64),
+        color: row.get::<_, Option<i64>>(7).map(|v| v as u32),
+    }
+}
+
+pub(super) const CHAT_COLUMNS: &str = "id, kind, dm_low, dm_high, name, owner_id, photo_file_id, photo_preview, highlighted_msg_id, last_message_id";
+
+pub(super) fn chat_from(row: &Row) -> StoreResult<ChatRow> {
+    let kind = match row.get::<_, i16>(1) {
+        0 => ChatKind::Direct {
+            low: UserId(row.get::<_, Option<i64>>(2).unwrap_or_default() as u64),
+            high: UserId(row.get::<_, Option<i64>>(3).unwrap_or_default() as u64),
+        },
+        1 => ChatKind::Group,
+        other => return Err(StoreError::Corrupt(format!("chat kind {other}"))),
+    };
+    Ok(ChatRow {
+        id: ChatId(row.get::<_, i64>(0) as u64),
+        kind,
+        name: row.get(4),
+        owner: row.get::<_, Option<i64>>(5).map(|v| UserId(v as u64)),
+        photo: photo(row.get(6), row.get(7)),
+        highlighted: row.get::<_, Option<i64>>(8).map(|v| MessageId(v as u64)),
+        last_message: row.get::<_, Option<i64>>(9).map(|v| MessageId(v as u64)),
+    })
+}
+
+pub(super) const MEMBER_COLUMNS: &str =
+    "chat_id, user_id, joined, sort_key, last_read, unread, mentions, draft, notif";
+
+pub(super) fn member_from(row: &Row) -> MemberRow {
+    MemberRow {
+        chat_id: ChatId(row.get::<_, i64>(0) as u64),
+        user_id: UserId(row.get::<_, i64>(1) as u64),
+        joined: row.get::<_, i64>(2) as u64,
+        sort_key: row.get::<_, i64>(3) as u64,
+        last_read: row.get::<_, i64>(4) as u64,
+        unread: row.get::<_, i32>(5) as u32,
+        mentions: row.get::<_, i32>(6) as u32,
+        draft: row.get(7),
+        notif: i32::from(row.get::<_, i16>(8)),
+    }
+}
+
+pub(super) const MESSAGE_COLUMNS: &str = "chat_id, id, author_id, client_id, mentions, body";
+
+pub(super) fn message_from(row: &Row) -> StoreResult<MessageRow> {
+    let body: &[u8] = row.get(5);
+    Ok(MessageRow {
+        chat_id: ChatId(row.get::<_, i64>(0) as u64),
+        id: MessageId(row.get::<_, i64>(1) as u64),
+        author: UserId(row.get::<_, i64>(2) as u64),
+        client_id: row.get::<_, Option<i64>>(3).map(|v| v as u64),
+        mentions: row
+            .get::<_, Vec<i64>>(4)
+            .into_iter()
+            .map(|v| UserId(v as u64))
+            .collect(),
+        body: types::Message::decode(body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    })
+}
+
+pub(super) fn messages_from(rows: &[Row]) -> StoreResult<Vec<MessageRow>> {
+    rows.iter().map(message_from).collect()
+}
+
+pub(super) fn logged_from(user: UserId, row: &Row) -> StoreResult<LoggedUpdate> {
+    let payload: &[u8] = row.get(1);
+    Ok(LoggedUpdate {
+        user,
+        seq: row.get::<_, i64>(0) as u64,
+        update: updates::Update::decode(payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    })
+}
+
+pub(super) const INVITE_COLUMNS: &str =
+    "code, chat_id, creator_id, created_at, expires_at, max_uses, uses";
+
+pub(super) fn invite_from(row: &Row) -> InviteRow {
+    InviteRow {
+        code: row.get(0),
+        chat_id: ChatId(row.get::<_, i64>(1) as u64),
+        creator: UserId(row.get::<_, i64>(2) as u64),
+        created_at: row.get::<_, i64>(3) as u64,
+        expires_at: row.get::<_, Option<i64>>(4).map(|v| v as u64),
+        max_uses: row.get::<_, Option<i32>>(5).map(|v| v as u32),
+        uses: row.get::<_, i32>(6) as u32,
+    }
+}
+
+pub(super) fn lock_clause(lock: bool) -> &'static str {
+    if lock {
+        " FOR UPDATE"
+    } else {
+        ""
+    }
+}
+
+/// An id bound that fits `BIGINT`; ids above it cannot exist.
+pub(super) fn clamp(id: u64) -> i64 {
+    id.min(i64::MAX as u64) as i64
+}
