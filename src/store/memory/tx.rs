@@ -1,165 +1,17 @@
-//! The embedded engine: every table in one process, behind one async mutex
-//! that a transaction holds from begin to commit, so transactions are
-//! serial. Each write records how to undo itself; a transaction dropped
-//! without commit replays those in reverse, which gives the same
-//! all-or-nothing behaviour as Postgres.
-
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::Arc;
+//! A transaction of the embedded engine: the state's lock, plus how to undo
+//! each write made under it.
 
 use async_trait::async_trait;
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::OwnedMutexGuard;
 
-use super::{
-    ChatKind, ChatRow, ConversationRange, InviteRow, LoggedUpdate, MemberRow, MessageRow, Store,
-    StoreError, StoreResult, Tx,
-};
+use super::state::State;
 use crate::domain::ids::{ChatId, MessageId, UserId};
 use crate::domain::snowflake::now_ms;
 use crate::proto::{types, updates};
-
-#[derive(Default)]
-pub struct MemoryStore {
-    state: Arc<Mutex<State>>,
-}
-
-impl MemoryStore {
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-#[derive(Default)]
-struct Log {
-    head: u64,
-    /// (appended at, in unix ms; the entry).
-    entries: VecDeque<(u64, LoggedUpdate)>,
-}
-
-#[derive(Default)]
-struct State {
-    users: HashMap<UserId, types::User>,
-    /// username -> users: the mention index.
-    by_username: HashMap<String, BTreeSet<UserId>>,
-    chats: HashMap<ChatId, ChatRow>,
-    direct: HashMap<(UserId, UserId), ChatId>,
-    members: BTreeMap<(ChatId, UserId), MemberRow>,
-    /// (user, sort key, chat): the GetChats index.
-    by_user: BTreeSet<(UserId, u64, ChatId)>,
-    messages: HashMap<MessageId, MessageRow>,
-    /// (chat, message): the history index.
-    by_chat: BTreeSet<(ChatId, MessageId)>,
-    client_ids: HashMap<(UserId, u64), MessageId>,
-    invites: HashMap<String, InviteRow>,
-    /// (chat, code): a group's invites.
-    invites_by_chat: BTreeSet<(ChatId, String)>,
-    logs: HashMap<UserId, Log>,
-}
-
-impl State {
-    fn put_invite(&mut self, invite: InviteRow) -> Option<InviteRow> {
-        self.invites_by_chat
-            .insert((invite.chat_id, invite.code.clone()));
-        self.invites.insert(invite.code.clone(), invite)
-    }
-
-    fn remove_invite(&mut self, code: &str) -> Option<InviteRow> {
-        let invite = self.invites.remove(code)?;
-        self.invites_by_chat
-            .remove(&(invite.chat_id, invite.code.clone()));
-        Some(invite)
-    }
-
-    fn chat_invites(&self, chat: ChatId) -> impl Iterator<Item = &InviteRow> {
-        self.invites_by_chat
-            .range((chat, String::new())..)
-            .take_while(move |(c, _)| *c == chat)
-            .filter_map(|(_, code)| self.invites.get(code))
-    }
-
-    fn put_user(&mut self, user: types::User) -> Option<types::User> {
-        let id = UserId(user.id);
-        let previous = self.remove_user(id);
-        if let Some(name) = &user.username {
-            self.by_username.entry(name.clone()).or_default().insert(id);
-        }
-        self.users.insert(id, user);
-        previous
-    }
-
-    fn remove_user(&mut self, id: UserId) -> Option<types::User> {
-        let user = self.users.remove(&id)?;
-        if let Some(name) = &user.username {
-            if let Some(ids) = self.by_username.get_mut(name) {
-                ids.remove(&id);
-                if ids.is_empty() {
-                    self.by_username.remove(name);
-                }
-            }
-        }
-        Some(user)
-    }
-
-    fn put_chat(&mut self, chat: ChatRow) -> Option<ChatRow> {
-        if let ChatKind::Direct { low, high } = chat.kind {
-            self.direct.insert((low, high), chat.id);
-        }
-        self.chats.insert(chat.id, chat)
-    }
-
-    fn remove_chat(&mut self, id: ChatId) -> Option<ChatRow> {
-        let chat = self.chats.remove(&id)?;
-        if let ChatKind::Direct { low, high } = chat.kind {
-            self.direct.remove(&(low, high));
-        }
-        Some(chat)
-    }
-
-    fn put_member(&mut self, member: MemberRow) -> Option<MemberRow> {
-        self.by_user
-            .insert((member.user_id, member.sort_key, member.chat_id));
-        let previous = self
-            .members
-            .insert((member.chat_id, member.user_id), member);
-        if let Some(p) = &previous {
-            let current = &self.members[&(p.chat_id, p.user_id)];
-            if p.sort_key != current.sort_key {
-                self.by_user.remove(&(p.user_id, p.sort_key, p.chat_id));
-            }
-        }
-        previous
-    }
-
-    fn remove_member(&mut self, chat: ChatId, user: UserId) -> Option<MemberRow> {
-        let member = self.members.remove(&(chat, user))?;
-        self.by_user.remove(&(user, member.sort_key, chat));
-        Some(member)
-    }
-
-    fn put_message(&mut self, message: MessageRow) -> Option<MessageRow> {
-        self.by_chat.insert((message.chat_id, message.id));
-        if let Some(client_id) = message.client_id {
-            self.client_ids
-                .insert((message.author, client_id), message.id);
-        }
-        self.messages.insert(message.id, message)
-    }
-
-    fn remove_message(&mut self, id: MessageId) -> Option<MessageRow> {
-        let message = self.messages.remove(&id)?;
-        self.by_chat.remove(&(message.chat_id, id));
-        if let Some(client_id) = message.client_id {
-            self.client_ids.remove(&(message.author, client_id));
-        }
-        Some(message)
-    }
-
-    fn chat_members(&self, chat: ChatId) -> impl Iterator<Item = &MemberRow> {
-        self.members
-            .range((chat, UserId(0))..=(chat, UserId(u64::MAX)))
-            .map(|(_, m)| m)
-    }
-}
+use crate::store::{
+    ChatKind, ChatRow, ConversationRange, InviteRow, LoggedUpdate, MemberRow, MessageRow,
+    StoreError, StoreResult, Tx,
+};
 
 type Undo = Box<dyn FnOnce(&mut State) + Send>;
 
@@ -169,6 +21,13 @@ pub struct MemoryTx {
 }
 
 impl MemoryTx {
+    pub(super) fn new(state: OwnedMutexGuard<State>) -> Self {
+        Self {
+            state,
+            undo: Vec::new(),
+        }
+    }
+
     fn put_member(&mut self, member: MemberRow) {
         let key = (member.chat_id, member.user_id);
         let previous = self.state.put_member(member);
@@ -243,42 +102,6 @@ impl Drop for MemoryTx {
         while let Some(undo) = self.undo.pop() {
             undo(&mut self.state);
         }
-    }
-}
-
-#[async_trait]
-impl Store for MemoryStore {
-    async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
-        Ok(Box::new(MemoryTx {
-            state: self.state.clone().lock_owned().await,
-            undo: Vec::new(),
-        }))
-    }
-
-    async fn prune_updates(
-        &self,
-        retention: std::time::Duration,
-        _batch: usize,
-    ) -> StoreResult<u64> {
-        let cutoff = now_ms().saturating_sub(retention.as_millis() as u64);
-        let mut state = self.state.lock().await;
-        let mut pruned = 0;
-        for log in state.logs.values_mut() {
-            while log.entries.front().is_some_and(|(at, _)| *at < cutoff) {
-                log.entries.pop_front();
-                pruned += 1;
-            }
-        }
-        Ok(pruned)
-    }
-
-    async fn lease_worker_id(&self) -> StoreResult<u64> {
-        // One process owns the embedded state, so one worker is enough.
-        Ok(0)
-    }
-
-    fn engine(&self) -> &'static str {
-        "memory"
     }
 }
 

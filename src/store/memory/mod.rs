@@ -1,0 +1,64 @@
+//! The embedded engine: every table in one process, behind one async mutex
+//! that a transaction holds from begin to commit, so transactions are
+//! serial. Each write records how to undo itself; a transaction dropped
+//! without commit replays those in reverse, which gives the same
+//! all-or-nothing behaviour as Postgres.
+
+mod state;
+mod tx;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+
+use super::{Store, StoreResult, Tx};
+use crate::domain::snowflake::now_ms;
+use state::State;
+use tx::MemoryTx;
+
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
+        Ok(Box::new(MemoryTx::new(
+            self.state.clone().lock_owned().await,
+        )))
+    }
+
+    async fn prune_updates(
+        &self,
+        retention: std::time::Duration,
+        _batch: usize,
+    ) -> StoreResult<u64> {
+        let cutoff = now_ms().saturating_sub(retention.as_millis() as u64);
+        let mut state = self.state.lock().await;
+        let mut pruned = 0;
+        for log in state.logs.values_mut() {
+            while log.entries.front().is_some_and(|(at, _)| *at < cutoff) {
+                log.entries.pop_front();
+                pruned += 1;
+            }
+        }
+        Ok(pruned)
+    }
+
+    async fn lease_worker_id(&self) -> StoreResult<u64> {
+        // One process owns the embedded state, so one worker is enough.
+        Ok(0)
+    }
+
+    fn engine(&self) -> &'static str {
+        "memory"
+    }
+}
