@@ -600,7 +600,43 @@ async fn the_member_cap_holds_even_under_concurrent_adds(engine: Engine) {
     assert_eq!(chat.group.expect("group").participant_ids.len(), 4);
 }
 
+async fn concurrent_leaves_leave_the_last_member_as_owner(app: TestApp) {
+    let mut ann = app.user("Ann").await;
+    let bob = app.user("Bob").await;
+    let cat = app.user("Cat").await;
+    let mut dan = app.user("Dan").await;
+    let id = ann.create_group("g", &[bob.id, cat.id, dan.id]).await;
+    let mut calls = Vec::new();
+    for leaver in [&ann, &bob, &cat] {
+        let mut client = leaver.client.clone();
+        let user_id = leaver.id;
+        calls.push(tokio::spawn(async move {
+            client
+                .remove_chat_member(chats::RemoveChatMember {
+                    chat_ref: group(id),
+                    user_id,
+                })
+                .await
+        }));
+    }
+    for call in calls {
+        call.await.expect("joined").expect("each leave succeeds");
+    }
+    let chat = dan
+        .client
+        .get_chat(chats::GetChat {
+            chat_ref: group(id),
+        })
+        .await
+        .expect("opens")
+        .into_inner();
+    let left = chat.group.expect("group");
+    assert_eq!(left.participant_ids, vec![dan.id]);
+    assert!(left.owner, "the one member left owns the group");
+}
+
 both_engines!(
+    concurrent_leaves_leave_the_last_member_as_owner,
     creating_a_group_makes_the_caller_owner_and_adds_everyone,
     bad_group_creations_are_refused_and_create_nothing,
     groups_count_unread_per_member,

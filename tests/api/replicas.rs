@@ -262,6 +262,43 @@ async fn a_subscriber_that_never_reads_is_ended_and_others_are_not() {
     assert!(ended.message().contains("since_seq"));
 }
 
+#[tokio::test]
+async fn a_replica_subscribes_to_a_users_channel_only_while_it_has_their_stream() {
+    let pair = pair().await;
+    let bob = pair.one.user("Bob").await;
+    let mut bob_two = on(&pair.two, &bob).await;
+    let redis = pair.redis.connection().await;
+    let channel = format!("osmium:u:{}", bob.id);
+    let subscribed = |mut redis: redis::aio::MultiplexedConnection, channel: String| async move {
+        let channels: Vec<String> = redis::cmd("PUBSUB")
+            .arg("CHANNELS")
+            .arg(&channel)
+            .query_async(&mut redis)
+            .await
+            .expect("pubsub channels");
+        !channels.is_empty()
+    };
+    assert!(!subscribed(redis.clone(), channel.clone()).await);
+    let first = bob_two.subscribe(None).await;
+    let second = bob_two.subscribe(None).await;
+    assert!(
+        subscribed(redis.clone(), channel.clone()).await,
+        "subscribed before Subscribe returned"
+    );
+    drop(first);
+    drop(second);
+    // Unsubscribing follows the last stream's end; wait for it, bounded.
+    let mut gone = false;
+    for _ in 0..200 {
+        if !subscribed(redis.clone(), channel.clone()).await {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(gone, "unsubscribed after the last stream closed");
+}
+
 async fn entries_past_retention_are_pruned_and_old_seqs_must_resync(engine: Engine) {
     let app = TestApp::spawn_tuned(engine, |s| {
         s.update_retention = Duration::from_millis(300);
