@@ -102,9 +102,19 @@ impl Core {
         Ok(page)
     }
 
-    /// One conversation; opening a direct chat creates it.
+    /// One conversation; opening a direct chat creates it. A chat the
+    /// caller already has is read without taking any lock.
     pub async fn get_chat(&self, caller: UserId, target: ChatTarget) -> Result<chats::Chat> {
         let mut tx = self.begin().await?;
+        if let Some(Access {
+            chat,
+            member: Some(member),
+        }) = self.access(tx.as_mut(), caller, target, Mode::Read).await?
+        {
+            let view = self.chat_view(tx.as_mut(), &chat, &member).await?;
+            tx.commit().await?;
+            return Ok(view);
+        }
         let (chat, member) = self.access_for_write(tx.as_mut(), caller, target).await?;
         let view = self.chat_view(tx.as_mut(), &chat, &member).await?;
         tx.commit().await?;
