@@ -53,12 +53,38 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    pub fn hs256(secret: &[u8], audience: &str) -> Self {
+    /// No keys yet: add them with the `with_*` methods.
+    pub fn new(audience: &str) -> Self {
         Self {
-            default_key: Some((Algorithm::HS256, DecodingKey::from_secret(secret))),
+            default_key: None,
             by_kid: HashMap::new(),
             audience: audience.to_owned(),
         }
+    }
+
+    pub fn hs256(secret: &[u8], audience: &str) -> Self {
+        Self::new(audience).with_secret(secret)
+    }
+
+    /// The HS256 secret, used for tokens without a `kid`.
+    pub fn with_secret(mut self, secret: &[u8]) -> Self {
+        self.default_key = Some((Algorithm::HS256, DecodingKey::from_secret(secret)));
+        self
+    }
+
+    /// A public key in PEM: Ed25519 (EdDSA) or RSA (RS256), selected by `kid`.
+    pub fn with_public_key_pem(self, kid: &str, pem: &[u8]) -> Result<Self, String> {
+        if let Ok(key) = DecodingKey::from_ed_pem(pem) {
+            return Ok(self.with_key(kid, Algorithm::EdDSA, key));
+        }
+        match DecodingKey::from_rsa_pem(pem) {
+            Ok(key) => Ok(self.with_key(kid, Algorithm::RS256, key)),
+            Err(e) => Err(format!("neither an Ed25519 nor an RSA public key: {e}")),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.default_key.is_none() && self.by_kid.is_empty()
     }
 
     /// Adds a key that tokens select with their `kid` header.

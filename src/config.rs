@@ -103,6 +103,11 @@ pub struct Settings {
     /// HS256 secret that tokens are signed with.
     #[arg(long, env = "OSMIUM_JWT_SECRET")]
     pub jwt_secret: Option<Secret>,
+    /// A directory of `<kid>.pem` public keys (Ed25519 or RSA): tokens
+    /// signed with EdDSA or RS256 name their key with `kid`, so keys rotate
+    /// by adding a file and, later, removing the old one.
+    #[arg(long, env = "OSMIUM_JWT_PUBLIC_KEYS")]
+    pub jwt_public_keys: Option<PathBuf>,
     /// The `aud` every token must carry.
     #[arg(long, env = "OSMIUM_JWT_AUDIENCE", default_value = "osmium-chat")]
     pub jwt_audience: String,
@@ -152,6 +157,7 @@ impl Default for Settings {
             update_retention: Duration::from_secs(7 * 86_400),
             prune_interval: Duration::from_secs(600),
             jwt_secret: None,
+            jwt_public_keys: None,
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
@@ -203,16 +209,51 @@ impl Settings {
         Duration::from_secs(self.shutdown_timeout_secs)
     }
 
-    /// The JWT secret: the configured one, or in embedded mode only, the
-    /// documented development secret.
-    pub fn jwt_secret(&self) -> Result<Secret, ConfigError> {
-        match (&self.jwt_secret, &self.database_url) {
-            (Some(secret), _) if !secret.expose().is_empty() => Ok(secret.clone()),
-            (_, None) => Ok(Secret::new(crate::auth::DEV_SECRET)),
-            (_, Some(_)) => Err(ConfigError(
-                "OSMIUM_JWT_SECRET must be set when DATABASE_URL is: the development secret is for the embedded mode only".into(),
+    /// The HS256 secret: the configured one; with public keys and no secret,
+    /// none; otherwise, in embedded mode only, the documented development
+    /// secret.
+    pub fn jwt_secret(&self) -> Result<Option<Secret>, ConfigError> {
+        match (&self.jwt_secret, &self.jwt_public_keys, &self.database_url) {
+            (Some(secret), _, _) if !secret.expose().is_empty() => Ok(Some(secret.clone())),
+            (_, Some(_), _) => Ok(None),
+            (_, None, None) => Ok(Some(Secret::new(crate::auth::DEV_SECRET))),
+            (_, None, Some(_)) => Err(ConfigError(
+                "OSMIUM_JWT_SECRET or OSMIUM_JWT_PUBLIC_KEYS must be set when DATABASE_URL is: the development secret is for the embedded mode only".into(),
             )),
         }
+    }
+
+    /// Every key tokens may be verified with.
+    pub fn verifier(&self) -> Result<crate::auth::Verifier, ConfigError> {
+        let mut verifier = crate::auth::Verifier::new(&self.jwt_audience);
+        if let Some(secret) = self.jwt_secret()? {
+            verifier = verifier.with_secret(secret.expose().as_bytes());
+        }
+        if let Some(dir) = &self.jwt_public_keys {
+            let entries = std::fs::read_dir(dir).map_err(|e| {
+                ConfigError(format!("OSMIUM_JWT_PUBLIC_KEYS {}: {e}", dir.display()))
+            })?;
+            for entry in entries {
+                let path = entry.map_err(|e| ConfigError(e.to_string()))?.path();
+                if path.extension().and_then(|e| e.to_str()) != Some("pem") {
+                    continue;
+                }
+                let kid = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                let pem = std::fs::read(&path)
+                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+                verifier = verifier
+                    .with_public_key_pem(&kid, &pem)
+                    .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+            }
+        }
+        if verifier.is_empty() {
+            return Err(ConfigError("no JWT key configured".into()));
+        }
+        Ok(verifier)
     }
 }
 

@@ -36,7 +36,11 @@ async fn main() -> ExitCode {
             ttl,
         } => {
             let secret = match settings.jwt_secret() {
-                Ok(secret) => secret,
+                Ok(Some(secret)) => secret,
+                Ok(None) => {
+                    eprintln!("token signs with OSMIUM_JWT_SECRET, and none is set");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
                 Err(error) => {
                     eprintln!("{error}");
                     return ExitCode::from(EXIT_CONFIG);

@@ -84,16 +84,12 @@ impl Application {
     /// store connects and migrates, so probes see a starting replica, not a
     /// dead one.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        let secret = settings.jwt_secret()?;
-        if settings.jwt_secret.is_none() {
+        let verifier = Arc::new(settings.verifier()?);
+        if settings.jwt_secret.is_none() && settings.jwt_public_keys.is_none() {
             tracing::warn!(
                 "OSMIUM_JWT_SECRET is not set: using the development secret (see README)"
             );
         }
-        let verifier = Arc::new(Verifier::hs256(
-            secret.expose().as_bytes(),
-            &settings.jwt_audience,
-        ));
         let tls = settings.tls()?;
         let listener = Arc::new(bind(settings.listen_addr).await?);
         let metrics_listener = bind(settings.metrics_addr).await?;

@@ -140,6 +140,54 @@ async fn a_name_claim_registers_the_caller_on_first_use(app: TestApp) {
     assert_eq!(chat.users[0].name, "Newcomer");
 }
 
+#[derive(serde::Serialize)]
+struct Claims {
+    sub: String,
+    exp: u64,
+    aud: String,
+}
+
+#[tokio::test]
+async fn tokens_signed_with_a_configured_public_key_are_chosen_by_kid() {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("an ed25519 key");
+    let dir = std::env::temp_dir().join(format!(
+        "osmium-keys-{}-{}",
+        std::process::id(),
+        next_user_id()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(dir.join("2026-11.pem"), key.public_key_pem()).expect("written");
+    let app = crate::helpers::TestApp::spawn_tuned(crate::helpers::Engine::Memory, |s| {
+        s.jwt_public_keys = Some(dir.clone());
+    })
+    .await;
+    let ann = app.user("Ann").await;
+    let sign = |kid: &str| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(kid.to_owned());
+        let claims = Claims {
+            sub: ann.id.to_string(),
+            exp: osmium_chat::domain::snowflake::now_ms() / 1000 + 60,
+            aud: AUDIENCE.to_owned(),
+        };
+        let signing = jsonwebtoken::EncodingKey::from_ed_pem(key.serialize_pem().as_bytes())
+            .expect("pkcs8 key");
+        jsonwebtoken::encode(&header, &claims, &signing).expect("signs")
+    };
+    let mut client = app.client_with_token(&sign("2026-11")).await;
+    client
+        .get_chats(chats::GetChats::default())
+        .await
+        .expect("verified by the key named in kid");
+    let mut unknown = app.client_with_token(&sign("2025-01")).await;
+    assert_code(
+        unknown.get_chats(chats::GetChats::default()).await,
+        Code::Unauthenticated,
+        "key id",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 both_engines!(
     calls_without_a_valid_token_are_unauthenticated,
     only_service_tokens_may_upsert_users,
