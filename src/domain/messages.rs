@@ -54,11 +54,6 @@ pub enum Anchor {
 
 impl Core {
     pub async fn send_message(&self, caller: UserId, new: NewMessage) -> Result<MessageId> {
-        if let Some(client_id) = new.client_id {
-            if let Some(id) = self.find_sent(caller, client_id).await? {
-                return Ok(id);
-            }
-        }
         match self.try_send(caller, new.clone()).await {
             // A concurrent retry with the same client id won: answer with its message.
             Err(Error::Store(StoreError::Duplicate)) => match new.client_id {
@@ -81,6 +76,13 @@ impl Core {
 
     async fn try_send(&self, caller: UserId, new: NewMessage) -> Result<MessageId> {
         let mut tx = self.begin().await?;
+        if let Some(client_id) = new.client_id {
+            // A retry: answer with the message the first attempt stored.
+            if let Some(sent) = tx.message_by_client_id(caller, client_id).await? {
+                tx.commit().await?;
+                return Ok(sent.id);
+            }
+        }
         let (chat, _) = self
             .access_for_write(tx.as_mut(), caller, new.target)
             .await?;
