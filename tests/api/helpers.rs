@@ -300,6 +300,11 @@ pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, me
     }
 }
 
+/// The answer to anyone outside a chat, whether or not it exists.
+pub fn assert_hidden<T: std::fmt::Debug>(result: Result<T, Status>) {
+    assert_code(result, Code::NotFound, "chat not found");
+}
+
 /// Generates one test per engine set (memory; Postgres; Postgres with
 /// Redis) for each listed scenario `async fn(TestApp)`.
 macro_rules! both_engines {
