@@ -67,7 +67,7 @@ async fn sigterm_drains_and_exits_zero() {
         .expect("the binary starts");
     // Readiness polling of a separate process, not synchronisation of our own code.
     let mut ready = false;
-    for _ in 0..200 {
+    for _ in 0..600 {
         if let Ok(channel) =
             tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
                 .expect("uri")
