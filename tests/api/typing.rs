@@ -135,6 +135,7 @@ async fn typing_is_checked_and_rate_limited(app: TestApp) {
     set(&mut ann, typing(saved(), true, None)).await;
     // Sixteen quick calls span at most three one-second windows of five
     // calls each (unless they take over two seconds), so one is refused.
+    let mut refused = 0;
     for i in 0..16 {
         let on = i % 2 == 0;
         match eve.client.set_typing(typing(dm(ann.id), on, None)).await {
