@@ -305,7 +305,33 @@ async fn bad_chat_refs_are_refused_naming_the_problem(app: TestApp) {
     assert!(page.chats.is_empty());
 }
 
+async fn both_sides_opening_a_chat_at_once_get_the_same_one(app: TestApp) {
+    let ann = app.user("Ann").await;
+    let bob = app.user("Bob").await;
+    let mut calls = Vec::new();
+    for i in 0..8 {
+        let (mut client, peer) = if i % 2 == 0 {
+            (ann.client.clone(), bob.id)
+        } else {
+            (bob.client.clone(), ann.id)
+        };
+        calls.push(tokio::spawn(async move {
+            client
+                .get_chat(chats::GetChat { chat_ref: dm(peer) })
+                .await
+                .map(|r| r.into_inner().chat.map(|c| c.last_message_id))
+        }));
+    }
+    let mut ids = Vec::new();
+    for call in calls {
+        ids.push(call.await.expect("joined").expect("opened"));
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one chat for the pair: {ids:?}");
+}
+
 both_engines!(
+    both_sides_opening_a_chat_at_once_get_the_same_one,
     opening_a_direct_chat_creates_it_and_shows_the_peer,
     saved_messages_are_the_callers_own_chat,
     get_chats_lists_newest_activity_first_with_last_messages_and_users,
