@@ -120,6 +120,10 @@ pub struct Settings {
     /// PEM CA bundle: require client certificates signed by it (mutual TLS).
     #[arg(long, env = "OSMIUM_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// A plaintext gRPC health endpoint besides the main one, for probes
+    /// that cannot speak TLS (Kubernetes' native gRPC probes).
+    #[arg(long, env = "OSMIUM_HEALTH_ADDR")]
+    pub health_addr: Option<SocketAddr>,
     /// Where Prometheus metrics are served.
     #[arg(long, env = "OSMIUM_METRICS_ADDR", default_value = "0.0.0.0:9090")]
     pub metrics_addr: SocketAddr,
@@ -161,6 +165,7 @@ impl Default for Settings {
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
+            health_addr: None,
             jwt_audience: "osmium-chat".into(),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             db_pool_size: 16,

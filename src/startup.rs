@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
+use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::Stream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
-use tonic_health::server::HealthReporter;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::{HealthReporter, HealthService};
 use tonic_health::ServingStatus;
 
 use crate::api::{ChatApi, DirectoryApi};
@@ -51,6 +53,12 @@ pub enum StartError {
 
 pub struct Application {
     listener: Arc<TcpListener>,
+    /// One health state for every endpoint that serves it.
+    reporter: HealthReporter,
+    health: HealthServer<HealthService>,
+    /// Ends the plaintext health endpoint, if any, when dropped or sent.
+    health_stop: watch::Sender<bool>,
+    health_port: Option<u16>,
     tls: Option<tonic::transport::ServerTlsConfig>,
     metrics_listener: TcpListener,
     settings: Settings,
@@ -95,16 +103,28 @@ impl Application {
         let metrics_listener = bind(settings.metrics_addr).await?;
 
         let (started, starting) = oneshot::channel::<()>();
-        let (reporter, health) = tonic_health::server::health_reporter();
-        reporter
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
-        reporter
-            .set_not_serving::<ChatServiceServer<ChatApi>>()
-            .await;
+        let reporter = HealthReporter::new();
+        set_health(&reporter, ServingStatus::NotServing).await;
+        let health = HealthServer::new(HealthService::from_health_reporter(reporter.clone()));
+        let (health_stop, mut health_stopping) = watch::channel(false);
+        let mut health_port = None;
+        if let Some(addr) = settings.health_addr {
+            let health_listener = bind(addr).await?;
+            health_port = health_listener.local_addr().ok().map(|a| a.port());
+            tokio::spawn(
+                Server::builder()
+                    .add_service(health.clone())
+                    .serve_with_incoming_shutdown(
+                        TcpListenerStream::new(health_listener),
+                        async move {
+                            let _ = health_stopping.wait_for(|s| *s).await;
+                        },
+                    ),
+            );
+        }
         let startup_server = tokio::spawn(
             tls_builder(tls.clone())?
-                .add_service(health)
+                .add_service(health.clone())
                 .serve_with_incoming_shutdown(Incoming(listener.clone()), async {
                     let _ = starting.await;
                 }),
@@ -114,6 +134,10 @@ impl Application {
         let _ = startup_server.await;
         Ok(Self {
             listener,
+            reporter,
+            health,
+            health_stop,
+            health_port,
             tls,
             metrics_listener,
             settings,
@@ -157,6 +181,11 @@ impl Application {
         self.local_addr().port()
     }
 
+    /// The plaintext health endpoint's port, when one is configured.
+    pub fn health_port(&self) -> Option<u16> {
+        self.health_port
+    }
+
     pub fn metrics_port(&self) -> u16 {
         self.metrics_listener
             .local_addr()
@@ -170,7 +199,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let (reporter, health) = tonic_health::server::health_reporter();
+        let (reporter, health) = (self.reporter, self.health);
         set_health(&reporter, ServingStatus::Serving).await;
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -245,6 +274,7 @@ impl Application {
             _ = deadline => tracing::warn!(?drain, "drain time ran out; closing remaining calls"),
         }
         drop(stop);
+        let _ = self.health_stop.send(true);
         tracing::info!("stopped");
         Ok(())
     }

@@ -51,6 +51,8 @@ pub type Client = ChatServiceClient<InterceptedService<Channel, Bearer>>;
 pub struct TestApp {
     pub port: u16,
     pub metrics_port: u16,
+    /// The plaintext health endpoint, when configured.
+    pub health_port: Option<u16>,
     /// The Redis this app uses, when it owns one.
     pub redis: Option<RedisServer>,
     stop: Option<oneshot::Sender<()>>,
@@ -109,6 +111,7 @@ impl TestApp {
             .expect("the application builds");
         let port = app.port();
         let metrics_port = app.metrics_port();
+        let health_port = app.health_port();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             app.run_until_stopped(async {
@@ -120,6 +123,7 @@ impl TestApp {
         Self {
             port,
             metrics_port,
+            health_port,
             redis: None,
             stop: Some(stop),
             server: Some(server),

@@ -63,8 +63,28 @@ async fn with_a_client_ca_only_clients_with_a_certificate_get_in() {
         s.tls_cert = Some(cert);
         s.tls_key = Some(key);
         s.tls_client_ca = Some(ca);
+        s.health_addr = Some(([127, 0, 0, 1], 0).into());
     })
     .await;
+
+    // Probes that cannot speak TLS use the plaintext health endpoint.
+    let health_port = app.health_port.expect("a health port");
+    let plain = Channel::from_shared(format!("http://127.0.0.1:{health_port}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("plaintext health connects");
+    let reply = tonic_health::pb::health_client::HealthClient::new(plain)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "osmium.chat.v1.ChatService".into(),
+        })
+        .await
+        .expect("health answers")
+        .into_inner();
+    assert_eq!(
+        reply.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 
     let trusted = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(&pki.ca))
