@@ -128,7 +128,8 @@ REFUSED = [
     ({"unknownKey": True}, "additional properties"),
     ({"secrets": {"databaseUrl": {"name": "", "key": "DATABASE_URL"}}}, "several replicas need Postgres"),
     ({"secrets": {"redisUrl": {"name": "", "key": "REDIS_URL"}}}, "several replicas need Redis"),
-    ({"secrets": {"jwtSecret": {"name": "", "key": "OSMIUM_JWT_SECRET"}}}, "jwtSecret.name is required"),
+    ({"secrets": {"jwtSecret": {"name": "", "key": "OSMIUM_JWT_SECRET"}}}, "jwtPublicKeys.configMap is required"),
+    ({"tls": {"enabled": True}}, "tls.enabled needs tls.secretName"),
     ({"terminationGracePeriodSeconds": 20}, "must exceed"),
     ({"podDisruptionBudget": {"minAvailable": 2}}, "not both"),
 ]

@@ -76,6 +76,11 @@ Usage: include "osmium-chat.secretEnv" (dict "DATABASE_URL" .Values.secrets.data
 Settings that cannot work are refused at render time rather than discovered
 as a crash-looping or silently split deployment.
 */}}
+{{/* The port the kubelet probes: the plaintext health port under TLS. */}}
+{{- define "osmium-chat.probePort" -}}
+{{- if .Values.tls.enabled }}{{ .Values.tls.healthPort }}{{ else }}{{ .Values.ports.grpc }}{{ end -}}
+{{- end -}}
+
 {{- define "osmium-chat.validate" -}}
 {{- $several := or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1) -}}
 {{- if and $several (not .Values.secrets.databaseUrl.name) -}}
@@ -84,8 +89,11 @@ as a crash-looping or silently split deployment.
 {{- if and $several (not .Values.secrets.redisUrl.name) -}}
 {{- fail "several replicas need Redis: set secrets.redisUrl.name (the in-process bus reaches only the streams of its own pod)" -}}
 {{- end -}}
-{{- if and .Values.secrets.databaseUrl.name (not .Values.secrets.jwtSecret.name) -}}
-{{- fail "secrets.jwtSecret.name is required with a database: the service refuses to start without OSMIUM_JWT_SECRET" -}}
+{{- if and .Values.secrets.databaseUrl.name (not .Values.secrets.jwtSecret.name) (not .Values.jwtPublicKeys.configMap) -}}
+{{- fail "secrets.jwtSecret.name or jwtPublicKeys.configMap is required with a database: the service refuses to start without a token key" -}}
+{{- end -}}
+{{- if and .Values.tls.enabled (not .Values.tls.secretName) -}}
+{{- fail "tls.enabled needs tls.secretName (a kubernetes.io/tls Secret)" -}}
 {{- end -}}
 {{- $drain := add (int .Values.config.shutdownTimeoutSeconds) (int .Values.preStopSleepSeconds) -}}
 {{- if le (int .Values.terminationGracePeriodSeconds) (int $drain) -}}
