@@ -77,3 +77,48 @@ async fn health_turns_not_serving_as_soon_as_shutdown_begins() {
     drop(watch);
     app.stop().await;
 }
+
+/// Lists the services through one version of server reflection.
+macro_rules! reflected_services {
+    ($version:ident, $channel:expr) => {{
+        use tonic_reflection::pb::$version::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::$version::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::$version::server_reflection_response::MessageResponse;
+        use tonic_reflection::pb::$version::ServerReflectionRequest;
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut replies = ServerReflectionClient::new($channel)
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .expect("reflection answers")
+            .into_inner();
+        let reply = replies.message().await.expect("healthy").expect("a reply");
+        match reply.message_response {
+            Some(MessageResponse::ListServicesResponse(list)) => {
+                list.service.into_iter().map(|s| s.name).collect::<Vec<_>>()
+            }
+            other => panic!("expected a service list, got {other:?}"),
+        }
+    }};
+}
+
+#[tokio::test]
+async fn reflection_lists_the_services_in_v1_and_v1alpha() {
+    let app = TestApp::spawn(Engine::Memory).await;
+    let v1 = reflected_services!(v1, app.channel().await);
+    let v1alpha = reflected_services!(v1alpha, app.channel().await);
+    for services in [v1, v1alpha] {
+        for expected in [
+            "osmium.chat.v1.ChatService",
+            "osmium.chat.v1.UserDirectory",
+            "grpc.health.v1.Health",
+        ] {
+            assert!(
+                services.iter().any(|s| s == expected),
+                "{expected} in {services:?}"
+            );
+        }
+    }
+}
