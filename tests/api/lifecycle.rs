@@ -109,3 +109,54 @@ async fn postgres_without_a_jwt_secret_refuses_to_start() {
         .expect("refused");
     assert!(error.to_string().contains("OSMIUM_JWT_SECRET"), "{error}");
 }
+
+#[tokio::test]
+async fn health_is_not_serving_while_the_store_is_still_being_reached() {
+    // A "database" that accepts connections and never answers keeps start-up
+    // waiting, as a slow migration would.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let db_port = black_hole.local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let settings = osmium_chat::config::Settings {
+        listen_addr: ([127, 0, 0, 1], port).into(),
+        database_url: Some(osmium_chat::config::Secret::new(format!(
+            "postgres://postgres@127.0.0.1:{db_port}/postgres"
+        ))),
+        jwt_secret: Some(osmium_chat::config::Secret::new("s")),
+        ..osmium_chat::config::Settings::default()
+    };
+    let starting = tokio::spawn(osmium_chat::startup::Application::build(settings));
+
+    // Readiness polling of the starting server, bounded.
+    let mut status = None;
+    for _ in 0..200 {
+        if let Ok(channel) =
+            tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+                .expect("uri")
+                .connect()
+                .await
+        {
+            let reply = HealthClient::new(channel)
+                .check(HealthCheckRequest {
+                    service: "osmium.chat.v1.ChatService".into(),
+                })
+                .await;
+            if let Ok(reply) = reply {
+                status = Some(reply.into_inner().status);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        status,
+        Some(tonic_health::pb::health_check_response::ServingStatus::NotServing as i32),
+        "a starting replica answers probes with NOT_SERVING"
+    );
+    assert!(!starting.is_finished(), "still waiting for its database");
+    starting.abort();
+    drop(black_hole);
+}
