@@ -2,7 +2,8 @@
 //! deletions, each with its updates to every participant.
 
 use super::access::{Access, Mode};
-use super::ids::{MessageId, UserId};
+use super::conversations::participants;
+use super::ids::{ChatId, MessageId, UserId};
 use super::render;
 use super::target::ChatTarget;
 use super::text;
@@ -113,9 +114,8 @@ impl Core {
                 tx.insert_member(&self.new_member(&chat, peer)).await?;
             }
         }
-        let members = tx.members(chat.id).await?;
         let mentioned = self
-            .mentioned_members(tx.as_mut(), caller, &new.text, &new.entities, &members)
+            .mentioned_members(tx.as_mut(), caller, &new.text, &new.entities, chat.id)
             .await?;
         let id = MessageId(self.ids.next_id());
         // `reply_to` is deprecated but still filled in for clients that read only it.
@@ -211,16 +211,20 @@ impl Core {
         author: UserId,
         text: &str,
         entities: &[types::MessageEntity],
-        members: &[MemberRow],
+        chat: ChatId,
     ) -> Result<Vec<UserId>> {
         let found = text::mentions(text, entities);
         let mut ids = found.ids;
         if !found.usernames.is_empty() {
             ids.extend(tx.user_ids_by_username(&found.usernames).await?);
         }
-        let mut mentioned: Vec<UserId> = members
-            .iter()
-            .map(|m| m.user_id)
+        if ids.is_empty() {
+            // Most messages mention nobody: no need to read the members.
+            return Ok(ids);
+        }
+        let mut mentioned: Vec<UserId> = participants(tx, chat)
+            .await?
+            .into_iter()
             .filter(|u| *u != author && ids.contains(u))
             .collect();
         mentioned.dedup();
@@ -334,7 +338,7 @@ impl Core {
                 caller,
                 &row.body.message,
                 &row.body.entities,
-                &members,
+                chat.id,
             )
             .await?;
         let removed: Vec<UserId> = row
