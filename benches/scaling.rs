@@ -37,6 +37,7 @@ use osmium_chat::bus::local::{LocalBus, LocalEphemeral};
 use osmium_chat::config::{Secret, Settings};
 use osmium_chat::domain::ids::UserId;
 use osmium_chat::domain::messages::Anchor;
+use osmium_chat::domain::snowflake::Snowflakes;
 use osmium_chat::domain::target::ChatTarget;
 use osmium_chat::domain::Core;
 use osmium_chat::proto::service::chat_service_client::ChatServiceClient;
@@ -393,13 +394,13 @@ async fn core_on(url: &str) -> Result<Arc<Core>> {
     };
     let store = open_store(&settings).await?;
     let worker = store.lease_worker_id().await?;
-    Ok(Arc::new(Core::new(
+    Ok(Core::new(
         store,
         Arc::new(LocalBus::default()),
         Arc::new(LocalEphemeral::default()),
-        worker,
+        Snowflakes::new(worker),
         settings.limits(),
-    )))
+    ))
 }
 
 async fn core_get_chats(core: Arc<Core>, user: u64) -> Result<()> {

@@ -148,6 +148,10 @@ pub struct Settings {
     pub shutdown_timeout_secs: u64,
     #[arg(long, env = "OSMIUM_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Milliseconds added to this replica's clock when it makes ids: a seam
+    /// for tests of replicas whose clocks disagree; never set in production.
+    #[arg(skip)]
+    pub clock_skew_ms: i64,
 }
 
 impl Default for Settings {
@@ -175,6 +179,7 @@ impl Default for Settings {
             max_connection_age: Duration::from_secs(600),
             shutdown_timeout_secs: 20,
             log_format: LogFormat::Text,
+            clock_skew_ms: 0,
         }
     }
 }

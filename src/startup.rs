@@ -25,6 +25,7 @@ use crate::bus::local::{LocalBus, LocalEphemeral};
 use crate::bus::redis::RedisBus;
 use crate::bus::{Bus, Ephemeral};
 use crate::config::{ConfigError, Settings};
+use crate::domain::snowflake::Snowflakes;
 use crate::domain::Core;
 use crate::proto::service::chat_service_server::ChatServiceServer;
 use crate::proto::service::user_directory_server::UserDirectoryServer;
@@ -162,13 +163,13 @@ impl Application {
             ),
         };
         let worker = store.lease_worker_id().await?;
-        Ok(Arc::new(Core::new(
+        Ok(Core::new(
             store,
             bus,
             ephemeral,
-            worker,
+            Snowflakes::with_skew(worker, settings.clock_skew_ms),
             settings.limits(),
-        )))
+        ))
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -4,6 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::parse::{self, target};
 use super::{caller, respond, ChatApi};
+use crate::domain::ids::UserId;
 use crate::domain::limits::{page_size, MAX_TEXT_CHARS};
 use crate::domain::messages::{Anchor, MessageEdit, NewMessage, Reply};
 use crate::domain::text;
@@ -214,6 +215,7 @@ impl ChatService for ChatApi {
                 text::validate("message", text, &r.entities)?;
             }
             parse::bounded_len("entities", &r.entities)?;
+            parse::entity_fields("entities", &r.entities)?;
             let edit = MessageEdit {
                 target: chat,
                 message_id,
@@ -222,6 +224,7 @@ impl ChatService for ChatApi {
                 remove_media: r.remove_media,
                 media: parse::media("media", r.media)?,
             };
+            self.check_edited_size(user, &edit).await?;
             self.core.edit_message(user, edit).await
         };
         respond(result.await)
@@ -257,6 +260,66 @@ impl ChatService for ChatApi {
     }
 }
 
+impl ChatApi {
+    /// The message as `edit` would leave it must stay within the whole-message
+    /// bound. The edit keeps what it does not replace, so this reads the
+    /// message first (the same replacement rules as the domain's edit); a
+    /// message the caller cannot read is left for the edit itself to refuse.
+    async fn check_edited_size(&self, user: UserId, edit: &MessageEdit) -> Result<(), Error> {
+        let Ok(page) = self
+            .core
+            .get_history(user, edit.target, Anchor::Around(edit.message_id), 1)
+            .await
+        else {
+            return Ok(());
+        };
+        let Some(mut body) = page
+            .messages
+            .into_iter()
+            .find(|m| m.message_id == edit.message_id.get())
+        else {
+            return Ok(());
+        };
+        if let Some(text) = &edit.text {
+            body.message.clone_from(text);
+            body.entities.clone_from(&edit.entities);
+        } else if !edit.entities.is_empty() {
+            body.entities.clone_from(&edit.entities);
+        }
+        if edit.remove_media {
+            body.media.clear();
+        }
+        if !edit.media.is_empty() {
+            body.media.clone_from(&edit.media);
+        }
+        parse::message_size("message", &body)
+    }
+}
+
+/// The message `new` would store, for measuring it as a whole.
+fn stored_shape(new: &NewMessage) -> types::Message {
+    // `reply_to` is deprecated but still stored for clients that read only it.
+    #[allow(deprecated)]
+    types::Message {
+        message: new.text.clone(),
+        reply_to: new.reply.as_ref().map(|r| r.message_id.get()),
+        media: new.media.clone(),
+        entities: new.entities.clone(),
+        reply: new
+            .reply
+            .as_ref()
+            .map(|r| types::message::MessageReplyInfo {
+                message_id: Some(r.message_id.get()),
+                quote: r.quote.clone(),
+            }),
+        bot_info: new
+            .cloak
+            .clone()
+            .map(|c| types::message::MessageBotInfo { cloak: Some(c) }),
+        ..Default::default()
+    }
+}
+
 // `reply_to_old` is deprecated but older clients still send it.
 #[allow(deprecated)]
 fn parse_new_message(
@@ -264,6 +327,7 @@ fn parse_new_message(
     r: messages::SendMessage,
 ) -> Result<NewMessage, Error> {
     text::validate("message", &r.message, &r.entities)?;
+    parse::entity_fields("entities", &r.entities)?;
     let media = parse::media("media", r.media)?;
     if r.message.trim().is_empty() && media.is_empty() {
         return Err(Error::invalid("message", "empty: send text or media"));
@@ -274,6 +338,7 @@ fn parse_new_message(
             let quote = match reply.quote {
                 Some(q) => {
                     text::validate("reply_to.quote.message", &q.message, &q.entities)?;
+                    parse::entity_fields("reply_to.quote.entities", &q.entities)?;
                     Some(types::message::message_reply_info::Quote {
                         message: q.message,
                         entities: q.entities,
@@ -292,15 +357,9 @@ fn parse_new_message(
     };
     let cloak = match r.bot_info.and_then(|b| b.cloak) {
         Some(cloak) => {
-            let name = cloak.name.trim();
-            if name.is_empty() || name.chars().count() > 128 {
-                return Err(Error::invalid(
-                    "bot_info.cloak.name",
-                    "must be 1 to 128 characters",
-                ));
-            }
+            let name = parse::cloak_name("bot_info.cloak.name", &cloak.name)?;
             Some(types::message::message_bot_info::MessageCloak {
-                name: name.to_owned(),
+                name,
                 photo: cloak.photo_id.map(|file_id| types::ChatPhoto {
                     file_id,
                     preview: Vec::new(),
@@ -309,7 +368,7 @@ fn parse_new_message(
         }
         None => None,
     };
-    Ok(NewMessage {
+    let new = NewMessage {
         target: chat,
         text: r.message,
         entities: r.entities,
@@ -317,5 +376,7 @@ fn parse_new_message(
         reply,
         cloak,
         client_id: r.client_id,
-    })
+    };
+    parse::message_size("message", &stored_shape(&new))?;
+    Ok(new)
 }

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::{parse, respond};
 use crate::auth::{Caller, Role};
-use crate::domain::limits::MAX_UPSERT_USERS;
+use crate::domain::limits::{MAX_UPSERT_USERS, MAX_USERNAME_BYTES, MAX_USER_NAME_CHARS};
 use crate::domain::Core;
 use crate::error::Error;
 use crate::proto::service::user_directory_server::UserDirectory;
@@ -51,19 +51,25 @@ impl UserDirectory for DirectoryApi {
                     return Err(Error::invalid(&format!("users[{i}].id"), "listed twice"));
                 }
                 let name = user.name.trim();
-                if name.is_empty() || name.chars().count() > 128 {
+                if name.is_empty() || name.chars().count() > MAX_USER_NAME_CHARS {
                     return Err(Error::invalid(
                         &format!("users[{i}].name"),
-                        "must be 1 to 128 characters",
+                        format!("must be 1 to {MAX_USER_NAME_CHARS} characters"),
                     ));
                 }
                 if let Some(username) = &user.username {
-                    if username.is_empty() || username.len() > 64 || username.starts_with('@') {
+                    if username.is_empty()
+                        || username.len() > MAX_USERNAME_BYTES
+                        || username.starts_with('@')
+                    {
                         return Err(Error::invalid(
                             &format!("users[{i}].username"),
-                            "must be 1 to 64 bytes, without a leading @",
+                            format!("must be 1 to {MAX_USERNAME_BYTES} bytes, without a leading @"),
                         ));
                     }
+                }
+                if let Some(photo) = &user.photo {
+                    parse::preview(&format!("users[{i}].photo.preview"), &photo.preview)?;
                 }
             }
             self.core.upsert_users(&users).await

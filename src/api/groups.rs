@@ -9,6 +9,7 @@ use super::{caller, respond};
 use crate::domain::groups::{GroupEdit, NewGroup};
 use crate::domain::ids::{MessageId, UserId};
 use crate::domain::invites::NewInvite;
+use crate::domain::limits::MAX_NAME_BYTES;
 use crate::domain::Core;
 use crate::error::Error;
 use crate::proto::{auth, chats, types};
@@ -67,10 +68,15 @@ pub async fn edit_chat(core: &Core, request: Request<chats::EditChat>) -> Reply<
                 None => None,
                 Some(photo) => Some(match photo.file {
                     None => None,
-                    Some(file) => Some(types::ChatPhoto {
-                        file_id: parse::nonzero("photo.file.id", file.id)?,
-                        preview: Vec::new(),
-                    }),
+                    Some(file) => {
+                        // Not stored, but bounded like every name a request carries.
+                        parse::short("photo.file.name", file.name.as_bytes(), MAX_NAME_BYTES)?;
+                        Some(types::ChatPhoto {
+                            file_id: parse::nonzero("photo.file.id", file.id)?,
+                            // EditChat carries no preview: the group's photo has none.
+                            preview: Vec::new(),
+                        })
+                    }
                 }),
             },
         };

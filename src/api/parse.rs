@@ -2,13 +2,14 @@
 //! errors name the offending field.
 
 use crate::domain::ids::{ChatId, MessageId, UserId};
-use crate::domain::limits::MAX_LIST_ITEMS;
+use crate::domain::limits::{
+    MAX_CLOAK_NAME_CHARS, MAX_LIST_ITEMS, MAX_MEDIA_ITEMS, MAX_MESSAGE_BYTES, MAX_NAME_BYTES,
+    MAX_PREVIEW_BYTES, MAX_PRE_LANGUAGE_BYTES, MAX_URL_BYTES,
+};
 use crate::domain::target::ChatTarget;
 use crate::error::{Error, Result};
-use crate::proto::{media, refs};
-
-const MAX_URL_BYTES: usize = 2048;
-const MAX_NAME_BYTES: usize = 255;
+use crate::proto::types::message_entity::Entity;
+use crate::proto::{media, refs, types};
 
 pub fn target(field: &str, chat_ref: Option<&refs::ChatRef>, caller: UserId) -> Result<ChatTarget> {
     let chat_ref = chat_ref.ok_or_else(|| Error::invalid(field, "required"))?;
@@ -64,16 +65,106 @@ pub fn bounded_len<T>(field: &str, items: &[T]) -> Result<()> {
     Ok(())
 }
 
-fn short(field: &str, value: &str, max: usize) -> Result<()> {
+/// At most `max` bytes.
+pub fn short(field: &str, value: &[u8], max: usize) -> Result<()> {
     if value.len() > max {
-        return Err(Error::invalid(field, format!("longer than {max} bytes")));
+        return Err(Error::invalid(
+            field,
+            format!("{} bytes, at most {max} allowed", value.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// An inline thumbnail (an image's or a user's photo preview).
+pub fn preview(field: &str, bytes: &[u8]) -> Result<()> {
+    short(field, bytes, MAX_PREVIEW_BYTES)
+}
+
+/// The strings inside entities: `textUrl` urls and `pre` languages. Ranges
+/// and counts are `domain::text`'s to check.
+pub fn entity_fields(field: &str, entities: &[types::MessageEntity]) -> Result<()> {
+    for (i, entity) in entities.iter().enumerate() {
+        match &entity.entity {
+            Some(Entity::TextUrl(link)) => short(
+                &format!("{field}[{i}].textUrl.url"),
+                link.url.as_bytes(),
+                MAX_URL_BYTES,
+            )?,
+            Some(Entity::Pre(pre)) => {
+                if let Some(language) = &pre.language {
+                    short(
+                        &format!("{field}[{i}].pre.language"),
+                        language.as_bytes(),
+                        MAX_PRE_LANGUAGE_BYTES,
+                    )?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A bot's cloak name: 1 to [`MAX_CLOAK_NAME_CHARS`] characters once trimmed.
+pub fn cloak_name(field: &str, name: &str) -> Result<String> {
+    let trimmed = name.trim();
+    let chars = trimmed.chars().count();
+    if chars == 0 || chars > MAX_CLOAK_NAME_CHARS {
+        return Err(Error::invalid(
+            field,
+            format!("must be 1 to {MAX_CLOAK_NAME_CHARS} characters after trimming, got {chars}"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// The message as a whole, as it would be stored and sent out, must encode
+/// to at most [`MAX_MESSAGE_BYTES`]. Ids, the chat ref and the edit time are
+/// counted at their largest, so that the bound holds for every recipient's
+/// copy and after any edit time is set.
+pub fn message_size(field: &str, body: &types::Message) -> Result<()> {
+    use prost::Message as _;
+    const WIDEST: u64 = u64::MAX;
+    // `reply_to` is deprecated but still stored for clients that read only it.
+    #[allow(deprecated)]
+    let widest = types::Message {
+        chat_ref: Some(refs::ChatRef {
+            r#ref: Some(refs::chat_ref::Ref::Group(refs::GroupRef {
+                group_id: WIDEST,
+            })),
+        }),
+        message_id: WIDEST,
+        author_id: WIDEST,
+        reply_to: body.reply_to.map(|_| WIDEST),
+        edited_at: Some(WIDEST),
+        reply: body
+            .reply
+            .as_ref()
+            .map(|r| types::message::MessageReplyInfo {
+                message_id: r.message_id.map(|_| WIDEST),
+                quote: r.quote.clone(),
+            }),
+        ..body.clone()
+    };
+    let bytes = widest.encoded_len();
+    if bytes > MAX_MESSAGE_BYTES {
+        return Err(Error::invalid(
+            field,
+            format!("encoded message is {bytes} bytes, at most {MAX_MESSAGE_BYTES} allowed"),
+        ));
     }
     Ok(())
 }
 
 /// Sent media references become stored message media, kept as given.
 pub fn media(field: &str, refs: Vec<media::MediaRef>) -> Result<Vec<media::MessageMedia>> {
-    bounded_len(field, &refs)?;
+    if refs.len() > MAX_MEDIA_ITEMS {
+        return Err(Error::invalid(
+            field,
+            format!("{} items, at most {MAX_MEDIA_ITEMS} allowed", refs.len()),
+        ));
+    }
     refs.into_iter()
         .enumerate()
         .map(|(i, r)| {
@@ -85,14 +176,30 @@ pub fn media(field: &str, refs: Vec<media::MediaRef>) -> Result<Vec<media::Messa
                     })?;
                     nonzero(&format!("{field}.uploaded.file.id"), file.id)?;
                     short(
-                        &format!("{field}.uploaded.mimetype"),
-                        &up.mimetype,
+                        &format!("{field}.uploaded.file.name"),
+                        file.name.as_bytes(),
                         MAX_NAME_BYTES,
                     )?;
-                    let filename = up.filename.or(Some(file.name).filter(|n| !n.is_empty()));
-                    if let Some(name) = &filename {
-                        short(&format!("{field}.uploaded.filename"), name, MAX_NAME_BYTES)?;
+                    short(
+                        &format!("{field}.uploaded.mimetype"),
+                        up.mimetype.as_bytes(),
+                        MAX_NAME_BYTES,
+                    )?;
+                    if let Some(name) = &up.filename {
+                        short(
+                            &format!("{field}.uploaded.filename"),
+                            name.as_bytes(),
+                            MAX_NAME_BYTES,
+                        )?;
                     }
+                    let image = up.metadata.as_ref().and_then(|m| match &m.metadata {
+                        Some(media::file_metadata::Metadata::Image(image)) => Some(image),
+                        _ => None,
+                    });
+                    if let Some(bytes) = image.and_then(|i| i.preview.as_ref()) {
+                        preview(&format!("{field}.uploaded.metadata.image.preview"), bytes)?;
+                    }
+                    let filename = up.filename.or(Some(file.name).filter(|n| !n.is_empty()));
                     media::message_media::Media::File(media::MediaFile {
                         file: Some(media::File {
                             file_id: file.id,
@@ -108,7 +215,11 @@ pub fn media(field: &str, refs: Vec<media::MediaRef>) -> Result<Vec<media::Messa
                     if embed.url.trim().is_empty() {
                         return Err(Error::invalid(&format!("{field}.embed.url"), "required"));
                     }
-                    short(&format!("{field}.embed.url"), &embed.url, MAX_URL_BYTES)?;
+                    short(
+                        &format!("{field}.embed.url"),
+                        embed.url.as_bytes(),
+                        MAX_URL_BYTES,
+                    )?;
                     media::message_media::Media::Embed(media::MediaEmbed {
                         url: embed.url,
                         ..Default::default()

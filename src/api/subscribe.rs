@@ -21,8 +21,11 @@ use crate::proto::service::UpdateEnvelope;
 
 /// What the client reads. Ends with `RESOURCE_EXHAUSTED` as soon as the
 /// client fell a whole buffer behind, rather than buffering without bound.
+/// The buffer holds shared payloads; each update is rendered for the
+/// client only as it is sent, so a buffer of a big group's changes costs
+/// their payloads once, not a copy per stream.
 pub struct UpdateStream {
-    receiver: mpsc::Receiver<Result<UpdateEnvelope, Status>>,
+    receiver: mpsc::Receiver<Result<Delivery, Status>>,
     overflowed: Arc<AtomicBool>,
     ended: bool,
 }
@@ -40,7 +43,14 @@ impl Stream for UpdateStream {
                 "update stream fell too far behind; resubscribe with since_seq set to the last seq received",
             ))));
         }
-        self.receiver.poll_recv(cx)
+        self.receiver.poll_recv(cx).map(|item| {
+            item.map(|sent| {
+                sent.map(|delivery| UpdateEnvelope {
+                    seq: delivery.seq,
+                    update: Some(delivery.render()),
+                })
+            })
+        })
     }
 }
 
@@ -83,7 +93,7 @@ struct Pump {
     user: UserId,
     /// The highest seq handed to the client (or the start point).
     delivered: u64,
-    sender: mpsc::Sender<Result<UpdateEnvelope, Status>>,
+    sender: mpsc::Sender<Result<Delivery, Status>>,
     overflowed: Arc<AtomicBool>,
 }
 
@@ -113,11 +123,12 @@ impl Pump {
                 _ = self.sender.closed() => return Stop::Gone,
             };
             let outcome = match received {
-                Ok(Event::Update(delivery)) if delivery.seq == 0 => self.send(0, &delivery),
+                Ok(Event::Update(delivery)) if delivery.seq == 0 => self.send(delivery),
                 Ok(Event::Update(delivery)) if delivery.seq <= self.delivered => Ok(()),
-                Ok(Event::Update(delivery)) if delivery.seq == self.delivered + 1 => self
-                    .send(delivery.seq, &delivery)
-                    .map(|()| self.delivered = delivery.seq),
+                Ok(Event::Update(delivery)) if delivery.seq == self.delivered + 1 => {
+                    let seq = delivery.seq;
+                    self.send(delivery).map(|()| self.delivered = seq)
+                }
                 // Something was missed: the log has it, and this one too.
                 Ok(Event::Update(delivery)) => self.catch_up(delivery.seq).await,
                 Ok(Event::Resync) => self.catch_up(u64::MAX).await,
@@ -143,34 +154,24 @@ impl Pump {
                 Ok(entries) => entries,
                 Err(error) => return Err(Stop::With(Status::from(error))),
             };
-            let complete = entries.len() < crate::domain::updates::REPLAY_BATCH;
+            if entries.is_empty() {
+                return Ok(());
+            }
             self.core.counters.count_replayed(entries.len() as u64);
             for entry in entries {
                 if entry.seq > until {
                     return Ok(());
                 }
-                self.send_envelope(UpdateEnvelope {
-                    seq: entry.seq,
-                    update: Some(entry.update),
-                })?;
-                self.delivered = entry.seq;
-            }
-            if complete {
-                return Ok(());
+                let seq = entry.seq;
+                self.send(Delivery::from(entry))?;
+                self.delivered = seq;
             }
         }
         Ok(())
     }
 
-    fn send(&self, seq: u64, delivery: &Delivery) -> Result<(), Stop> {
-        self.send_envelope(UpdateEnvelope {
-            seq,
-            update: Some((*delivery.update).clone()),
-        })
-    }
-
-    fn send_envelope(&self, envelope: UpdateEnvelope) -> Result<(), Stop> {
-        match self.sender.try_send(Ok(envelope)) {
+    fn send(&self, delivery: Delivery) -> Result<(), Stop> {
+        match self.sender.try_send(Ok(delivery)) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::info!(user = %self.user, "ending a stream that fell a whole buffer behind");

@@ -63,6 +63,13 @@ impl Hub {
         }
     }
 
+    /// Tells `user`'s streams on this replica to catch up from the log.
+    pub fn resync(&self, user: UserId) {
+        if let Some(sender) = self.lock().get(&user) {
+            let _ = sender.send(Event::Resync);
+        }
+    }
+
     /// Tells every stream on this replica to catch up from the log.
     pub fn resync_all(&self) {
         for sender in self.lock().values() {

@@ -15,14 +15,35 @@ pub use hub::{Event, Subscription};
 
 use crate::domain::ids::UserId;
 use crate::proto::updates;
+use crate::store::{Change, LoggedUpdate, Personal};
 
-/// One update on its way to one user's streams.
+/// One update on its way to one user's streams: the change's shared payload
+/// (one allocation for all its recipients) and this user's part of it.
 #[derive(Clone, Debug)]
 pub struct Delivery {
     pub user: UserId,
     /// The entry's seq in the user's log; 0 for ephemeral updates (typing).
     pub seq: u64,
-    pub update: Arc<updates::Update>,
+    pub change: Arc<Change>,
+    pub personal: Personal,
+}
+
+impl Delivery {
+    /// The update as its user sees it, made only when it is sent.
+    pub fn render(&self) -> updates::Update {
+        self.change.render(self.user, self.personal)
+    }
+}
+
+impl From<LoggedUpdate> for Delivery {
+    fn from(entry: LoggedUpdate) -> Self {
+        Self {
+            user: entry.user,
+            seq: entry.seq,
+            change: entry.change,
+            personal: entry.personal,
+        }
+    }
 }
 
 /// The bus could not do what was asked (only ephemeral operations report this).

@@ -12,13 +12,19 @@
 //! echo is recognised by its origin and skipped. Every (re)connection of the
 //! subscriber makes all local streams catch up from the log, which is what
 //! fills a gap left by an outage.
+//!
+//! A change's payload travels once: each user's message carries it inline
+//! only while all the change's copies together stay small
+//! ([`INLINE_BUDGET`]); past that, the pipeline first stores the payload
+//! under `{prefix}:c:{change id}` for a minute and each user's message names
+//! it. A replica fetches such a payload once and shares it between its
+//! streams; one it cannot fetch makes that user's streams catch up from the log.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use prost::Message as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio_stream::StreamExt;
@@ -31,7 +37,7 @@ use super::{
 };
 use crate::domain::ids::UserId;
 use crate::domain::snowflake::now_ms;
-use crate::proto::updates;
+use crate::store::{Change, Personal};
 
 /// How long a publish or an ephemeral command may take before it counts as failed.
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
@@ -41,6 +47,18 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 const RESYNC: &str = "resync";
+
+/// Bytes of inline payload one change may put on the bus over all its
+/// recipients; a larger change is stored once and named instead.
+const INLINE_BUDGET: usize = 64 * 1024;
+/// How long a named payload stays in Redis for replicas to fetch.
+const PAYLOAD_TTL_MS: u64 = 60_000;
+/// Named payloads a replica keeps after fetching them, for its other streams.
+const PAYLOAD_CACHE: usize = 256;
+/// origin, seq, change id (8 bytes each), form, unread flag, unread (u32).
+const HEADER: usize = 30;
+const INLINE: u8 = 0;
+const NAMED: u8 = 1;
 
 const START_TYPING: &str = r"
 local old = redis.call('GET', KEYS[1])
@@ -116,6 +134,8 @@ struct Inner {
     /// Created on first use and reconnecting by itself afterwards.
     publisher: Mutex<PublisherSlot>,
     resync_pending: AtomicBool,
+    /// Payloads fetched by name, newest last.
+    fetched: std::sync::Mutex<std::collections::VecDeque<Arc<Change>>>,
     stats: RedisStats,
     start_typing: redis::Script,
     stop_typing: redis::Script,
@@ -143,6 +163,7 @@ impl RedisBus {
             origin: u64::from_le_bytes(origin),
             publisher: Mutex::new(PublisherSlot::default()),
             resync_pending: AtomicBool::new(false),
+            fetched: std::sync::Mutex::default(),
             stats: RedisStats::default(),
             start_typing: redis::Script::new(START_TYPING),
             stop_typing: redis::Script::new(STOP_TYPING),
@@ -166,6 +187,10 @@ impl Inner {
 
     fn control_channel(&self) -> String {
         format!("{}:control", self.prefix)
+    }
+
+    fn payload_key(&self, change: u64) -> String {
+        format!("{}:c:{change}", self.prefix)
     }
 
     fn typing_key(&self, chat: &str, user: UserId) -> String {
@@ -228,18 +253,22 @@ impl Inner {
         }
     }
 
-    fn payload(&self, delivery: &Delivery) -> Vec<u8> {
-        let mut payload = Vec::with_capacity(16 + delivery.update.encoded_len());
-        payload.extend_from_slice(&self.origin.to_le_bytes());
-        payload.extend_from_slice(&delivery.seq.to_le_bytes());
-        delivery
-            .update
-            .encode(&mut payload)
-            .expect("a Vec grows as needed");
-        payload
+    /// One user's message: the header, then the payload inline or nothing.
+    fn message(&self, delivery: &Delivery, inline: Option<&[u8]>) -> Vec<u8> {
+        let mut message = Vec::with_capacity(HEADER + inline.map_or(0, <[u8]>::len));
+        message.extend_from_slice(&self.origin.to_le_bytes());
+        message.extend_from_slice(&delivery.seq.to_le_bytes());
+        message.extend_from_slice(&delivery.change.id.to_le_bytes());
+        message.push(if inline.is_some() { INLINE } else { NAMED });
+        message.push(u8::from(delivery.personal.unread.is_some()));
+        message.extend_from_slice(&delivery.personal.unread.unwrap_or(0).to_le_bytes());
+        if let Some(payload) = inline {
+            message.extend_from_slice(payload);
+        }
+        message
     }
 
-    fn receive(&self, message: &redis::Msg) {
+    async fn receive(&self, message: &redis::Msg) {
         let channel = message.get_channel_name();
         let payload = message.get_payload_bytes();
         if channel == self.control_channel() {
@@ -256,23 +285,68 @@ impl Inner {
         else {
             return;
         };
-        if payload.len() < 16 {
+        if payload.len() < HEADER {
             return;
         }
-        let (head, body) = payload.split_at(16);
-        let origin = u64::from_le_bytes(head[..8].try_into().unwrap_or_default());
-        if origin == self.origin {
+        let (head, body) = payload.split_at(HEADER);
+        let word = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().unwrap_or_default());
+        if word(0) == self.origin {
             return;
         }
-        let seq = u64::from_le_bytes(head[8..].try_into().unwrap_or_default());
-        match updates::Update::decode(body) {
-            Ok(update) => self.hub.deliver(Delivery {
+        let (seq, id) = (word(8), word(16));
+        let personal = Personal {
+            unread: (head[25] == 1)
+                .then(|| u32::from_le_bytes(head[26..30].try_into().unwrap_or_default())),
+        };
+        let change = match head[24] {
+            INLINE => Change::decode(id, body)
+                .map(Arc::new)
+                .map_err(|e| e.to_string()),
+            _ => self.fetch(id).await,
+        };
+        match change {
+            Ok(change) => self.hub.deliver(Delivery {
                 user,
                 seq,
-                update: Arc::new(update),
+                change,
+                personal,
             }),
-            Err(error) => tracing::warn!(%error, "undecodable update on the bus"),
+            Err(error) => {
+                tracing::warn!(%error, %user, "update payload unavailable on the bus; the user's streams catch up from the log");
+                self.hub.resync(user);
+            }
         }
+    }
+
+    /// A named payload: from this replica's recent ones, else from Redis.
+    async fn fetch(&self, id: u64) -> Result<Arc<Change>, String> {
+        let cached = self
+            .fetched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|c| c.id == id)
+            .cloned();
+        if let Some(change) = cached {
+            return Ok(change);
+        }
+        let mut connection = self.publisher().await.map_err(|e| e.to_string())?;
+        let mut command = redis::cmd("GET");
+        command.arg(self.payload_key(id));
+        let bytes: Option<Vec<u8>> =
+            tokio::time::timeout(COMMAND_TIMEOUT, command.query_async(&mut connection))
+                .instrument(redis_span("GET"))
+                .await
+                .map_err(|_| "timed out".to_owned())?
+                .map_err(|e| e.to_string())?;
+        let bytes = bytes.ok_or_else(|| format!("payload {id} expired"))?;
+        let change = Arc::new(Change::decode(id, &bytes).map_err(|e| e.to_string())?);
+        let mut fetched = self.fetched.lock().unwrap_or_else(|e| e.into_inner());
+        if fetched.len() >= PAYLOAD_CACHE {
+            fetched.pop_front();
+        }
+        fetched.push_back(change.clone());
+        Ok(change)
     }
 
     async fn publish_resync(&self) -> Result<(), BusError> {
@@ -310,10 +384,34 @@ impl Inner {
 async fn publisher(inner: Arc<Inner>, mut outbox: mpsc::Receiver<Vec<Delivery>>) {
     while let Some(deliveries) = outbox.recv().await {
         let mut pipe = redis::pipe();
+        // Each change's payload is encoded once, however many it reaches.
+        let mut encoded: Vec<(u64, Vec<u8>, bool)> = Vec::new();
         for delivery in &deliveries {
+            let id = delivery.change.id;
+            if encoded.iter().any(|(c, _, _)| *c == id) {
+                continue;
+            }
+            let payload = delivery.change.encode();
+            let copies = deliveries.iter().filter(|d| d.change.id == id).count();
+            let inline = payload.len().saturating_mul(copies) <= INLINE_BUDGET;
+            if !inline {
+                pipe.cmd("SET")
+                    .arg(inner.payload_key(id))
+                    .arg(&payload)
+                    .arg("PX")
+                    .arg(PAYLOAD_TTL_MS)
+                    .ignore();
+            }
+            encoded.push((id, payload, inline));
+        }
+        for delivery in &deliveries {
+            let inline = encoded
+                .iter()
+                .find(|(c, _, _)| *c == delivery.change.id)
+                .and_then(|(_, payload, inline)| inline.then_some(payload.as_slice()));
             pipe.cmd("PUBLISH")
                 .arg(inner.user_channel(delivery.user))
-                .arg(inner.payload(delivery))
+                .arg(inner.message(delivery, inline))
                 .ignore();
         }
         let outcome = match inner.publisher().await {
@@ -392,7 +490,7 @@ async fn serve(
     loop {
         tokio::select! {
             message = stream.next() => match message {
-                Some(message) => inner.receive(&message),
+                Some(message) => inner.receive(&message).await,
                 None => return Some(()),
             },
             command = commands.recv() => match command {

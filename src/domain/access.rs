@@ -1,6 +1,8 @@
 //! Turns a caller-relative chat target into the chat and the caller's place
 //! in it, creating direct chats on first use. Outsiders get `NOT_FOUND`
-//! whether or not the chat exists.
+//! whether or not the chat exists. Nothing here locks: membership is
+//! checked before any lock is taken, and a write that needs the chat's
+//! lock takes it afterwards with [`Core::lock_as_member`], which re-checks.
 
 use super::ids::{ChatId, UserId};
 use super::target::ChatTarget;
@@ -14,8 +16,16 @@ pub enum Mode {
     /// Reads: nothing is created; a direct chat that does not exist yet is `None`.
     Read,
     /// Writes: the direct chat and the caller's membership are created if
-    /// missing, and the chat row is locked until commit.
+    /// missing.
     Write,
+}
+
+/// A chat under its lock, with the caller's membership and every member's.
+pub struct Locked {
+    pub chat: ChatRow,
+    pub member: MemberRow,
+    /// Oldest first.
+    pub members: Vec<MemberRow>,
 }
 
 pub struct Access {
@@ -33,13 +43,12 @@ impl Core {
         target: ChatTarget,
         mode: Mode,
     ) -> Result<Option<Access>> {
-        let lock = mode == Mode::Write;
         let (low, high) = match target {
-            ChatTarget::Group(id) => return group_access(tx, caller, id, lock).await.map(Some),
+            ChatTarget::Group(id) => return group_access(tx, caller, id).await.map(Some),
             ChatTarget::Saved => (caller, caller),
             ChatTarget::Direct(peer) => (caller.min(peer), caller.max(peer)),
         };
-        let mut chat = tx.direct_chat(low, high, lock).await?;
+        let mut chat = tx.direct_chat(low, high, false).await?;
         if chat.is_none() {
             let wanted = if low == high {
                 vec![low]
@@ -64,21 +73,22 @@ impl Core {
                 photo: None,
                 highlighted: None,
                 last_message: None,
+                msg_seq: 0,
             };
             match tx.insert_chat(&row).await {
                 // Both sides opened it at the same moment: use theirs.
                 Err(StoreError::Duplicate) => {}
                 other => other?,
             }
-            chat = tx.direct_chat(low, high, lock).await?;
+            chat = tx.direct_chat(low, high, false).await?;
         }
         let chat =
             chat.ok_or_else(|| Error::Store(StoreError::Corrupt("direct chat vanished".into())))?;
-        let mut member = tx.member(chat.id, caller, lock).await?;
+        let mut member = tx.member(chat.id, caller, false).await?;
         if member.is_none() && mode == Mode::Write {
-            let row = self.new_member(&chat, caller);
-            tx.insert_member(&row).await?;
-            member = Some(row);
+            tx.insert_member(&self.new_member(&chat, caller)).await?;
+            // Ours, or the one a concurrent first use inserted.
+            member = tx.member(chat.id, caller, false).await?;
         }
         Ok(Some(Access { chat, member }))
     }
@@ -91,11 +101,39 @@ impl Core {
             joined: self.ids.next_id(),
             sort_key: chat.last_message.map_or(chat.id.get(), |m| m.get()),
             last_read: chat.last_message.map_or(0, |m| m.get()),
+            read_seq: chat.msg_seq,
+            skipped: 0,
             unread: 0,
             mentions: 0,
             draft: None,
             notif: 0,
         }
+    }
+
+    /// The chat a member may write to, checked first without a lock, then
+    /// locked and checked again: membership cannot change while the lock is
+    /// held, since every membership change takes it too.
+    pub async fn lock_as_member(
+        &self,
+        tx: &mut dyn Tx,
+        caller: UserId,
+        target: ChatTarget,
+    ) -> Result<Locked> {
+        let (chat, _) = self.access_for_write(tx, caller, target).await?;
+        let (chat, members) = tx
+            .lock_chat(chat.id)
+            .await?
+            .ok_or_else(Error::chat_not_found)?;
+        let member = members
+            .iter()
+            .find(|m| m.user_id == caller)
+            .cloned()
+            .ok_or_else(Error::chat_not_found)?;
+        Ok(Locked {
+            chat,
+            member,
+            members,
+        })
     }
 
     /// Like [`Core::access`] in `Write` mode, where the result is always there.
@@ -115,14 +153,14 @@ impl Core {
     }
 }
 
-async fn group_access(tx: &mut dyn Tx, caller: UserId, id: ChatId, lock: bool) -> Result<Access> {
+async fn group_access(tx: &mut dyn Tx, caller: UserId, id: ChatId) -> Result<Access> {
     let chat = tx
-        .chat(id, lock)
+        .chat(id, false)
         .await?
         .filter(|c| c.kind == ChatKind::Group)
         .ok_or_else(Error::chat_not_found)?;
     let member = tx
-        .member(id, caller, lock)
+        .member(id, caller, false)
         .await?
         .ok_or_else(Error::chat_not_found)?;
     Ok(Access {

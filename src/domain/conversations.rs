@@ -5,19 +5,15 @@ use std::collections::HashMap;
 
 use super::access::{Access, Mode};
 use super::ids::{ChatId, MessageId, UserId};
+use super::posting::PARTICIPANT_USERS_PER_GROUP;
 use super::render;
 use super::target::ChatTarget;
 use super::Core;
 use crate::error::{Error, Result};
 use crate::proto::{chats, types, updates};
-use crate::store::{ChatKind, ChatRow, ConversationRange, MemberRow, Tx};
+use crate::store::{ChatKind, ChatRow, ConversationRange, MemberRow, NewChange, Tx};
 
 use updates::update::Update as U;
-
-/// Users sent along per group in a GetChats page: enough for a title and
-/// avatars, bounded so a page of large groups stays small. The full
-/// participant ids are in each `Group`.
-const PARTICIPANT_USERS_PER_GROUP: usize = 10;
 
 /// A chat's members, oldest first.
 pub async fn participants(tx: &mut dyn Tx, chat: ChatId) -> Result<Vec<UserId>> {
@@ -38,7 +34,7 @@ impl Core {
         caller: UserId,
         range: ConversationRange,
     ) -> Result<chats::Chats> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.store.reader().await?;
         let members = tx.conversations(caller, range).await?;
         let chat_ids: Vec<_> = members.iter().map(|m| m.chat_id).collect();
         let chat_rows: HashMap<_, _> = tx
@@ -105,7 +101,7 @@ impl Core {
     /// One conversation; opening a direct chat creates it. A chat the
     /// caller already has is read without taking any lock.
     pub async fn get_chat(&self, caller: UserId, target: ChatTarget) -> Result<chats::Chat> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.store.reader().await?;
         if let Some(Access {
             chat,
             member: Some(member),
@@ -115,6 +111,8 @@ impl Core {
             tx.commit().await?;
             return Ok(view);
         }
+        tx.commit().await?;
+        let mut tx = self.begin().await?;
         let (chat, member) = self.access_for_write(tx.as_mut(), caller, target).await?;
         let view = self.chat_view(tx.as_mut(), &chat, &member).await?;
         tx.commit().await?;
@@ -181,69 +179,102 @@ impl Core {
     }
 
     /// Applies a change to the caller's own conversation and, when it changed
-    /// anything, tells the caller's other sessions with `UpdateChat`.
+    /// anything, tells the caller's other sessions with `UpdateChat`. Locks
+    /// only the caller's row; a database crash may lose the last moment of
+    /// such changes (see [`crate::store::Store::begin_relaxed`]).
     async fn change_member(
         &self,
         caller: UserId,
         target: ChatTarget,
         change: impl FnOnce(&mut MemberRow) -> bool,
     ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let (chat, mut member) = self.access_for_write(tx.as_mut(), caller, target).await?;
+        let (chat, mut member) = self.own_conversation(caller, target).await?;
         if !change(&mut member) {
-            return self.commit(tx, Vec::new()).await;
+            return Ok(());
         }
+        let mut tx = self.store.reader().await?;
+        let last = match chat.last_message {
+            Some(id) => tx.message(chat.id, id, false).await?,
+            None => None,
+        };
+        let participants = match chat.kind {
+            ChatKind::Group => participants(tx.as_mut(), chat.id).await?,
+            ChatKind::Direct { .. } => Vec::new(),
+        };
+        let view = self
+            .update_view(tx.as_mut(), &chat, &member, last.as_ref(), &participants)
+            .await?;
+        tx.commit().await?;
+        let mut tx = self.store.begin_relaxed().await?;
         tx.update_member(&member).await?;
-        let view = self.chat_view(tx.as_mut(), &chat, &member).await?;
         let logged = tx
-            .append_updates(vec![(
-                caller,
-                render::update(U::Chat(updates::UpdateChat { chat: Some(view) })),
+            .append_changes(vec![NewChange::to_all(
+                self.change(U::Chat(updates::UpdateChat { chat: Some(view) }), None),
+                [caller],
             )])
             .await?;
         self.commit(tx, logged).await
     }
 
+    /// The caller's conversation, read without a lock; a direct chat's first
+    /// use creates it.
+    async fn own_conversation(
+        &self,
+        caller: UserId,
+        target: ChatTarget,
+    ) -> Result<(ChatRow, MemberRow)> {
+        let mut tx = self.store.reader().await?;
+        let access = self.access(tx.as_mut(), caller, target, Mode::Read).await?;
+        tx.commit().await?;
+        if let Some(Access {
+            chat,
+            member: Some(member),
+        }) = access
+        {
+            return Ok((chat, member));
+        }
+        let mut tx = self.begin().await?;
+        let found = self.access_for_write(tx.as_mut(), caller, target).await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
     /// Moves the caller's read pointer forward to `message`, which must be in
-    /// the chat; a pointer already at or past it stays where it is.
+    /// the chat; a pointer already at or past it stays where it is. Costs
+    /// the same however many messages it marks read, and locks only the
+    /// caller's own row.
     pub async fn mark_read(
         &self,
         caller: UserId,
         target: ChatTarget,
         message: MessageId,
     ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let Some(Access {
-            chat,
-            member: Some(mut member),
-        }) = self
-            .access(tx.as_mut(), caller, target, Mode::Write)
-            .await?
-        else {
-            return Err(Error::chat_not_found());
-        };
-        if tx.message(chat.id, message, false).await?.is_none() {
+        let (chat, member) = self.own_conversation(caller, target).await?;
+        let mut tx = self.store.reader().await?;
+        let row = tx.message(chat.id, message, false).await?;
+        tx.commit().await?;
+        let Some(row) = row else {
             return Err(Error::invalid(
                 "message_id",
                 format!("no message {message} in this chat"),
             ));
-        }
+        };
         if message.get() <= member.last_read {
-            return self.commit(tx, Vec::new()).await;
+            return Ok(());
         }
-        let (unread, mentions) = tx.count_after(chat.id, message, caller).await?;
-        member.last_read = message.get();
-        member.unread = unread;
-        member.mentions = mentions;
-        tx.update_member(&member).await?;
+        let mut tx = self.store.begin_relaxed().await?;
+        let Some(state) = tx.mark_read(caller, &row).await? else {
+            // Already read this far (a concurrent call), or no longer a member.
+            return self.commit(tx, Vec::new()).await;
+        };
         let update = U::ConversationLastRead(updates::UpdateConversationLastRead {
             chat_ref: Some(render::chat_ref(&chat, caller)),
             last_read_message_id: message.get(),
-            unread_count: Some(unread),
-            unread_mentions_count: Some(mentions),
+            unread_count: Some(state.unread),
+            unread_mentions_count: Some(state.mentions),
         });
         let logged = tx
-            .append_updates(vec![(caller, render::update(update))])
+            .append_changes(vec![NewChange::to_all(self.change(update, None), [caller])])
             .await?;
         self.commit(tx, logged).await
     }

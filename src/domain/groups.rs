@@ -1,17 +1,19 @@
 //! Group chats: creation, editing, membership, and the ownership rules.
-//! Every membership change locks the group's row first, so concurrent
-//! adds, removals and invite uses are applied one at a time per group: the
-//! member cap and "there is always an owner" hold under concurrency.
+//! Every membership change checks the caller's membership first, then locks
+//! the group's row and checks again, so concurrent adds, removals and
+//! invite uses are applied one at a time per group: the member cap and
+//! "there is always an owner" hold under concurrency. Each sends members
+//! `UpdateGroup` with the users that changed, never every member's.
 
-use super::access::{Access, Mode};
-use super::conversations::participants;
+use super::access::Locked;
 use super::ids::{ChatId, MessageId, UserId};
+use super::posting::Post;
 use super::render;
 use super::target::ChatTarget;
 use super::Core;
 use crate::error::{Error, Result};
 use crate::proto::{chats, types, updates};
-use crate::store::{ChatKind, ChatRow, MemberRow, MessageRow, Tx};
+use crate::store::{ChatKind, ChatRow, MemberRow, NewChange, PostWrites, Tx};
 
 use updates::update::Update as U;
 
@@ -61,13 +63,15 @@ impl Core {
             photo: None,
             highlighted: None,
             last_message: None,
+            msg_seq: 0,
         };
         tx.insert_chat(&chat).await?;
         for user in &everyone {
             tx.insert_member(&self.new_member(&chat, *user)).await?;
         }
-        let entries = group_updates(&chat, &everyone, &[], &known);
-        let logged = tx.append_updates(entries).await?;
+        // Everyone is new here: the users the request named go along, once.
+        let update = self.group_update(&chat, &everyone, &[], known);
+        let logged = tx.append_changes(vec![update]).await?;
         self.commit(tx, logged).await?;
         Ok(render::group(&chat, &everyone, caller))
     }
@@ -79,7 +83,11 @@ impl Core {
         edit: GroupEdit,
     ) -> Result<chats::Chat> {
         let mut tx = self.begin().await?;
-        let (mut chat, member) = self.group_for_write(tx.as_mut(), caller, id).await?;
+        let Locked {
+            mut chat,
+            member,
+            members,
+        } = self.lock_group(tx.as_mut(), caller, id).await?;
         if chat.owner != Some(caller) {
             return Err(Error::PermissionDenied(
                 "only the group owner may edit it".into(),
@@ -103,10 +111,9 @@ impl Core {
             chat.photo = photo;
         }
         tx.update_chat(&chat).await?;
-        let people = participants(tx.as_mut(), chat.id).await?;
-        let users = tx.users(&people).await?;
+        let people: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
         let logged = tx
-            .append_updates(group_updates(&chat, &people, &[], &users))
+            .append_changes(vec![self.group_update(&chat, &people, &[], Vec::new())])
             .await?;
         let view = self.chat_view(tx.as_mut(), &chat, &member).await?;
         self.commit(tx, logged).await?;
@@ -116,34 +123,42 @@ impl Core {
     /// Any member may add a user.
     pub async fn add_member(&self, caller: UserId, id: ChatId, user: UserId) -> Result<()> {
         let mut tx = self.begin().await?;
-        let (chat, _) = self.group_for_write(tx.as_mut(), caller, id).await?;
-        let entries = self.join(tx.as_mut(), &chat, user).await?;
-        let logged = tx.append_updates(entries).await?;
+        let Locked { chat, members, .. } = self.lock_group(tx.as_mut(), caller, id).await?;
+        let logged = self.join(tx.as_mut(), &chat, members, user).await?;
         self.commit(tx, logged).await
     }
 
     /// The owner removes anyone; anyone removes themselves (leaves).
     pub async fn remove_member(&self, caller: UserId, id: ChatId, user: UserId) -> Result<()> {
         let mut tx = self.begin().await?;
-        let (mut chat, _) = self.group_for_write(tx.as_mut(), caller, id).await?;
+        let Locked {
+            mut chat,
+            mut members,
+            ..
+        } = self.lock_group(tx.as_mut(), caller, id).await?;
         if user != caller && chat.owner != Some(caller) {
             return Err(Error::PermissionDenied(
                 "only the group owner may remove other members".into(),
             ));
         }
-        if tx.member(chat.id, user, true).await?.is_none() {
+        let Some(at) = members.iter().position(|m| m.user_id == user) else {
             return Err(Error::NotFound(format!(
                 "user {user} is not a member of this chat"
             )));
-        }
+        };
+        members.remove(at);
         tx.remove_member(chat.id, user).await?;
-        let remaining = participants(tx.as_mut(), chat.id).await?;
+        let leaver = tx
+            .users(&[user])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::NotFound(format!("user {user} not found")))?;
+        let remaining: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
         let Some(longest_standing) = remaining.first().copied() else {
             // The last member left: the group and its invites go.
             tx.delete_chat(chat.id).await?;
-            let users = tx.users(&[user]).await?;
             let logged = tx
-                .append_updates(group_updates(&chat, &[], &[user], &users))
+                .append_changes(vec![self.group_update(&chat, &[], &[user], vec![leaver])])
                 .await?;
             return self.commit(tx, logged).await;
         };
@@ -151,46 +166,60 @@ impl Core {
             chat.owner = Some(longest_standing);
             tx.update_chat(&chat).await?;
         }
-        let mut entries = self
-            .system_message(tx.as_mut(), &chat, user, types::message::MessageType::Leave)
+        let (writes, mut changes) = self
+            .system_message(
+                tx.as_mut(),
+                &chat,
+                members,
+                leaver.clone(),
+                types::message::MessageType::Leave,
+            )
             .await?;
-        let users = tx.users(&remaining).await?;
-        entries.extend(group_updates(&chat, &remaining, &[user], &users));
-        let logged = tx.append_updates(entries).await?;
+        changes.push(self.group_update(&chat, &remaining, &[user], vec![leaver]));
+        let logged = tx.write_posts(&writes, changes).await?;
         self.commit(tx, logged).await
     }
 
     /// Adds `user` to a locked group: the JOIN message and the group update
-    /// to every member, the newcomer included.
+    /// (with the newcomer's user) to every member, the newcomer included.
     pub(super) async fn join(
         &self,
         tx: &mut dyn Tx,
         chat: &ChatRow,
+        mut members: Vec<MemberRow>,
         user: UserId,
-    ) -> Result<Vec<(UserId, updates::Update)>> {
-        if tx.users(&[user]).await?.is_empty() {
-            return Err(Error::NotFound(format!("user {user} not found")));
-        }
-        if tx.member(chat.id, user, false).await?.is_some() {
+    ) -> Result<Vec<crate::store::LoggedUpdate>> {
+        let newcomer = tx
+            .users(&[user])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::NotFound(format!("user {user} not found")))?;
+        if members.iter().any(|m| m.user_id == user) {
             return Err(Error::AlreadyExists(format!(
                 "user {user} is already a member"
             )));
         }
-        let members = participants(tx, chat.id).await?;
         if members.len() >= self.limits.max_group_members {
             return Err(Error::FailedPrecondition(format!(
                 "the group is full ({} members)",
                 self.limits.max_group_members
             )));
         }
-        tx.insert_member(&self.new_member(chat, user)).await?;
-        let mut entries = self
-            .system_message(tx, chat, user, types::message::MessageType::Join)
+        let row = self.new_member(chat, user);
+        tx.insert_member(&row).await?;
+        members.push(row);
+        let everyone: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
+        let (writes, mut changes) = self
+            .system_message(
+                tx,
+                chat,
+                members,
+                newcomer.clone(),
+                types::message::MessageType::Join,
+            )
             .await?;
-        let everyone = participants(tx, chat.id).await?;
-        let users = tx.users(&everyone).await?;
-        entries.extend(group_updates(chat, &everyone, &[], &users));
-        Ok(entries)
+        changes.push(self.group_update(chat, &everyone, &[], vec![newcomer]));
+        Ok(tx.write_posts(&writes, changes).await?)
     }
 
     /// A JOIN or LEAVE message, authored by the user who joined or left.
@@ -198,70 +227,50 @@ impl Core {
         &self,
         tx: &mut dyn Tx,
         chat: &ChatRow,
-        user: UserId,
+        members: Vec<MemberRow>,
+        author: types::User,
         kind: types::message::MessageType,
-    ) -> Result<Vec<(UserId, updates::Update)>> {
-        let author = tx
-            .users(&[user])
-            .await?
-            .pop()
-            .ok_or_else(|| Error::NotFound(format!("user {user} not found")))?;
-        let id = MessageId(self.ids.next_id());
-        let row = MessageRow {
-            chat_id: chat.id,
-            id,
-            author: user,
-            client_id: None,
-            mentions: Vec::new(),
+    ) -> Result<(PostWrites, Vec<NewChange>)> {
+        let post = Post {
+            author_id: UserId(author.id),
             body: types::Message {
-                message_id: id.get(),
-                author_id: user.get(),
+                author_id: author.id,
                 r#type: Some(kind as i32),
                 ..Default::default()
             },
+            author,
+            client_id: None,
+            mentions: Vec::new(),
+            system: true,
         };
-        self.post(tx, chat, &row, &author).await
+        let composed = self.compose(tx, chat, members, &[post]).await?;
+        Ok((composed.writes, composed.changes))
     }
 
-    /// The group locked for a membership change, and the caller's membership.
-    async fn group_for_write(
+    /// The group locked for a change by one of its members.
+    async fn lock_group(&self, tx: &mut dyn Tx, caller: UserId, id: ChatId) -> Result<Locked> {
+        self.lock_as_member(tx, caller, ChatTarget::Group(id)).await
+    }
+
+    /// `UpdateGroup` to each participant and to `also` (members just
+    /// removed): the group once, `owner` set in each recipient's copy, and
+    /// only the `users` that changed.
+    fn group_update(
         &self,
-        tx: &mut dyn Tx,
-        caller: UserId,
-        id: ChatId,
-    ) -> Result<(ChatRow, MemberRow)> {
-        match self
-            .access(tx, caller, ChatTarget::Group(id), Mode::Write)
-            .await?
-        {
-            Some(Access {
-                chat,
-                member: Some(member),
-            }) => Ok((chat, member)),
-            _ => Err(Error::chat_not_found()),
-        }
+        chat: &ChatRow,
+        participants: &[UserId],
+        also: &[UserId],
+        users: Vec<types::User>,
+    ) -> NewChange {
+        let mut group = render::group(chat, participants, UserId(0));
+        group.owner = false;
+        let change = self.change(
+            U::Group(updates::UpdateGroup {
+                group: Some(group),
+                users,
+            }),
+            Some(chat.scope()),
+        );
+        NewChange::to_all(change, participants.iter().chain(also).copied())
     }
-}
-
-/// `UpdateGroup` to each participant and to `also` (members just removed),
-/// each copy rendered for its recipient.
-fn group_updates(
-    chat: &ChatRow,
-    participants: &[UserId],
-    also: &[UserId],
-    users: &[types::User],
-) -> Vec<(UserId, updates::Update)> {
-    participants
-        .iter()
-        .chain(also)
-        .map(|recipient| {
-            (
-                *recipient,
-                render::update(U::Group(updates::UpdateGroup {
-                    group: Some(render::group(chat, participants, *recipient)),
-                    users: users.to_vec(),
-                })),
-            )
-        })
-        .collect()
 }

@@ -124,7 +124,7 @@ impl Core {
 
     /// Anyone holding a usable code sees what it leads to.
     pub async fn lookup_invite(&self, caller: UserId, code: &str) -> Result<auth::InvitePreview> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.store.reader().await?;
         let invite = tx
             .invite(code, false)
             .await?
@@ -154,15 +154,14 @@ impl Core {
             .chat_id;
         // The group first, then the invite: the order every membership change
         // takes locks in, so concurrent uses and removals cannot deadlock.
-        let chat = tx.chat(chat_id, true).await?.ok_or_else(invite_not_found)?;
+        let (chat, members) = tx.lock_chat(chat_id).await?.ok_or_else(invite_not_found)?;
         let invite = tx
             .invite(code, true)
             .await?
             .filter(|i| usable(i, now_ms()))
             .ok_or_else(invite_not_found)?;
-        let entries = self.join(tx.as_mut(), &chat, caller).await?;
         tx.count_invite_use(&invite.code).await?;
-        let logged = tx.append_updates(entries).await?;
+        let logged = self.join(tx.as_mut(), &chat, members, caller).await?;
         self.commit(tx, logged).await
     }
 

@@ -1,16 +1,16 @@
 //! Messages: sending (idempotent per client id), history pages, edits and
 //! deletions, each with its updates to every participant.
 
-use super::access::{Access, Mode};
-use super::conversations::participants;
-use super::ids::{ChatId, MessageId, UserId};
+use super::access::{Access, Locked, Mode};
+use super::ids::{MessageId, UserId};
+use super::posting::Post;
 use super::render;
 use super::target::ChatTarget;
 use super::text;
 use super::Core;
 use crate::error::{Error, Result};
 use crate::proto::{media, messages, types, updates};
-use crate::store::{ChatRow, MemberRow, MessageRow, StoreError, Tx};
+use crate::store::{ChatRow, MessageRow, NewChange, StoreError, Tx};
 
 use updates::update::Update as U;
 
@@ -55,9 +55,10 @@ pub enum Anchor {
 
 impl Core {
     pub async fn send_message(&self, caller: UserId, new: NewMessage) -> Result<MessageId> {
-        match self.try_send(caller, new.clone()).await {
+        let client_id = new.client_id;
+        match self.try_send(caller, new).await {
             // A concurrent retry with the same client id won: answer with its message.
-            Err(Error::Store(StoreError::Duplicate)) => match new.client_id {
+            Err(Error::Store(StoreError::Duplicate)) => match client_id {
                 Some(client_id) => self
                     .find_sent(caller, client_id)
                     .await?
@@ -69,14 +70,15 @@ impl Core {
     }
 
     async fn find_sent(&self, caller: UserId, client_id: u64) -> Result<Option<MessageId>> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.store.reader().await?;
         let found = tx.message_by_client_id(caller, client_id).await?;
         tx.commit().await?;
         Ok(found.map(|m| m.id))
     }
 
+    /// Checks the send without any lock, then hands it to its chat's next batch.
     async fn try_send(&self, caller: UserId, new: NewMessage) -> Result<MessageId> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.store.reader().await?;
         if let Some(client_id) = new.client_id {
             // A retry: answer with the message the first attempt stored.
             if let Some(sent) = tx.message_by_client_id(caller, client_id).await? {
@@ -84,9 +86,42 @@ impl Core {
                 return Ok(sent.id);
             }
         }
-        let (chat, _) = self
-            .access_for_write(tx.as_mut(), caller, new.target)
-            .await?;
+        let chat = match self
+            .access(tx.as_mut(), caller, new.target, Mode::Read)
+            .await?
+        {
+            Some(Access {
+                chat,
+                member: Some(_),
+            }) => chat,
+            _ => {
+                // A direct chat's first use creates it, in a write of its own.
+                tx.commit().await?;
+                let chat = self.open_chat(caller, new.target).await?;
+                tx = self.store.reader().await?;
+                chat
+            }
+        };
+        let post = self.check_send(tx.as_mut(), caller, &chat, new).await?;
+        tx.commit().await?;
+        self.submit_post(chat.id, post).await
+    }
+
+    /// Creates a direct chat and the caller's conversation in it, if missing.
+    pub(super) async fn open_chat(&self, caller: UserId, target: ChatTarget) -> Result<ChatRow> {
+        let mut tx = self.begin().await?;
+        let (chat, _) = self.access_for_write(tx.as_mut(), caller, target).await?;
+        tx.commit().await?;
+        Ok(chat)
+    }
+
+    async fn check_send(
+        &self,
+        tx: &mut dyn Tx,
+        caller: UserId,
+        chat: &ChatRow,
+        new: NewMessage,
+    ) -> Result<Post> {
         let author = tx
             .users(&[caller])
             .await?
@@ -109,20 +144,14 @@ impl Core {
                 ));
             }
         }
-        if let Some(peer) = render::peer(&chat, caller) {
-            if tx.member(chat.id, peer, true).await?.is_none() {
-                tx.insert_member(&self.new_member(&chat, peer)).await?;
-            }
-        }
-        let mentioned = self
-            .mentioned_members(tx.as_mut(), caller, &new.text, &new.entities, chat.id)
+        let mentions = self
+            .mentioned_members(tx, caller, &new.text, &new.entities, chat)
             .await?;
-        let id = MessageId(self.ids.next_id());
         // `reply_to` is deprecated but still filled in for clients that read only it.
         #[allow(deprecated)]
         let body = types::Message {
             chat_ref: None,
-            message_id: id.get(),
+            message_id: 0,
             author_id: caller.get(),
             message: new.text,
             reply_to: new.reply.as_ref().map(|r| r.message_id.get()),
@@ -139,95 +168,47 @@ impl Core {
                 .cloak
                 .map(|c| types::message::MessageBotInfo { cloak: Some(c) }),
         };
-        let row = MessageRow {
-            chat_id: chat.id,
-            id,
-            author: caller,
-            client_id: new.client_id,
-            mentions: mentioned.clone(),
+        Ok(Post {
+            author,
+            author_id: caller,
             body,
-        };
-        let entries = self.post(tx.as_mut(), &chat, &row, &author).await?;
-        let logged = tx.append_updates(entries).await?;
-        self.commit(tx, logged).await?;
-        Ok(id)
+            client_id: new.client_id,
+            mentions,
+            system: false,
+        })
     }
 
-    /// Stores a message (a user's or a system one) and builds its updates:
-    /// every member gets `UpdateMessageCreated`, and an author whose draft
-    /// the message cleared gets `UpdateChat` as well.
-    pub(super) async fn post(
-        &self,
-        tx: &mut dyn Tx,
-        chat: &ChatRow,
-        row: &MessageRow,
-        author: &types::User,
-    ) -> Result<Vec<(UserId, updates::Update)>> {
-        tx.insert_message(row).await?;
-        let before = tx
-            .record_message(chat.id, row.id, row.author, &row.mentions)
-            .await?;
-        tx.set_last_message(chat.id, Some(row.id)).await?;
-        let chat = ChatRow {
-            last_message: Some(row.id),
-            ..chat.clone()
-        };
-        let mut entries = Vec::with_capacity(before.len() + 1);
-        for member in &before {
-            let is_author = member.user_id == row.author;
-            entries.push((
-                member.user_id,
-                render::update(U::MessageCreated(updates::UpdateMessageCreated {
-                    message: Some(render::message(row, &chat, member.user_id)),
-                    channel_unread_count: if is_author { 0 } else { member.unread + 1 },
-                    author: Some(author.clone()),
-                    client_id: if is_author { row.client_id } else { None },
-                })),
-            ));
-            if is_author && member.draft.is_some() {
-                // The send cleared the author's draft: their other sessions must drop it too.
-                let after = MemberRow {
-                    sort_key: member.sort_key.max(row.id.get()),
-                    last_read: member.last_read.max(row.id.get()),
-                    unread: 0,
-                    mentions: 0,
-                    draft: None,
-                    ..member.clone()
-                };
-                let view = self.chat_view(tx, &chat, &after).await?;
-                entries.push((
-                    row.author,
-                    render::update(U::Chat(updates::UpdateChat { chat: Some(view) })),
-                ));
-            }
-        }
-        Ok(entries)
-    }
-
-    /// Chat members (other than the author) that the text mentions.
+    /// Users other than the author that the text mentions: only the chat's
+    /// members count, which the batch checks under the lock.
     async fn mentioned_members(
         &self,
         tx: &mut dyn Tx,
         author: UserId,
         text: &str,
         entities: &[types::MessageEntity],
-        chat: ChatId,
+        chat: &ChatRow,
     ) -> Result<Vec<UserId>> {
+        let peer = render::peer(chat, author);
+        let chat = chat.id;
         let found = text::mentions(text, entities);
         let mut ids = found.ids;
         if !found.usernames.is_empty() {
             ids.extend(tx.user_ids_by_username(&found.usernames).await?);
         }
+        ids.retain(|u| *u != author);
+        ids.sort();
+        ids.dedup();
         if ids.is_empty() {
             // Most messages mention nobody: no need to read the members.
             return Ok(ids);
         }
-        let mut mentioned: Vec<UserId> = participants(tx, chat)
-            .await?
-            .into_iter()
-            .filter(|u| *u != author && ids.contains(u))
-            .collect();
-        mentioned.dedup();
+        let mut mentioned = Vec::with_capacity(ids.len());
+        for user in ids {
+            // A direct chat's peer counts before their first message too.
+            if peer == Some(user) || tx.member(chat, user, false).await?.is_some() {
+                mentioned.push(user);
+            }
+        }
         Ok(mentioned)
     }
 
@@ -238,7 +219,7 @@ impl Core {
         anchor: Anchor,
         limit: usize,
     ) -> Result<messages::Messages> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.store.reader().await?;
         let Some(Access { chat, .. }) =
             self.access(tx.as_mut(), caller, target, Mode::Read).await?
         else {
@@ -286,11 +267,10 @@ impl Core {
         })
     }
 
+    /// Locks only the message: the chat's other writers go on meanwhile.
     pub async fn edit_message(&self, caller: UserId, edit: MessageEdit) -> Result<()> {
+        let chat = self.member_chat(caller, edit.target).await?;
         let mut tx = self.begin().await?;
-        let (chat, _) = self
-            .access_for_write(tx.as_mut(), caller, edit.target)
-            .await?;
         let mut row = tx
             .message(chat.id, edit.message_id, true)
             .await?
@@ -338,7 +318,7 @@ impl Core {
                 caller,
                 &row.body.message,
                 &row.body.entities,
-                chat.id,
+                &chat,
             )
             .await?;
         let removed: Vec<UserId> = row
@@ -353,23 +333,22 @@ impl Core {
             .filter(|u| !row.mentions.contains(u))
             .collect();
         if !removed.is_empty() || !added.is_empty() {
-            tx.remention(chat.id, row.id, &removed, &added).await?;
+            tx.remention(&row, &removed, &added).await?;
         }
         row.mentions = mentioned;
         tx.update_message(&row).await?;
-        let entries = members
-            .iter()
-            .map(|m| {
-                let message = render::message(&row, &chat, m.user_id);
-                (
-                    m.user_id,
-                    render::update(U::Message(updates::UpdateMessage {
-                        message: Some(message),
-                    })),
-                )
-            })
-            .collect();
-        let logged = tx.append_updates(entries).await?;
+        let change = self.change(
+            U::Message(updates::UpdateMessage {
+                message: Some(row.body.clone()),
+            }),
+            Some(chat.scope()),
+        );
+        let logged = tx
+            .append_changes(vec![NewChange::to_all(
+                change,
+                members.iter().map(|m| m.user_id),
+            )])
+            .await?;
         self.commit(tx, logged).await
     }
 
@@ -379,8 +358,9 @@ impl Core {
         target: ChatTarget,
         ids: Vec<MessageId>,
     ) -> Result<()> {
+        self.member_chat(caller, target).await?;
         let mut tx = self.begin().await?;
-        let (chat, _) = self.access_for_write(tx.as_mut(), caller, target).await?;
+        let Locked { chat, members, .. } = self.lock_as_member(tx.as_mut(), caller, target).await?;
         let mut doomed = Vec::with_capacity(ids.len());
         for id in &ids {
             let row = tx.message(chat.id, *id, true).await?.ok_or_else(|| {
@@ -392,10 +372,12 @@ impl Core {
                     "message {id}: only its author or the group owner may delete it"
                 )));
             }
-            doomed.push(row);
+            if !doomed.iter().any(|d: &MessageRow| d.id == row.id) {
+                doomed.push(row);
+            }
         }
-        tx.delete_messages(chat.id, &ids).await?;
         tx.forget_messages(chat.id, &doomed).await?;
+        tx.delete_messages(chat.id, &ids).await?;
         if chat.last_message.is_some_and(|last| ids.contains(&last)) {
             let newest = tx
                 .messages_before(chat.id, None, 1)
@@ -404,20 +386,34 @@ impl Core {
                 .map(|m| m.id);
             tx.set_last_message(chat.id, newest).await?;
         }
-        let members = tx.members(chat.id).await?;
-        let entries = members
-            .iter()
-            .map(|m| {
-                (
-                    m.user_id,
-                    render::update(U::MessageDeleted(updates::UpdateMessageDeleted {
-                        chat_ref: Some(render::chat_ref(&chat, m.user_id)),
-                        message_ids: ids.iter().map(|i| i.get()).collect(),
-                    })),
-                )
-            })
-            .collect();
-        let logged = tx.append_updates(entries).await?;
+        let change = self.change(
+            U::MessageDeleted(updates::UpdateMessageDeleted {
+                chat_ref: None,
+                message_ids: ids.iter().map(|i| i.get()).collect(),
+            }),
+            Some(chat.scope()),
+        );
+        let logged = tx
+            .append_changes(vec![NewChange::to_all(
+                change,
+                members.iter().map(|m| m.user_id),
+            )])
+            .await?;
         self.commit(tx, logged).await
+    }
+
+    /// The chat of a target the caller is a member of, checked without a
+    /// lock (creating a direct chat on first use).
+    pub(super) async fn member_chat(&self, caller: UserId, target: ChatTarget) -> Result<ChatRow> {
+        let mut tx = self.store.reader().await?;
+        let access = self.access(tx.as_mut(), caller, target, Mode::Read).await?;
+        tx.commit().await?;
+        match access {
+            Some(Access {
+                chat,
+                member: Some(_),
+            }) => Ok(chat),
+            _ => self.open_chat(caller, target).await,
+        }
     }
 }

@@ -3,12 +3,14 @@
 //! already-rendered updates it appends to whose log.
 
 pub mod access;
+pub mod batch;
 pub mod conversations;
 pub mod groups;
 pub mod ids;
 pub mod invites;
 pub mod limits;
 pub mod messages;
+pub mod posting;
 pub mod render;
 pub mod snowflake;
 pub mod target;
@@ -19,12 +21,15 @@ pub mod users;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::bus::{Bus, Delivery, Ephemeral};
 use crate::error::Result;
-use crate::store::{LoggedUpdate, Store, Tx};
+use crate::store::{Change, LoggedUpdate, Scope, Store, Tx};
+use batch::Batches;
+use ids::{ChatId, MessageId};
 use limits::Limits;
+use posting::Post;
 use snowflake::Snowflakes;
 
 /// Everything a use-case needs; one per replica, shared by all requests.
@@ -39,6 +44,10 @@ pub struct Core {
     /// Callers already registered from a token's `name` claim by this
     /// replica, so that registration writes once per user, not per request.
     registered: Mutex<HashSet<ids::UserId>>,
+    /// Sends waiting to be written with the next batch of their chat.
+    posts: Arc<Batches<ChatId, Post, Result<MessageId>>>,
+    /// This core, for the tasks that write batches.
+    me: Weak<Core>,
 }
 
 impl Core {
@@ -46,18 +55,34 @@ impl Core {
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
         ephemeral: Arc<dyn Ephemeral>,
-        worker: u64,
+        ids: Snowflakes,
         limits: Limits,
-    ) -> Self {
-        Self {
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
             store,
             bus,
             ephemeral,
-            ids: Snowflakes::new(worker),
+            ids,
             limits,
             counters: Counters::default(),
             registered: Mutex::new(HashSet::new()),
-        }
+            posts: Arc::default(),
+            me: me.clone(),
+        })
+    }
+
+    /// A change's shared payload, with a fresh id.
+    pub fn change(
+        &self,
+        update: crate::proto::updates::update::Update,
+        scope: Option<Scope>,
+    ) -> Arc<Change> {
+        Arc::new(Change {
+            id: self.ids.next_id(),
+            update: render::update(update),
+            scope,
+            client_id: None,
+        })
     }
 
     fn registered_users(&self) -> std::sync::MutexGuard<'_, HashSet<ids::UserId>> {
@@ -80,14 +105,7 @@ impl Core {
         if logged.is_empty() {
             return;
         }
-        let deliveries = logged
-            .into_iter()
-            .map(|e| Delivery {
-                user: e.user,
-                seq: e.seq,
-                update: Arc::new(e.update),
-            })
-            .collect();
+        let deliveries = logged.into_iter().map(Delivery::from).collect();
         self.bus.publish(deliveries).await;
     }
 }

@@ -16,6 +16,9 @@ const SEQUENCE_MASK: u64 = (1 << SEQUENCE_BITS) - 1;
 /// Hands out ids for one replica.
 pub struct Snowflakes {
     worker: u64,
+    /// Added to the system clock: a test seam for replicas whose clocks
+    /// disagree, 0 in production.
+    skew_ms: i64,
     /// (last millisecond used, next sequence in it). A std mutex: held for a
     /// few instructions, never across an await.
     state: Mutex<(u64, u64)>,
@@ -23,17 +26,37 @@ pub struct Snowflakes {
 
 impl Snowflakes {
     pub fn new(worker: u64) -> Self {
+        Self::with_skew(worker, 0)
+    }
+
+    /// Ids as a replica whose clock is `skew_ms` off would make them.
+    pub fn with_skew(worker: u64, skew_ms: i64) -> Self {
         Self {
             worker: worker % WORKER_COUNT,
+            skew_ms,
             state: Mutex::new((0, 0)),
         }
     }
 
     pub fn next_id(&self) -> u64 {
+        self.next_after(0)
+    }
+
+    /// An id above `floor` (an id from any replica): another replica's
+    /// clock may run ahead of ours, and ids within a chat must still grow.
+    pub fn next_after(&self, floor: u64) -> u64 {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let (last_ms, next_seq) = *state;
+        let now = now_ms().saturating_add_signed(self.skew_ms);
+        // The floor's own millisecond is not enough: its worker bits may be
+        // above ours. The next millisecond is above it whatever they are.
+        let floor_ms = if floor == 0 {
+            0
+        } else {
+            (floor >> (WORKER_BITS + SEQUENCE_BITS)) + EPOCH_MS + 1
+        };
         // A clock that steps back must not produce an id below one already given.
-        let mut ms = now_ms().max(last_ms);
+        let mut ms = now.max(last_ms).max(floor_ms);
         let mut seq = if ms == last_ms { next_seq } else { 0 };
         if seq > SEQUENCE_MASK {
             // 4096 ids in one millisecond: borrow the next millisecond.
@@ -68,6 +91,18 @@ mod tests {
             last = id;
         }
         assert!(last < i64::MAX as u64);
+    }
+
+    #[test]
+    fn ids_after_a_floor_from_a_clock_far_ahead_are_above_it() {
+        let ahead = Snowflakes::with_skew(900, 5_000);
+        let behind = Snowflakes::with_skew(1, -5_000);
+        let mut floor = ahead.next_id();
+        for _ in 0..100 {
+            let id = behind.next_after(floor);
+            assert!(id > floor, "{id} not above {floor}");
+            floor = id;
+        }
     }
 
     #[test]

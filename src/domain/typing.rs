@@ -1,18 +1,15 @@
 //! Typing indicators: ephemeral, never in the database. Each change goes to
 //! the chat's other members with seq 0, rendered for each of them.
 
-use std::sync::Arc;
-
 use super::access::{Access, Mode};
 use super::conversations::participants;
 use super::ids::UserId;
-use super::render;
 use super::target::ChatTarget;
 use super::Core;
 use crate::bus::{BusError, Delivery, TypingChange};
 use crate::error::{Error, Result};
-use crate::proto::{refs, updates};
-use crate::store::ChatRow;
+use crate::proto::updates;
+use crate::store::{ChatRow, Personal, Scope};
 
 use updates::update::Update as U;
 
@@ -25,8 +22,8 @@ impl From<BusError> for Error {
 /// Where typing in a chat is kept, and who hears of it.
 struct Audience {
     key: String,
-    /// (recipient, the chat as that recipient refers to it).
-    recipients: Vec<(UserId, refs::ChatRef)>,
+    scope: Scope,
+    recipients: Vec<UserId>,
 }
 
 impl Core {
@@ -88,18 +85,24 @@ impl Core {
         typing: bool,
         action: Option<i32>,
     ) {
+        // One payload for everyone; each copy renders its own chat ref.
+        let change = self.change(
+            U::ChatTyping(updates::UpdateChatTyping {
+                chat_ref: None,
+                user_id: caller.get(),
+                typing,
+                action,
+            }),
+            Some(audience.scope),
+        );
         let deliveries = audience
             .recipients
             .into_iter()
-            .map(|(user, chat_ref)| Delivery {
+            .map(|user| Delivery {
                 user,
                 seq: 0,
-                update: Arc::new(render::update(U::ChatTyping(updates::UpdateChatTyping {
-                    chat_ref: Some(chat_ref),
-                    user_id: caller.get(),
-                    typing,
-                    action,
-                }))),
+                change: change.clone(),
+                personal: Personal::default(),
             })
             .collect();
         self.bus.publish(deliveries).await;
@@ -111,24 +114,23 @@ impl Core {
             ChatTarget::Saved => Ok(None),
             ChatTarget::Direct(peer) => {
                 // Typing to someone needs no chat row yet, only that they exist.
-                let mut tx = self.begin().await?;
+                let mut tx = self.store.reader().await?;
                 let known = tx.users(&[peer]).await?;
                 tx.commit().await?;
                 if known.is_empty() {
                     return Err(Error::NotFound(format!("user {peer} not found")));
                 }
-                let seen_as = refs::ChatRef {
-                    r#ref: Some(refs::chat_ref::Ref::User(refs::UserRef {
-                        user_id: caller.get(),
-                    })),
-                };
                 Ok(typing_key(caller, target).map(|key| Audience {
                     key,
-                    recipients: vec![(peer, seen_as)],
+                    scope: Scope::Direct {
+                        low: caller.min(peer),
+                        high: caller.max(peer),
+                    },
+                    recipients: vec![peer],
                 }))
             }
             ChatTarget::Group(_) => {
-                let mut tx = self.begin().await?;
+                let mut tx = self.store.reader().await?;
                 let Some(Access { chat, .. }) =
                     self.access(tx.as_mut(), caller, target, Mode::Read).await?
                 else {
@@ -155,10 +157,7 @@ fn typing_key(caller: UserId, target: ChatTarget) -> Option<String> {
 fn group_audience(chat: &ChatRow, members: &[UserId], caller: UserId) -> Audience {
     Audience {
         key: format!("g:{}", chat.id),
-        recipients: members
-            .iter()
-            .filter(|m| **m != caller)
-            .map(|m| (*m, render::chat_ref(chat, *m)))
-            .collect(),
+        scope: chat.scope(),
+        recipients: members.iter().copied().filter(|m| *m != caller).collect(),
     }
 }

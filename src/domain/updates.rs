@@ -7,12 +7,15 @@ use crate::store::LoggedUpdate;
 
 /// Entries read from the log at a time while replaying.
 pub const REPLAY_BATCH: usize = 256;
+/// Payload bytes read from the log at a time while replaying (one entry
+/// always comes, however large).
+pub const REPLAY_BYTES: usize = 1 << 20;
 
 impl Core {
     /// The seq a stream starts after: `since` when the log still holds
     /// everything after it, the current head when starting live.
     pub async fn stream_start(&self, user: UserId, since: Option<u64>) -> Result<u64> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.store.reader().await?;
         let head = tx.update_head(user).await?;
         let oldest = tx.oldest_update(user).await?;
         tx.commit().await?;
@@ -32,10 +35,13 @@ impl Core {
         Ok(since)
     }
 
-    /// Up to [`REPLAY_BATCH`] entries after `after`.
+    /// Up to [`REPLAY_BATCH`] entries after `after`, fewer when their
+    /// payloads pass [`REPLAY_BYTES`]; none when there are no more.
     pub async fn read_log(&self, user: UserId, after: u64) -> Result<Vec<LoggedUpdate>> {
-        let mut tx = self.begin().await?;
-        let entries = tx.updates_after(user, after, REPLAY_BATCH).await?;
+        let mut tx = self.store.reader().await?;
+        let entries = tx
+            .updates_after(user, after, REPLAY_BATCH, REPLAY_BYTES)
+            .await?;
         tx.commit().await?;
         Ok(entries)
     }

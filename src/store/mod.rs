@@ -3,13 +3,16 @@
 //! use-case inside one [`Tx`], so both engines share all the rules and only
 //! differ in how rows are kept; the integration suite runs against both.
 
+pub mod change;
 pub mod memory;
 pub mod postgres;
+
+pub use change::{Change, LoggedUpdate, NewChange, Personal, Scope};
 
 use async_trait::async_trait;
 
 use crate::domain::ids::{ChatId, MessageId, UserId};
-use crate::proto::{types, updates};
+use crate::proto::types;
 
 /// Failures of the storage itself (not of the request).
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +28,9 @@ pub enum StoreError {
     /// A unique key was taken by a concurrent writer; the use-case decides.
     #[error("unique key already taken")]
     Duplicate,
+    /// One failure shared by every request of a batch written together.
+    #[error("{0}")]
+    Shared(std::sync::Arc<StoreError>),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -52,6 +58,22 @@ pub struct ChatRow {
     pub highlighted: Option<MessageId>,
     /// The newest message still present, if any.
     pub last_message: Option<MessageId>,
+    /// The ordinal of the newest message ever sent (1, 2, 3, ... per chat;
+    /// deletions leave holes), 0 before any.
+    pub msg_seq: u64,
+}
+
+impl ChatRow {
+    /// How the chat looks to each recipient of a change in it.
+    pub fn scope(&self) -> Scope {
+        match self.kind {
+            ChatKind::Direct { low, high } => Scope::Direct { low, high },
+            ChatKind::Group => Scope::Group {
+                id: self.id,
+                owner: self.owner,
+            },
+        }
+    }
 }
 
 /// One user's place in one chat: their conversation.
@@ -66,7 +88,12 @@ pub struct MemberRow {
     pub sort_key: u64,
     /// The read pointer; 0 before anything was read.
     pub last_read: u64,
-    /// Messages after `last_read` not written by this user.
+    /// The ordinal of the newest message at or before `last_read`.
+    pub read_seq: u64,
+    /// Deleted messages after `read_seq` (none of them this user's).
+    pub skipped: u32,
+    /// Messages after `last_read` not written by this user: derived by the
+    /// store from the chat's `msg_seq` when the row is read, never written.
     pub unread: u32,
     /// Of those, the ones that mention this user.
     pub mentions: u32,
@@ -80,6 +107,8 @@ pub struct MessageRow {
     pub chat_id: ChatId,
     pub id: MessageId,
     pub author: UserId,
+    /// Its place in the chat: 1, 2, 3, ... in id order.
+    pub ordinal: u64,
     pub client_id: Option<u64>,
     /// Users the text mentions, for unread-mention counters.
     pub mentions: Vec<UserId>,
@@ -111,13 +140,40 @@ pub struct ConversationRange {
     pub limit: usize,
 }
 
-/// An entry of a user's update log.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LoggedUpdate {
+/// Everything a batch of new messages writes besides the log, applied in
+/// one go under the chat's lock.
+#[derive(Clone, Debug, Default)]
+pub struct PostWrites {
+    pub chat: ChatId,
+    /// With ids and ordinals above every earlier message of the chat.
+    pub messages: Vec<MessageRow>,
+    /// The chat's `msg_seq` and `last_message` after the batch.
+    pub msg_seq: u64,
+    pub last_message: Option<MessageId>,
+    /// Memberships that start with the batch (a direct chat's peer).
+    pub new_members: Vec<MemberRow>,
+    /// Authors: their read pointer moves to their newest message of the
+    /// batch, their draft clears, and their mention count is set.
+    pub readers: Vec<ReadMove>,
+    /// Other members mentioned: (user, mentions to add).
+    pub mentioned: Vec<(UserId, u32)>,
+}
+
+/// An author's read state after a batch.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadMove {
     pub user: UserId,
-    /// Gap-free per user, from 1.
-    pub seq: u64,
-    pub update: updates::Update,
+    pub last_read: MessageId,
+    pub read_seq: u64,
+    /// Mentions of this user in the batch after their own newest message.
+    pub mentions: u32,
+}
+
+/// A member's read state after `MarkChatRead`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadState {
+    pub unread: u32,
+    pub mentions: u32,
 }
 
 /// Starts transactions. Cheap to clone behind an `Arc`.
@@ -125,6 +181,18 @@ pub struct LoggedUpdate {
 pub trait Store: Send + Sync + 'static {
     /// A transaction for a use-case that writes: all or nothing.
     async fn begin(&self) -> StoreResult<Box<dyn Tx>>;
+    /// Like [`Store::begin`], for writes that may be lost in a database crash
+    /// (read markers, drafts, preferences): the commit does not wait for its
+    /// WAL flush. What a crash can lose is the last fraction of a second of
+    /// such changes, each together with its log entries, so seqs never gap.
+    async fn begin_relaxed(&self) -> StoreResult<Box<dyn Tx>> {
+        self.begin().await
+    }
+    /// Reads outside any transaction: each read sees what is committed when
+    /// it runs, and nothing is locked. `commit` only hands it back.
+    async fn reader(&self) -> StoreResult<Box<dyn Tx>> {
+        self.begin().await
+    }
     /// A worker number for snowflake ids that no other live replica holds.
     async fn lease_worker_id(&self) -> StoreResult<u64>;
     /// Deletes log entries older than `retention`, at most `batch` per
@@ -165,6 +233,9 @@ pub trait Tx: Send {
     // chats
     async fn chat(&mut self, id: ChatId, lock: bool) -> StoreResult<Option<ChatRow>>;
     async fn chats(&mut self, ids: &[ChatId]) -> StoreResult<Vec<ChatRow>>;
+    /// The chat locked against other writers of its messages and members,
+    /// with its members oldest first; `None` when it does not exist.
+    async fn lock_chat(&mut self, id: ChatId) -> StoreResult<Option<(ChatRow, Vec<MemberRow>)>>;
     async fn direct_chat(
         &mut self,
         low: UserId,
@@ -190,47 +261,45 @@ pub trait Tx: Send {
     async fn members(&mut self, chat: ChatId) -> StoreResult<Vec<MemberRow>>;
     /// (chat, user) of every member of the given chats, oldest members first.
     async fn members_of(&mut self, chats: &[ChatId]) -> StoreResult<Vec<(ChatId, UserId)>>;
+    /// Leaves an existing membership as it is (two first uses of a direct
+    /// chat may race).
     async fn insert_member(&mut self, member: &MemberRow) -> StoreResult<()>;
     async fn remove_member(&mut self, chat: ChatId, user: UserId) -> StoreResult<()>;
-    /// Writes the member's read state, draft and notification preference.
+    /// Writes the member's draft and notification preference, and nothing
+    /// else of the row (read state moves only through [`Tx::mark_read`] and
+    /// [`Tx::write_posts`]).
     async fn update_member(&mut self, member: &MemberRow) -> StoreResult<()>;
     async fn conversations(
         &mut self,
         user: UserId,
         range: ConversationRange,
     ) -> StoreResult<Vec<MemberRow>>;
-    /// Records a new message for every member: the sort key moves up to it;
-    /// the author's read pointer moves to it, their counters reset and their
-    /// draft clears; every other member's unread count grows by one, and
-    /// their mention count too when listed in `mentioned`. Returns the
-    /// members as they were before, so the caller can see what changed.
-    async fn record_message(
+    /// Writes a batch of new messages and appends their changes to the log.
+    /// Fails with [`StoreError::Duplicate`] when an (author, client_id) is taken.
+    async fn write_posts(
         &mut self,
-        chat: ChatId,
-        message: MessageId,
-        author: UserId,
-        mentioned: &[UserId],
-    ) -> StoreResult<Vec<MemberRow>>;
-    /// Takes deleted messages back out of the counters of members who had
-    /// not read them yet.
+        writes: &PostWrites,
+        changes: Vec<NewChange>,
+    ) -> StoreResult<Vec<LoggedUpdate>>;
+    /// Moves `user`'s read pointer forward to `message` (a no-op returning
+    /// `None` when it is there or past it already), locking only the
+    /// member's row. Costs the same however many messages it marks read.
+    async fn mark_read(
+        &mut self,
+        user: UserId,
+        message: &MessageRow,
+    ) -> StoreResult<Option<ReadState>>;
+    /// Takes deleted messages back out of the counts of members who had not
+    /// read them yet.
     async fn forget_messages(&mut self, chat: ChatId, deleted: &[MessageRow]) -> StoreResult<()>;
     /// Moves mention counters of members who have not read `message` yet
     /// after an edit changed whom it mentions.
     async fn remention(
         &mut self,
-        chat: ChatId,
-        message: MessageId,
+        message: &MessageRow,
         removed: &[UserId],
         added: &[UserId],
     ) -> StoreResult<()>;
-    /// (unread, unread mentions) for `user` if its pointer were at `after`:
-    /// counts only the messages after it, so it costs the unread window.
-    async fn count_after(
-        &mut self,
-        chat: ChatId,
-        after: MessageId,
-        user: UserId,
-    ) -> StoreResult<(u32, u32)>;
 
     // messages
     /// Fails with [`StoreError::Duplicate`] when (author, client_id) is taken.
@@ -278,20 +347,20 @@ pub trait Tx: Send {
     async fn count_invite_use(&mut self, code: &str) -> StoreResult<()>;
 
     // update log
-    /// Appends each update to its user's log; returns them with their seqs.
-    async fn append_updates(
-        &mut self,
-        entries: Vec<(UserId, updates::Update)>,
-    ) -> StoreResult<Vec<LoggedUpdate>>;
+    /// Appends each change to its recipients' logs (the payload once);
+    /// returns every recipient's entry with its seq.
+    async fn append_changes(&mut self, changes: Vec<NewChange>) -> StoreResult<Vec<LoggedUpdate>>;
     /// The newest seq of the user's log (0 when empty).
     async fn update_head(&mut self, user: UserId) -> StoreResult<u64>;
     /// The oldest seq still kept, if any entry is.
     async fn oldest_update(&mut self, user: UserId) -> StoreResult<Option<u64>>;
-    /// Up to `limit` entries with seq > `after`, in order.
+    /// Entries with seq > `after`, in order: up to `limit` of them, fewer when
+    /// their payloads pass `max_bytes` (but always at least one).
     async fn updates_after(
         &mut self,
         user: UserId,
         after: u64,
         limit: usize,
+        max_bytes: usize,
     ) -> StoreResult<Vec<LoggedUpdate>>;
 }

@@ -5,6 +5,7 @@ mod helpers;
 mod support;
 
 mod auth;
+mod bounds;
 mod chats;
 mod groups;
 mod invites;

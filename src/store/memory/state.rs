@@ -32,6 +32,10 @@ pub(super) struct State {
     /// (chat, code): a group's invites.
     pub(super) invites_by_chat: BTreeSet<(ChatId, String)>,
     pub(super) logs: HashMap<UserId, Log>,
+    /// (chat, ordinal, author) of deleted messages.
+    pub(super) deletions: BTreeSet<(ChatId, u64, UserId)>,
+    /// (chat, user, ordinal): who each message mentions.
+    pub(super) mentions: BTreeSet<(ChatId, UserId, u64)>,
 }
 
 impl State {
@@ -130,6 +134,18 @@ impl State {
             self.client_ids.remove(&(message.author, client_id));
         }
         Some(message)
+    }
+
+    /// A member as read: with its unread count derived from the chat.
+    pub(super) fn view(&self, member: &MemberRow) -> MemberRow {
+        let msg_seq = self.chats.get(&member.chat_id).map_or(0, |c| c.msg_seq);
+        MemberRow {
+            unread: msg_seq
+                .saturating_sub(member.read_seq)
+                .saturating_sub(u64::from(member.skipped))
+                .min(u64::from(u32::MAX)) as u32,
+            ..member.clone()
+        }
     }
 
     pub(super) fn chat_members(&self, chat: ChatId) -> impl Iterator<Item = &MemberRow> {

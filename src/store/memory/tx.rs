@@ -2,15 +2,16 @@
 //! each write made under it.
 
 use async_trait::async_trait;
+use prost::Message as _;
 use tokio::sync::OwnedMutexGuard;
 
 use super::state::State;
 use crate::domain::ids::{ChatId, MessageId, UserId};
 use crate::domain::snowflake::now_ms;
-use crate::proto::{types, updates};
+use crate::proto::types;
 use crate::store::{
     ChatKind, ChatRow, ConversationRange, InviteRow, LoggedUpdate, MemberRow, MessageRow,
-    StoreError, StoreResult, Tx,
+    NewChange, PostWrites, ReadState, StoreError, StoreResult, Tx,
 };
 
 type Undo = Box<dyn FnOnce(&mut State) + Send>;
@@ -82,6 +83,38 @@ impl MemoryTx {
             self.undo.push(Box::new(move |s| {
                 s.put_invite(removed);
             }));
+        }
+    }
+
+    fn insert_deletion(&mut self, key: (ChatId, u64, UserId)) {
+        if self.state.deletions.insert(key) {
+            self.undo.push(Box::new(move |s| {
+                s.deletions.remove(&key);
+            }));
+        }
+    }
+
+    fn insert_mention(&mut self, key: (ChatId, UserId, u64)) {
+        if self.state.mentions.insert(key) {
+            self.undo.push(Box::new(move |s| {
+                s.mentions.remove(&key);
+            }));
+        }
+    }
+
+    fn remove_mention(&mut self, key: (ChatId, UserId, u64)) {
+        if self.state.mentions.remove(&key) {
+            self.undo.push(Box::new(move |s| {
+                s.mentions.insert(key);
+            }));
+        }
+    }
+
+    /// Applies `change` to a member's stored row, if it exists.
+    fn change_member(&mut self, chat: ChatId, user: UserId, change: impl FnOnce(&mut MemberRow)) {
+        if let Some(mut member) = self.state.members.get(&(chat, user)).cloned() {
+            change(&mut member);
+            self.put_member(member);
         }
     }
 
@@ -163,6 +196,14 @@ impl Tx for MemoryTx {
             .iter()
             .filter_map(|id| self.state.chats.get(id).cloned())
             .collect())
+    }
+
+    async fn lock_chat(&mut self, id: ChatId) -> StoreResult<Option<(ChatRow, Vec<MemberRow>)>> {
+        let Some(chat) = self.state.chats.get(&id).cloned() else {
+            return Ok(None);
+        };
+        let members = self.members(id).await?;
+        Ok(Some((chat, members)))
     }
 
     async fn direct_chat(
@@ -301,28 +342,40 @@ impl Tx for MemoryTx {
         user: UserId,
         _lock: bool,
     ) -> StoreResult<Option<MemberRow>> {
-        Ok(self.state.members.get(&(chat, user)).cloned())
+        Ok(self
+            .state
+            .members
+            .get(&(chat, user))
+            .map(|m| self.state.view(m)))
     }
 
     async fn members(&mut self, chat: ChatId) -> StoreResult<Vec<MemberRow>> {
-        let mut members: Vec<MemberRow> = self.state.chat_members(chat).cloned().collect();
+        let mut members: Vec<MemberRow> = self
+            .state
+            .chat_members(chat)
+            .map(|m| self.state.view(m))
+            .collect();
         members.sort_by_key(|m| (m.joined, m.user_id));
         Ok(members)
     }
 
     async fn insert_member(&mut self, member: &MemberRow) -> StoreResult<()> {
-        self.put_member(member.clone());
-        Ok(())
-    }
-
-    async fn update_member(&mut self, member: &MemberRow) -> StoreResult<()> {
-        if self
+        if !self
             .state
             .members
             .contains_key(&(member.chat_id, member.user_id))
         {
             self.put_member(member.clone());
         }
+        Ok(())
+    }
+
+    async fn update_member(&mut self, member: &MemberRow) -> StoreResult<()> {
+        let (draft, notif) = (member.draft.clone(), member.notif);
+        self.change_member(member.chat_id, member.user_id, |m| {
+            m.draft = draft;
+            m.notif = notif;
+        });
         Ok(())
     }
 
@@ -342,35 +395,100 @@ impl Tx for MemoryTx {
             .range((user, low, ChatId(0))..(user, high, ChatId(0)))
             .rev()
             .take(range.limit)
-            .filter_map(|(u, _, c)| self.state.members.get(&(*c, *u)).cloned())
+            .filter_map(|(u, _, c)| self.state.members.get(&(*c, *u)))
+            .map(|m| self.state.view(m))
             .collect())
     }
 
-    async fn record_message(
+    async fn write_posts(
         &mut self,
-        chat: ChatId,
-        message: MessageId,
-        author: UserId,
-        mentioned: &[UserId],
-    ) -> StoreResult<Vec<MemberRow>> {
-        let before: Vec<MemberRow> = self.state.chat_members(chat).cloned().collect();
-        for old in &before {
-            let mut member = old.clone();
-            member.sort_key = member.sort_key.max(message.get());
-            if member.user_id == author {
-                member.last_read = member.last_read.max(message.get());
-                member.unread = 0;
-                member.mentions = 0;
-                member.draft = None;
-            } else {
-                member.unread += 1;
-                if mentioned.contains(&member.user_id) {
-                    member.mentions += 1;
+        w: &PostWrites,
+        changes: Vec<NewChange>,
+    ) -> StoreResult<Vec<LoggedUpdate>> {
+        for message in &w.messages {
+            if let Some(client_id) = message.client_id {
+                if self
+                    .state
+                    .client_ids
+                    .contains_key(&(message.author, client_id))
+                {
+                    return Err(StoreError::Duplicate);
                 }
             }
-            self.put_member(member);
         }
-        Ok(before)
+        for member in &w.new_members {
+            self.put_member(member.clone());
+        }
+        for message in &w.messages {
+            for user in &message.mentions {
+                self.insert_mention((w.chat, *user, message.ordinal));
+            }
+            self.put_message(message.clone());
+        }
+        if let Some(mut chat) = self.state.chats.get(&w.chat).cloned() {
+            chat.msg_seq = w.msg_seq;
+            chat.last_message = w.last_message;
+            self.put_chat(chat);
+        }
+        let sort_key = w.messages.iter().map(|m| m.id.get()).max().unwrap_or(0);
+        let members: Vec<UserId> = self.state.chat_members(w.chat).map(|m| m.user_id).collect();
+        for user in members {
+            self.change_member(w.chat, user, |m| m.sort_key = m.sort_key.max(sort_key));
+        }
+        for r in &w.readers {
+            let r = *r;
+            self.change_member(w.chat, r.user, |m| {
+                m.last_read = m.last_read.max(r.last_read.get());
+                m.read_seq = m.read_seq.max(r.read_seq);
+                m.skipped = 0;
+                m.mentions = r.mentions;
+                m.draft = None;
+            });
+        }
+        for (user, n) in &w.mentioned {
+            let n = *n;
+            self.change_member(w.chat, *user, |m| m.mentions += n);
+        }
+        self.append_changes(changes).await
+    }
+
+    async fn mark_read(
+        &mut self,
+        user: UserId,
+        message: &MessageRow,
+    ) -> StoreResult<Option<ReadState>> {
+        let chat = message.chat_id;
+        let Some(member) = self.state.members.get(&(chat, user)) else {
+            return Ok(None);
+        };
+        if member.last_read >= message.id.get() {
+            return Ok(None);
+        }
+        let ordinal = message.ordinal;
+        let skipped = self
+            .state
+            .deletions
+            .range((chat, ordinal + 1, UserId(0))..=(chat, u64::MAX, UserId(u64::MAX)))
+            .filter(|(_, _, author)| *author != user)
+            .count() as u32;
+        let mentions = self
+            .state
+            .mentions
+            .range((chat, user, ordinal + 1)..=(chat, user, u64::MAX))
+            .count() as u32;
+        let id = message.id.get();
+        self.change_member(chat, user, |m| {
+            m.last_read = id;
+            m.read_seq = ordinal;
+            m.skipped = skipped;
+            m.mentions = mentions;
+        });
+        let member = &self.state.members[&(chat, user)];
+        let view = self.state.view(member);
+        Ok(Some(ReadState {
+            unread: view.unread,
+            mentions: view.mentions,
+        }))
     }
 
     async fn forget_messages(&mut self, chat: ChatId, deleted: &[MessageRow]) -> StoreResult<()> {
@@ -378,7 +496,7 @@ impl Tx for MemoryTx {
         for mut member in members {
             let unread: Vec<&MessageRow> = deleted
                 .iter()
-                .filter(|m| m.id.get() > member.last_read && m.author != member.user_id)
+                .filter(|m| m.ordinal > member.read_seq && m.author != member.user_id)
                 .collect();
             if unread.is_empty() {
                 continue;
@@ -387,25 +505,31 @@ impl Tx for MemoryTx {
                 .iter()
                 .filter(|m| m.mentions.contains(&member.user_id))
                 .count() as u32;
-            member.unread = member.unread.saturating_sub(unread.len() as u32);
+            member.skipped += unread.len() as u32;
             member.mentions = member.mentions.saturating_sub(mentions);
             self.put_member(member);
+        }
+        for message in deleted {
+            self.insert_deletion((chat, message.ordinal, message.author));
+            for user in &message.mentions {
+                self.remove_mention((chat, *user, message.ordinal));
+            }
         }
         Ok(())
     }
 
     async fn remention(
         &mut self,
-        chat: ChatId,
-        message: MessageId,
+        message: &MessageRow,
         removed: &[UserId],
         added: &[UserId],
     ) -> StoreResult<()> {
+        let chat = message.chat_id;
         for user in removed.iter().chain(added) {
             let Some(mut member) = self.state.members.get(&(chat, *user)).cloned() else {
                 continue;
             };
-            if member.last_read >= message.get() {
+            if member.read_seq >= message.ordinal {
                 continue;
             }
             if added.contains(user) {
@@ -415,30 +539,13 @@ impl Tx for MemoryTx {
             }
             self.put_member(member);
         }
-        Ok(())
-    }
-
-    async fn count_after(
-        &mut self,
-        chat: ChatId,
-        after: MessageId,
-        user: UserId,
-    ) -> StoreResult<(u32, u32)> {
-        let mut counts = (0, 0);
-        for (_, id) in self
-            .state
-            .by_chat
-            .range((chat, MessageId(after.get().saturating_add(1)))..=(chat, MessageId(u64::MAX)))
-        {
-            let message = &self.state.messages[id];
-            if message.author != user {
-                counts.0 += 1;
-                if message.mentions.contains(&user) {
-                    counts.1 += 1;
-                }
-            }
+        for user in removed {
+            self.remove_mention((chat, *user, message.ordinal));
         }
-        Ok(counts)
+        for user in added {
+            self.insert_mention((chat, *user, message.ordinal));
+        }
+        Ok(())
     }
 
     async fn insert_message(&mut self, message: &MessageRow) -> StoreResult<()> {
@@ -544,27 +651,27 @@ impl Tx for MemoryTx {
             .collect())
     }
 
-    async fn append_updates(
-        &mut self,
-        entries: Vec<(UserId, updates::Update)>,
-    ) -> StoreResult<Vec<LoggedUpdate>> {
-        let mut logged = Vec::with_capacity(entries.len());
-        for (user, update) in entries {
-            let log = self.state.logs.entry(user).or_default();
-            log.head += 1;
-            let entry = LoggedUpdate {
-                user,
-                seq: log.head,
-                update,
-            };
-            log.entries.push_back((now_ms(), entry.clone()));
-            logged.push(entry);
-            self.undo.push(Box::new(move |s| {
-                if let Some(log) = s.logs.get_mut(&user) {
-                    log.entries.pop_back();
-                    log.head -= 1;
-                }
-            }));
+    async fn append_changes(&mut self, changes: Vec<NewChange>) -> StoreResult<Vec<LoggedUpdate>> {
+        let mut logged = Vec::new();
+        for new in changes {
+            for (user, personal) in new.recipients {
+                let log = self.state.logs.entry(user).or_default();
+                log.head += 1;
+                let entry = LoggedUpdate {
+                    user,
+                    seq: log.head,
+                    change: new.change.clone(),
+                    personal,
+                };
+                log.entries.push_back((now_ms(), entry.clone()));
+                logged.push(entry);
+                self.undo.push(Box::new(move |s| {
+                    if let Some(log) = s.logs.get_mut(&user) {
+                        log.entries.pop_back();
+                        log.head -= 1;
+                    }
+                }));
+            }
         }
         Ok(logged)
     }
@@ -587,18 +694,22 @@ impl Tx for MemoryTx {
         user: UserId,
         after: u64,
         limit: usize,
+        max_bytes: usize,
     ) -> StoreResult<Vec<LoggedUpdate>> {
         let Some(log) = self.state.logs.get(&user) else {
             return Ok(Vec::new());
         };
         let first = log.entries.front().map_or(1, |(_, e)| e.seq);
         let skip = after.saturating_add(1).saturating_sub(first) as usize;
-        Ok(log
-            .entries
-            .iter()
-            .skip(skip)
-            .take(limit)
-            .map(|(_, e)| e.clone())
-            .collect())
+        let mut bytes = 0;
+        let mut page = Vec::new();
+        for (_, entry) in log.entries.iter().skip(skip).take(limit) {
+            if bytes >= max_bytes {
+                break;
+            }
+            bytes += entry.change.update.encoded_len();
+            page.push(entry.clone());
+        }
+        Ok(page)
     }
 }

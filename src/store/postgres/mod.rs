@@ -78,7 +78,19 @@ impl Store for PostgresStore {
     async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
         let client = self.pool.get().await?;
         client.batch_execute("BEGIN").await?;
-        Ok(Box::new(PgTx::new(client)))
+        Ok(Box::new(PgTx::new(client, true)))
+    }
+
+    async fn begin_relaxed(&self) -> StoreResult<Box<dyn Tx>> {
+        let client = self.pool.get().await?;
+        client
+            .batch_execute("BEGIN; SET LOCAL synchronous_commit = off")
+            .await?;
+        Ok(Box::new(PgTx::new(client, true)))
+    }
+
+    async fn reader(&self) -> StoreResult<Box<dyn Tx>> {
+        Ok(Box::new(PgTx::new(self.pool.get().await?, false)))
     }
 
     async fn prune_updates(&self, retention: Duration, batch: usize) -> StoreResult<u64> {
@@ -98,21 +110,34 @@ impl Store for PostgresStore {
                      ORDER BY created_at LIMIT $2)",
             )
             .await;
+        // Changes go after the entries naming them: both carry the same
+        // transaction time, so one cutoff takes both.
+        let changes = client
+            .prepare_cached(
+                "DELETE FROM changes WHERE id IN (
+                     SELECT id FROM changes
+                     WHERE created_at < now() - $1::bigint * interval '1 millisecond'
+                     ORDER BY created_at LIMIT $2)",
+            )
+            .await;
         let mut pruned = 0;
         let outcome = async {
-            let statement = statement?;
-            loop {
-                let deleted = client
-                    .execute(
-                        &statement,
-                        &[&(retention.as_millis() as i64), &(batch as i64)],
-                    )
-                    .await?;
-                pruned += deleted;
-                if deleted < batch as u64 {
-                    return Ok::<_, StoreError>(pruned);
+            let retention = retention.as_millis() as i64;
+            let batch_size = batch as i64;
+            for (statement, counted) in [(statement?, true), (changes?, false)] {
+                loop {
+                    let deleted = client
+                        .execute(&statement, &[&retention, &batch_size])
+                        .await?;
+                    if counted {
+                        pruned += deleted;
+                    }
+                    if deleted < batch as u64 {
+                        break;
+                    }
                 }
             }
+            Ok::<_, StoreError>(pruned)
         }
         .await;
         client

@@ -7,7 +7,8 @@ use tokio_postgres::Row;
 use crate::domain::ids::{ChatId, MessageId, UserId};
 use crate::proto::{types, updates};
 use crate::store::{
-    ChatKind, ChatRow, InviteRow, LoggedUpdate, MemberRow, MessageRow, StoreError, StoreResult,
+    Change, ChatKind, ChatRow, InviteRow, LoggedUpdate, MemberRow, MessageRow, Personal,
+    StoreError, StoreResult,
 };
 
 pub(super) fn ids<T: Copy>(values: &[T], get: impl Fn(T) -> u64) -> Vec<i64> {
@@ -36,7 +37,7 @@ pub(super) fn user_from(row: &Row) -> types::User {
     }
 }
 
-pub(super) const CHAT_COLUMNS: &str = "id, kind, dm_low, dm_high, name, owner_id, photo_file_id, photo_preview, highlighted_msg_id, last_message_id";
+pub(super) const CHAT_COLUMNS: &str = "id, kind, dm_low, dm_high, name, owner_id, photo_file_id, photo_preview, highlighted_msg_id, last_message_id, msg_seq";
 
 pub(super) fn chat_from(row: &Row) -> StoreResult<ChatRow> {
     let kind = match row.get::<_, i16>(1) {
@@ -55,11 +56,16 @@ pub(super) fn chat_from(row: &Row) -> StoreResult<ChatRow> {
         photo: photo(row.get(6), row.get(7)),
         highlighted: row.get::<_, Option<i64>>(8).map(|v| MessageId(v as u64)),
         last_message: row.get::<_, Option<i64>>(9).map(|v| MessageId(v as u64)),
+        msg_seq: row.get::<_, i64>(10) as u64,
     })
 }
 
-pub(super) const MEMBER_COLUMNS: &str =
-    "chat_id, user_id, joined, sort_key, last_read, unread, mentions, draft, notif";
+/// Members with their unread count, derived from their chat's `msg_seq`:
+/// `m` is the member, `c` its chat.
+pub(super) const MEMBER_SELECT: &str =
+    "SELECT m.chat_id, m.user_id, m.joined, m.sort_key, m.last_read, m.read_seq, m.skipped,
+            GREATEST(c.msg_seq - m.read_seq - m.skipped, 0), m.mentions, m.draft, m.notif
+     FROM members m JOIN chats c ON c.id = m.chat_id";
 
 pub(super) fn member_from(row: &Row) -> MemberRow {
     MemberRow {
@@ -68,14 +74,17 @@ pub(super) fn member_from(row: &Row) -> MemberRow {
         joined: row.get::<_, i64>(2) as u64,
         sort_key: row.get::<_, i64>(3) as u64,
         last_read: row.get::<_, i64>(4) as u64,
-        unread: row.get::<_, i32>(5) as u32,
-        mentions: row.get::<_, i32>(6) as u32,
-        draft: row.get(7),
-        notif: i32::from(row.get::<_, i16>(8)),
+        read_seq: row.get::<_, i64>(5) as u64,
+        skipped: row.get::<_, i32>(6) as u32,
+        unread: row.get::<_, i64>(7).clamp(0, i64::from(u32::MAX)) as u32,
+        mentions: row.get::<_, i32>(8).max(0) as u32,
+        draft: row.get(9),
+        notif: i32::from(row.get::<_, i16>(10)),
     }
 }
 
-pub(super) const MESSAGE_COLUMNS: &str = "chat_id, id, author_id, client_id, mentions, body";
+pub(super) const MESSAGE_COLUMNS: &str =
+    "chat_id, id, author_id, client_id, mentions, body, ordinal";
 
 pub(super) fn message_from(row: &Row) -> StoreResult<MessageRow> {
     let body: &[u8] = row.get(5);
@@ -90,6 +99,7 @@ pub(super) fn message_from(row: &Row) -> StoreResult<MessageRow> {
             .map(|v| UserId(v as u64))
             .collect(),
         body: types::Message::decode(body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        ordinal: row.get::<_, i64>(6) as u64,
     })
 }
 
@@ -97,12 +107,34 @@ pub(super) fn messages_from(rows: &[Row]) -> StoreResult<Vec<MessageRow>> {
     rows.iter().map(message_from).collect()
 }
 
+/// A log entry from `seq, payload, change_id, unread, change payload`:
+/// entries from before shared changes carry their rendered update.
 pub(super) fn logged_from(user: UserId, row: &Row) -> StoreResult<LoggedUpdate> {
-    let payload: &[u8] = row.get(1);
+    let seq = row.get::<_, i64>(0) as u64;
+    let change = match (row.get::<_, Option<&[u8]>>(1), row.get::<_, Option<i64>>(2)) {
+        (Some(rendered), _) => Change::rendered(
+            updates::Update::decode(rendered).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        ),
+        (None, Some(id)) => {
+            let payload: Option<&[u8]> = row.get(4);
+            let payload = payload.ok_or_else(|| {
+                StoreError::Corrupt(format!("log entry {user}/{seq} names a missing change"))
+            })?;
+            Change::decode(id as u64, payload)?
+        }
+        (None, None) => {
+            return Err(StoreError::Corrupt(format!(
+                "log entry {user}/{seq} has no payload"
+            )))
+        }
+    };
     Ok(LoggedUpdate {
         user,
-        seq: row.get::<_, i64>(0) as u64,
-        update: updates::Update::decode(payload).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        seq,
+        change: std::sync::Arc::new(change),
+        personal: Personal {
+            unread: row.get::<_, Option<i32>>(3).map(|v| v.max(0) as u32),
+        },
     })
 }
 

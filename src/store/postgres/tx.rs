@@ -2,32 +2,44 @@
 //! every statement prepared once per connection and traced.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 
 use async_trait::async_trait;
 use deadpool_postgres::Object;
+use futures_util::future::{join_all, try_join_all};
 use prost::Message as _;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Row;
+use tokio_postgres::{Row, Statement};
 use tracing::Instrument as _;
 
 use super::rows::*;
 use crate::domain::ids::{ChatId, MessageId, UserId};
-use crate::proto::{types, updates};
+use crate::proto::types;
 use crate::store::{
     ChatKind, ChatRow, ConversationRange, InviteRow, LoggedUpdate, MemberRow, MessageRow,
-    StoreError, StoreResult, Tx,
+    NewChange, PostWrites, ReadState, StoreError, StoreResult, Tx,
 };
 
 pub struct PgTx {
     /// `None` once committed.
     client: Option<Object>,
+    /// False for a reader: no transaction is open, nothing to roll back.
+    in_transaction: bool,
 }
+
+/// A statement on its way, so that several can be in flight at once: the
+/// connection pipelines them, one round trip for the lot.
+type Pending<'a> = Pin<Box<dyn Future<Output = StoreResult<u64>> + Send + 'a>>;
 
 impl Drop for PgTx {
     fn drop(&mut self) {
         let Some(client) = self.client.take() else {
             return;
         };
+        if !self.in_transaction {
+            return;
+        }
         // Dropped mid-transaction (an error, or the caller went away): roll
         // back before the connection goes back to the pool, or discard it
         // when there is no runtime left to do that on.
@@ -47,10 +59,12 @@ impl Drop for PgTx {
 }
 
 impl PgTx {
-    /// Wraps a connection on which `BEGIN` has run.
-    pub(super) fn new(client: Object) -> Self {
+    /// Wraps a connection on which `BEGIN` has run, or (`in_transaction`
+    /// false) one that reads outside any transaction.
+    pub(super) fn new(client: Object, in_transaction: bool) -> Self {
         Self {
             client: Some(client),
+            in_transaction,
         }
     }
 
@@ -79,6 +93,119 @@ impl PgTx {
         .instrument(statement_span(sql))
         .await
     }
+
+    /// A write to run together with others (see [`Pending`]). Prepared
+    /// here, before anything runs: a statement already prepared on this
+    /// connection would otherwise overtake one still being prepared, and
+    /// statements must run in the order given (locks are taken in it).
+    async fn pending<'a>(
+        &'a self,
+        sql: &'a str,
+        params: Vec<Box<dyn ToSql + Sync + Send + 'a>>,
+    ) -> StoreResult<Pending<'a>> {
+        let statement = self.client().prepare_cached(sql).await?;
+        Ok(Box::pin(
+            async move {
+                let refs: Vec<&(dyn ToSql + Sync)> = params
+                    .iter()
+                    .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                    .collect();
+                Ok(self.client().execute(&statement, &refs).await?)
+            }
+            .instrument(statement_span(sql)),
+        ))
+    }
+
+    /// A read to run together with others, prepared first (see [`PgTx::pending`]).
+    async fn pending_rows<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> StoreResult<impl Future<Output = StoreResult<Vec<Row>>> + 'a> {
+        let statement = self.client().prepare_cached(sql).await?;
+        Ok(
+            async move { Ok(self.client().query(&statement, params).await?) }
+                .instrument(statement_span(sql)),
+        )
+    }
+
+    /// Appends changes to their recipients' logs in one statement: the
+    /// payloads once, the heads bumped in ascending user order (so that
+    /// concurrent appends to overlapping users cannot deadlock), one small
+    /// row per recipient.
+    async fn append(&self, changes: &[NewChange]) -> StoreResult<Vec<LoggedUpdate>> {
+        let statement = self.client().prepare_cached(APPEND).await?;
+        self.append_prepared(&statement, changes).await
+    }
+
+    async fn append_prepared(
+        &self,
+        statement: &Statement,
+        changes: &[NewChange],
+    ) -> StoreResult<Vec<LoggedUpdate>> {
+        let mut counts: BTreeMap<UserId, i64> = BTreeMap::new();
+        let mut entry_user = Vec::new();
+        let mut entry_pos = Vec::new();
+        let mut entry_change = Vec::new();
+        let mut entry_unread: Vec<Option<i32>> = Vec::new();
+        for new in changes {
+            for (user, personal) in &new.recipients {
+                let count = counts.entry(*user).or_default();
+                *count += 1;
+                entry_user.push(user.get() as i64);
+                entry_pos.push(*count);
+                entry_change.push(new.change.id as i64);
+                entry_unread.push(personal.unread.map(|u| u.min(i32::MAX as u32) as i32));
+            }
+        }
+        if entry_user.is_empty() {
+            return Ok(Vec::new());
+        }
+        let change_ids: Vec<i64> = changes.iter().map(|c| c.change.id as i64).collect();
+        let payloads: Vec<Vec<u8>> = changes.iter().map(|c| c.change.encode()).collect();
+        let users: Vec<i64> = counts.keys().map(|u| u.get() as i64).collect();
+        let adds: Vec<i64> = counts.values().copied().collect();
+        let heads = self
+            .client()
+            .query(
+                statement,
+                &[
+                    &change_ids,
+                    &payloads,
+                    &users,
+                    &adds,
+                    &entry_user,
+                    &entry_pos,
+                    &entry_change,
+                    &entry_unread,
+                ],
+            )
+            .instrument(statement_span(APPEND))
+            .await?;
+        // The first seq each user's entries take, in the order given.
+        let mut next: BTreeMap<UserId, u64> = BTreeMap::new();
+        for row in &heads {
+            let user = UserId(row.get::<_, i64>(0) as u64);
+            let head = row.get::<_, i64>(1) as u64;
+            next.insert(user, head + 1 - counts[&user] as u64);
+        }
+        let mut logged = Vec::with_capacity(entry_user.len());
+        for new in changes {
+            for (user, personal) in &new.recipients {
+                let seq = next.get_mut(user).ok_or_else(|| {
+                    StoreError::Corrupt(format!("no update head returned for user {user}"))
+                })?;
+                logged.push(LoggedUpdate {
+                    user: *user,
+                    seq: *seq,
+                    change: new.change.clone(),
+                    personal: *personal,
+                });
+                *seq += 1;
+            }
+        }
+        Ok(logged)
+    }
 }
 
 /// A span per statement, under the RPC's. The SQL is this file's constant
@@ -99,7 +226,9 @@ fn statement_span(sql: &str) -> tracing::Span {
 impl Tx for PgTx {
     async fn commit(mut self: Box<Self>) -> StoreResult<()> {
         let client = self.client.take().expect("commit happens once");
-        client.batch_execute("COMMIT").await?;
+        if self.in_transaction {
+            client.batch_execute("COMMIT").await?;
+        }
         Ok(())
     }
 
@@ -165,7 +294,7 @@ impl Tx for PgTx {
     async fn chat(&mut self, id: ChatId, lock: bool) -> StoreResult<Option<ChatRow>> {
         let sql = format!(
             "SELECT {CHAT_COLUMNS} FROM chats WHERE id = $1{}",
-            lock_clause(lock)
+            chat_lock_clause(lock)
         );
         let rows = self.query(&sql, &[&(id.get() as i64)]).await?;
         rows.first().map(chat_from).transpose()
@@ -181,6 +310,23 @@ impl Tx for PgTx {
         rows.iter().map(chat_from).collect()
     }
 
+    async fn lock_chat(&mut self, id: ChatId) -> StoreResult<Option<(ChatRow, Vec<MemberRow>)>> {
+        let chat_sql = format!("SELECT {CHAT_COLUMNS} FROM chats WHERE id = $1 FOR NO KEY UPDATE");
+        let members_sql =
+            format!("{MEMBER_SELECT} WHERE m.chat_id = $1 ORDER BY m.joined, m.user_id");
+        let id = id.get() as i64;
+        let params: [&(dyn ToSql + Sync); 1] = [&id];
+        // One round trip: the members are read once the lock is held.
+        let (chat, members) = tokio::try_join!(
+            self.pending_rows(&chat_sql, &params).await?,
+            self.pending_rows(&members_sql, &params).await?
+        )?;
+        let Some(chat) = chat.first().map(chat_from).transpose()? else {
+            return Ok(None);
+        };
+        Ok(Some((chat, members.iter().map(member_from).collect())))
+    }
+
     async fn direct_chat(
         &mut self,
         low: UserId,
@@ -189,7 +335,7 @@ impl Tx for PgTx {
     ) -> StoreResult<Option<ChatRow>> {
         let sql = format!(
             "SELECT {CHAT_COLUMNS} FROM chats WHERE kind = 0 AND dm_low = $1 AND dm_high = $2{}",
-            lock_clause(lock)
+            chat_lock_clause(lock)
         );
         let rows = self
             .query(&sql, &[&(low.get() as i64), &(high.get() as i64)])
@@ -362,8 +508,8 @@ impl Tx for PgTx {
         lock: bool,
     ) -> StoreResult<Option<MemberRow>> {
         let sql = format!(
-            "SELECT {MEMBER_COLUMNS} FROM members WHERE chat_id = $1 AND user_id = $2{}",
-            lock_clause(lock)
+            "{MEMBER_SELECT} WHERE m.chat_id = $1 AND m.user_id = $2{}",
+            if lock { " FOR UPDATE OF m" } else { "" }
         );
         let rows = self
             .query(&sql, &[&(chat.get() as i64), &(user.get() as i64)])
@@ -374,7 +520,7 @@ impl Tx for PgTx {
     async fn members(&mut self, chat: ChatId) -> StoreResult<Vec<MemberRow>> {
         let rows = self
             .query(
-                &format!("SELECT {MEMBER_COLUMNS} FROM members WHERE chat_id = $1 ORDER BY joined, user_id"),
+                &format!("{MEMBER_SELECT} WHERE m.chat_id = $1 ORDER BY m.joined, m.user_id"),
                 &[&(chat.get() as i64)],
             )
             .await?;
@@ -383,15 +529,15 @@ impl Tx for PgTx {
 
     async fn insert_member(&mut self, m: &MemberRow) -> StoreResult<()> {
         self.execute(
-            "INSERT INTO members (chat_id, user_id, joined, sort_key, last_read, unread, mentions, draft, notif)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            INSERT_MEMBER,
             &[
                 &(m.chat_id.get() as i64),
                 &(m.user_id.get() as i64),
                 &(m.joined as i64),
                 &(m.sort_key as i64),
                 &(m.last_read as i64),
-                &(m.unread as i32),
+                &(m.read_seq as i64),
+                &(m.skipped as i32),
                 &(m.mentions as i32),
                 &m.draft,
                 &(m.notif as i16),
@@ -403,15 +549,10 @@ impl Tx for PgTx {
 
     async fn update_member(&mut self, m: &MemberRow) -> StoreResult<()> {
         self.execute(
-            "UPDATE members SET sort_key = $3, last_read = $4, unread = $5, mentions = $6, draft = $7, notif = $8
-             WHERE chat_id = $1 AND user_id = $2",
+            "UPDATE members SET draft = $3, notif = $4 WHERE chat_id = $1 AND user_id = $2",
             &[
                 &(m.chat_id.get() as i64),
                 &(m.user_id.get() as i64),
-                &(m.sort_key as i64),
-                &(m.last_read as i64),
-                &(m.unread as i32),
-                &(m.mentions as i32),
                 &m.draft,
                 &(m.notif as i16),
             ],
@@ -430,9 +571,9 @@ impl Tx for PgTx {
         let rows = self
             .query(
                 &format!(
-                    "SELECT {MEMBER_COLUMNS} FROM members
-                     WHERE user_id = $1 AND sort_key < $2 AND sort_key > $3
-                     ORDER BY sort_key DESC LIMIT $4"
+                    "{MEMBER_SELECT}
+                     WHERE m.user_id = $1 AND m.sort_key < $2 AND m.sort_key > $3
+                     ORDER BY m.sort_key DESC LIMIT $4"
                 ),
                 &[&(user.get() as i64), &before, &after, &(range.limit as i64)],
             )
@@ -440,107 +581,282 @@ impl Tx for PgTx {
         Ok(rows.iter().map(member_from).collect())
     }
 
-    async fn record_message(
+    async fn write_posts(
         &mut self,
-        chat: ChatId,
-        message: MessageId,
-        author: UserId,
-        mentioned: &[UserId],
-    ) -> StoreResult<Vec<MemberRow>> {
-        let rows = self
-            .query(
-                "WITH old AS (
-                     SELECT chat_id, user_id, joined, sort_key, last_read, unread, mentions, draft, notif
-                     FROM members WHERE chat_id = $1 FOR UPDATE)
-                 UPDATE members m SET
-                     sort_key = GREATEST(m.sort_key, $2),
-                     last_read = CASE WHEN m.user_id = $3 THEN GREATEST(m.last_read, $2) ELSE m.last_read END,
-                     unread = CASE WHEN m.user_id = $3 THEN 0 ELSE m.unread + 1 END,
-                     mentions = CASE WHEN m.user_id = $3 THEN 0
-                                     WHEN m.user_id = ANY($4) THEN m.mentions + 1
-                                     ELSE m.mentions END,
-                     draft = CASE WHEN m.user_id = $3 THEN NULL ELSE m.draft END
-                 FROM old WHERE m.chat_id = old.chat_id AND m.user_id = old.user_id
-                 RETURNING old.chat_id, old.user_id, old.joined, old.sort_key, old.last_read,
-                           old.unread, old.mentions, old.draft, old.notif",
-                &[
-                    &(chat.get() as i64),
-                    &(message.get() as i64),
-                    &(author.get() as i64),
-                    &ids(mentioned, UserId::get),
-                ],
+        w: &PostWrites,
+        changes: Vec<NewChange>,
+    ) -> StoreResult<Vec<LoggedUpdate>> {
+        let chat = w.chat.get() as i64;
+        let newest = w.last_message.map(|m| m.get() as i64);
+        let sort_key = w.messages.iter().map(|m| m.id.get()).max().unwrap_or(0) as i64;
+        let mut writes: Vec<Pending<'_>> = Vec::new();
+        for m in &w.new_members {
+            writes.push(self.pending(INSERT_MEMBER, member_params(m)).await?);
+        }
+        writes.push(self.pending(
+            "INSERT INTO messages (chat_id, id, author_id, client_id, mentions, body, ordinal)
+             SELECT $1, id, author, client, mentions::bigint[], body, ordinal
+             FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::bytea[], $7::bigint[])
+                  AS t(id, author, client, mentions, body, ordinal)",
+            vec![
+                Box::new(chat),
+                Box::new(w.messages.iter().map(|m| m.id.get() as i64).collect::<Vec<_>>()),
+                Box::new(w.messages.iter().map(|m| m.author.get() as i64).collect::<Vec<_>>()),
+                Box::new(
+                    w.messages
+                        .iter()
+                        .map(|m| m.client_id.map(|c| c as i64))
+                        .collect::<Vec<_>>(),
+                ),
+                Box::new(
+                    w.messages
+                        .iter()
+                        .map(|m| mention_list(&m.mentions))
+                        .collect::<Vec<_>>(),
+                ),
+                Box::new(w.messages.iter().map(|m| m.body.encode_to_vec()).collect::<Vec<_>>()),
+                Box::new(w.messages.iter().map(|m| m.ordinal as i64).collect::<Vec<_>>()),
+            ],
+        ).await?);
+        writes.push(
+            self.pending(
+                "UPDATE chats SET msg_seq = $2, last_message_id = $3 WHERE id = $1",
+                vec![Box::new(chat), Box::new(w.msg_seq as i64), Box::new(newest)],
+            )
+            .await?,
+        );
+        writes.push(
+            self.pending(
+                "UPDATE members SET sort_key = $2 WHERE chat_id = $1 AND sort_key < $2",
+                vec![Box::new(chat), Box::new(sort_key)],
+            )
+            .await?,
+        );
+        if !w.readers.is_empty() {
+            writes.push(
+                self.pending(
+                    "UPDATE members m SET last_read = GREATEST(m.last_read, r.last_read),
+                     read_seq = GREATEST(m.read_seq, r.read_seq), skipped = 0,
+                     mentions = r.mentions, draft = NULL
+                 FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::int[])
+                      AS r(user_id, last_read, read_seq, mentions)
+                 WHERE m.chat_id = $1 AND m.user_id = r.user_id",
+                    vec![
+                        Box::new(chat),
+                        Box::new(
+                            w.readers
+                                .iter()
+                                .map(|r| r.user.get() as i64)
+                                .collect::<Vec<_>>(),
+                        ),
+                        Box::new(
+                            w.readers
+                                .iter()
+                                .map(|r| r.last_read.get() as i64)
+                                .collect::<Vec<_>>(),
+                        ),
+                        Box::new(
+                            w.readers
+                                .iter()
+                                .map(|r| r.read_seq as i64)
+                                .collect::<Vec<_>>(),
+                        ),
+                        Box::new(
+                            w.readers
+                                .iter()
+                                .map(|r| r.mentions as i32)
+                                .collect::<Vec<_>>(),
+                        ),
+                    ],
+                )
+                .await?,
+            );
+        }
+        if !w.mentioned.is_empty() {
+            writes.push(
+                self.pending(
+                    "UPDATE members m SET mentions = m.mentions + x.n
+                 FROM unnest($2::bigint[], $3::int[]) AS x(user_id, n)
+                 WHERE m.chat_id = $1 AND m.user_id = x.user_id",
+                    vec![
+                        Box::new(chat),
+                        Box::new(
+                            w.mentioned
+                                .iter()
+                                .map(|(u, _)| u.get() as i64)
+                                .collect::<Vec<_>>(),
+                        ),
+                        Box::new(
+                            w.mentioned
+                                .iter()
+                                .map(|(_, n)| *n as i32)
+                                .collect::<Vec<_>>(),
+                        ),
+                    ],
+                )
+                .await?,
+            );
+        }
+        let (mention_users, mention_ordinals): (Vec<i64>, Vec<i64>) = w
+            .messages
+            .iter()
+            .flat_map(|m| {
+                m.mentions
+                    .iter()
+                    .map(|u| (u.get() as i64, m.ordinal as i64))
+            })
+            .unzip();
+        if !mention_users.is_empty() {
+            writes.push(
+                self.pending(
+                    "INSERT INTO message_mentions (chat_id, user_id, ordinal)
+                 SELECT $1, * FROM unnest($2::bigint[], $3::bigint[]) ON CONFLICT DO NOTHING",
+                    vec![
+                        Box::new(chat),
+                        Box::new(mention_users),
+                        Box::new(mention_ordinals),
+                    ],
+                )
+                .await?,
+            );
+        }
+        let append = self.client().prepare_cached(APPEND).await?;
+        // Everything in flight at once, in order: one round trip for the batch.
+        let (written, logged) =
+            tokio::join!(join_all(writes), self.append_prepared(&append, &changes));
+        // After a failure the later statements fail only because the
+        // transaction is aborted: report the one that failed first.
+        let mut failures = written.into_iter().filter_map(Result::err);
+        let cause = failures.find(|e| !is_aborted(e));
+        match (cause, logged) {
+            (None, Ok(logged)) => Ok(logged),
+            (Some(cause), _) | (None, Err(cause)) => Err(duplicate_on_unique(cause)),
+        }
+    }
+
+    async fn mark_read(
+        &mut self,
+        user: UserId,
+        message: &MessageRow,
+    ) -> StoreResult<Option<ReadState>> {
+        let chat = message.chat_id.get() as i64;
+        let user = user.get() as i64;
+        let id = message.id.get() as i64;
+        let ordinal = message.ordinal as i64;
+        // The row lock first, in a statement of its own: the counts below then
+        // run in a snapshot taken once any writer of this row has committed.
+        let lock_params: [&(dyn ToSql + Sync); 2] = [&chat, &user];
+        let update_params: [&(dyn ToSql + Sync); 4] = [&chat, &user, &id, &ordinal];
+        let lock = self
+            .pending_rows(
+                "SELECT 1 FROM members WHERE chat_id = $1 AND user_id = $2 FOR UPDATE",
+                &lock_params,
             )
             .await?;
-        Ok(rows.iter().map(member_from).collect())
+        let update = self
+            .pending_rows(
+                "UPDATE members m SET last_read = $3, read_seq = $4,
+                 skipped = (SELECT count(*) FROM message_deletions d
+                            WHERE d.chat_id = $1 AND d.ordinal > $4 AND d.author_id <> $2),
+                 mentions = (SELECT count(*) FROM message_mentions x
+                             WHERE x.chat_id = $1 AND x.user_id = $2 AND x.ordinal > $4)
+             FROM chats c
+             WHERE m.chat_id = $1 AND m.user_id = $2 AND c.id = m.chat_id AND m.last_read < $3
+             RETURNING GREATEST(c.msg_seq - m.read_seq - m.skipped, 0), m.mentions",
+                &update_params,
+            )
+            .await?;
+        let (_, rows) = tokio::try_join!(lock, update)?;
+        Ok(rows.first().map(|r| ReadState {
+            unread: r.get::<_, i64>(0).clamp(0, i64::from(u32::MAX)) as u32,
+            mentions: r.get::<_, i32>(1).max(0) as u32,
+        }))
     }
 
     async fn forget_messages(&mut self, chat: ChatId, deleted: &[MessageRow]) -> StoreResult<()> {
+        let chat = chat.get() as i64;
+        let mut writes: Vec<Pending<'_>> = Vec::new();
+        // One statement per message, its condition on the member row itself,
+        // so a read pointer that moves meanwhile is seen as it is at the lock.
         for message in deleted {
-            self.execute(
-                "UPDATE members SET unread = GREATEST(unread - 1, 0),
+            writes.push(self.pending(
+                "UPDATE members SET skipped = skipped + 1,
                      mentions = CASE WHEN user_id = ANY($4) THEN GREATEST(mentions - 1, 0) ELSE mentions END
-                 WHERE chat_id = $1 AND last_read < $2 AND user_id <> $3",
-                &[
-                    &(chat.get() as i64),
-                    &(message.id.get() as i64),
-                    &(message.author.get() as i64),
-                    &ids(&message.mentions, UserId::get),
+                 WHERE chat_id = $1 AND read_seq < $2 AND user_id <> $3",
+                vec![
+                    Box::new(chat),
+                    Box::new(message.ordinal as i64),
+                    Box::new(message.author.get() as i64),
+                    Box::new(ids(&message.mentions, UserId::get)),
+                ],
+            ).await?);
+        }
+        let ordinals: Vec<i64> = deleted.iter().map(|m| m.ordinal as i64).collect();
+        let authors: Vec<i64> = deleted.iter().map(|m| m.author.get() as i64).collect();
+        writes.push(
+            self.pending(
+                "INSERT INTO message_deletions (chat_id, ordinal, author_id)
+             SELECT $1, * FROM unnest($2::bigint[], $3::bigint[]) ON CONFLICT DO NOTHING",
+                vec![
+                    Box::new(chat),
+                    Box::new(ordinals.clone()),
+                    Box::new(authors),
                 ],
             )
-            .await?;
-        }
+            .await?,
+        );
+        writes.push(
+            self.pending(
+                "DELETE FROM message_mentions WHERE chat_id = $1 AND ordinal = ANY($2)",
+                vec![Box::new(chat), Box::new(ordinals)],
+            )
+            .await?,
+        );
+        try_join_all(writes).await?;
         Ok(())
     }
 
     async fn remention(
         &mut self,
-        chat: ChatId,
-        message: MessageId,
+        message: &MessageRow,
         removed: &[UserId],
         added: &[UserId],
     ) -> StoreResult<()> {
-        self.execute(
-            "UPDATE members SET mentions = CASE WHEN user_id = ANY($4) THEN mentions + 1
-                                                ELSE GREATEST(mentions - 1, 0) END
-             WHERE chat_id = $1 AND last_read < $2 AND (user_id = ANY($3) OR user_id = ANY($4))",
-            &[
-                &(chat.get() as i64),
-                &(message.get() as i64),
-                &ids(removed, UserId::get),
-                &ids(added, UserId::get),
-            ],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn count_after(
-        &mut self,
-        chat: ChatId,
-        after: MessageId,
-        user: UserId,
-    ) -> StoreResult<(u32, u32)> {
-        let rows = self
-            .query(
-                "SELECT count(*) FILTER (WHERE author_id <> $3),
-                        count(*) FILTER (WHERE author_id <> $3 AND $3 = ANY(mentions))
-                 FROM messages WHERE chat_id = $1 AND id > $2",
-                &[
-                    &(chat.get() as i64),
-                    &clamp(after.get()),
-                    &(user.get() as i64),
+        let chat = message.chat_id.get() as i64;
+        let ordinal = message.ordinal as i64;
+        let removed = ids(removed, UserId::get);
+        let added = ids(added, UserId::get);
+        let writes: Vec<Pending<'_>> = vec![
+            self.pending(
+                "UPDATE members SET mentions = CASE WHEN user_id = ANY($4) THEN mentions + 1
+                                                    ELSE GREATEST(mentions - 1, 0) END
+                 WHERE chat_id = $1 AND read_seq < $2 AND (user_id = ANY($3) OR user_id = ANY($4))",
+                vec![
+                    Box::new(chat),
+                    Box::new(ordinal),
+                    Box::new(removed.clone()),
+                    Box::new(added.clone()),
                 ],
-            )
-            .await?;
-        let row = &rows[0];
-        Ok((row.get::<_, i64>(0) as u32, row.get::<_, i64>(1) as u32))
+            ).await?,
+            self.pending(
+                "DELETE FROM message_mentions WHERE chat_id = $1 AND ordinal = $2 AND user_id = ANY($3)",
+                vec![Box::new(chat), Box::new(ordinal), Box::new(removed)],
+            ).await?,
+            self.pending(
+                "INSERT INTO message_mentions (chat_id, user_id, ordinal)
+                 SELECT $1, u, $2 FROM unnest($3::bigint[]) AS u ON CONFLICT DO NOTHING",
+                vec![Box::new(chat), Box::new(ordinal), Box::new(added)],
+            ).await?,
+        ];
+        try_join_all(writes).await?;
+        Ok(())
     }
 
     async fn insert_message(&mut self, m: &MessageRow) -> StoreResult<()> {
         let inserted = self
             .execute(
-                "INSERT INTO messages (chat_id, id, author_id, client_id, mentions, body)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                "INSERT INTO messages (chat_id, id, author_id, client_id, mentions, body, ordinal)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
                 &[
                     &(m.chat_id.get() as i64),
                     &(m.id.get() as i64),
@@ -548,6 +864,7 @@ impl Tx for PgTx {
                     &m.client_id.map(|c| c as i64),
                     &ids(&m.mentions, UserId::get),
                     &m.body.encode_to_vec(),
+                    &(m.ordinal as i64),
                 ],
             )
             .await?;
@@ -662,59 +979,8 @@ impl Tx for PgTx {
         messages_from(&rows)
     }
 
-    async fn append_updates(
-        &mut self,
-        entries: Vec<(UserId, updates::Update)>,
-    ) -> StoreResult<Vec<LoggedUpdate>> {
-        if entries.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Heads are taken in ascending user order so that concurrent appends
-        // to overlapping sets of users cannot deadlock.
-        let mut counts: BTreeMap<UserId, i64> = BTreeMap::new();
-        for (user, _) in &entries {
-            *counts.entry(*user).or_default() += 1;
-        }
-        let users: Vec<i64> = counts.keys().map(|u| u.get() as i64).collect();
-        let adds: Vec<i64> = counts.values().copied().collect();
-        let heads = self
-            .query(
-                "INSERT INTO update_heads (user_id, seq)
-                 SELECT * FROM unnest($1::bigint[], $2::bigint[]) ORDER BY 1
-                 ON CONFLICT (user_id) DO UPDATE SET seq = update_heads.seq + EXCLUDED.seq
-                 RETURNING user_id, seq",
-                &[&users, &adds],
-            )
-            .await?;
-        // The next seq to hand out per user within this append.
-        let mut next: BTreeMap<UserId, u64> = BTreeMap::new();
-        for row in &heads {
-            let user = UserId(row.get::<_, i64>(0) as u64);
-            let head = row.get::<_, i64>(1) as u64;
-            next.insert(user, head + 1 - counts[&user] as u64);
-        }
-        let mut logged = Vec::with_capacity(entries.len());
-        for (user, update) in entries {
-            let seq = next.get_mut(&user).ok_or_else(|| {
-                StoreError::Corrupt(format!("no update head returned for user {user}"))
-            })?;
-            logged.push(LoggedUpdate {
-                user,
-                seq: *seq,
-                update,
-            });
-            *seq += 1;
-        }
-        let user_col: Vec<i64> = logged.iter().map(|e| e.user.get() as i64).collect();
-        let seq_col: Vec<i64> = logged.iter().map(|e| e.seq as i64).collect();
-        let payload_col: Vec<Vec<u8>> = logged.iter().map(|e| e.update.encode_to_vec()).collect();
-        self.execute(
-            "INSERT INTO updates (user_id, seq, payload)
-             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[])",
-            &[&user_col, &seq_col, &payload_col],
-        )
-        .await?;
-        Ok(logged)
+    async fn append_changes(&mut self, changes: Vec<NewChange>) -> StoreResult<Vec<LoggedUpdate>> {
+        self.append(&changes).await
     }
 
     async fn update_head(&mut self, user: UserId) -> StoreResult<u64> {
@@ -742,13 +1008,101 @@ impl Tx for PgTx {
         user: UserId,
         after: u64,
         limit: usize,
+        max_bytes: usize,
     ) -> StoreResult<Vec<LoggedUpdate>> {
+        // The page first, then its running size: rows past `max_bytes` are
+        // left for the next read (the first row always comes).
         let rows = self
             .query(
-                "SELECT seq, payload FROM updates WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                &[&(user.get() as i64), &clamp(after), &(limit as i64)],
+                "SELECT seq, payload, change_id, unread, shared FROM (
+                     SELECT t.*, sum(t.size) OVER (ORDER BY t.seq) AS running FROM (
+                         SELECT u.seq, u.payload, u.change_id, u.unread, c.payload AS shared,
+                                COALESCE(octet_length(c.payload), octet_length(u.payload), 0) AS size
+                         FROM updates u LEFT JOIN changes c ON c.id = u.change_id
+                         WHERE u.user_id = $1 AND u.seq > $2 ORDER BY u.seq LIMIT $3) t) w
+                 WHERE running - size < $4 ORDER BY seq",
+                &[
+                    &(user.get() as i64),
+                    &clamp(after),
+                    &(limit as i64),
+                    &(max_bytes as i64),
+                ],
             )
             .await?;
         rows.iter().map(|r| logged_from(user, r)).collect()
     }
 }
+
+const INSERT_MEMBER: &str = "INSERT INTO members (chat_id, user_id, joined, sort_key, last_read, read_seq, skipped, mentions, draft, notif)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING";
+
+fn member_params<'a>(m: &MemberRow) -> Vec<Box<dyn ToSql + Sync + Send + 'a>> {
+    vec![
+        Box::new(m.chat_id.get() as i64),
+        Box::new(m.user_id.get() as i64),
+        Box::new(m.joined as i64),
+        Box::new(m.sort_key as i64),
+        Box::new(m.last_read as i64),
+        Box::new(m.read_seq as i64),
+        Box::new(m.skipped as i32),
+        Box::new(m.mentions as i32),
+        Box::new(m.draft.clone()),
+        Box::new(m.notif as i16),
+    ]
+}
+
+/// A message's mentions as an array literal, so that a batch can pass one
+/// list per message through a single array parameter.
+fn mention_list(users: &[UserId]) -> String {
+    let ids: Vec<String> = users.iter().map(|u| u.get().to_string()).collect();
+    format!("{{{}}}", ids.join(","))
+}
+
+/// Whether a statement failed only because an earlier one aborted the transaction.
+fn is_aborted(error: &StoreError) -> bool {
+    matches!(error, StoreError::Postgres(e)
+        if e.code() == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION))
+}
+
+/// A unique violation in a batch of posts is a client id taken meanwhile.
+fn duplicate_on_unique(error: StoreError) -> StoreError {
+    match &error {
+        StoreError::Postgres(e)
+            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
+        {
+            StoreError::Duplicate
+        }
+        _ => error,
+    }
+}
+
+/// Chats are locked with `FOR NO KEY UPDATE`: enough against other writers
+/// of the row, and no conflict with the key-share locks that inserting
+/// members and messages (their foreign keys) take.
+fn chat_lock_clause(lock: bool) -> &'static str {
+    if lock {
+        " FOR NO KEY UPDATE"
+    } else {
+        ""
+    }
+}
+
+/// Appends changes to the log: the payloads once, the heads bumped in
+/// ascending user order, one small row per recipient.
+const APPEND: &str = "WITH c AS (
+         INSERT INTO changes (id, payload)
+         SELECT * FROM unnest($1::bigint[], $2::bytea[])
+     ), h AS (
+         INSERT INTO update_heads (user_id, seq)
+         SELECT * FROM unnest($3::bigint[], $4::bigint[]) ORDER BY 1
+         ON CONFLICT (user_id) DO UPDATE SET seq = update_heads.seq + EXCLUDED.seq
+         RETURNING user_id, seq
+     ), e AS (
+         INSERT INTO updates (user_id, seq, change_id, unread)
+         SELECT e.user_id, h.seq - n.cnt + e.pos, e.change_id, e.unread
+         FROM unnest($5::bigint[], $6::bigint[], $7::bigint[], $8::int[])
+                  AS e(user_id, pos, change_id, unread)
+         JOIN h USING (user_id)
+         JOIN unnest($3::bigint[], $4::bigint[]) AS n(user_id, cnt) USING (user_id)
+     )
+     SELECT user_id, seq FROM h";

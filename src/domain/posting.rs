@@ -1,0 +1,331 @@
+//! Writing new messages. Users' sends are checked without any lock, then
+//! written in batches per chat (group commit): one transaction takes the
+//! chat's lock, re-checks only what must be exact (membership), gives each
+//! message an id above every earlier one and the next ordinal, and writes
+//! the batch and its log entries in one round trip. System messages (JOIN,
+//! LEAVE) are composed the same way inside the membership change that
+//! makes them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::ids::{ChatId, MessageId, UserId};
+use super::render;
+use super::Core;
+use crate::error::{Error, Result};
+use crate::proto::{chats, types, updates};
+use crate::store::{
+    Change, ChatRow, MemberRow, MessageRow, NewChange, Personal, PostWrites, ReadMove, StoreError,
+    Tx,
+};
+
+use updates::update::Update as U;
+
+/// Users sent along in a chat update, per group: enough for a title and
+/// avatars, bounded so an update to a big group stays small.
+pub const PARTICIPANT_USERS_PER_GROUP: usize = 10;
+
+/// A message checked and ready to write; its id and ordinal come with the batch.
+#[derive(Clone, Debug)]
+pub struct Post {
+    pub author: types::User,
+    pub author_id: UserId,
+    /// The message without its id.
+    pub body: types::Message,
+    pub client_id: Option<u64>,
+    /// Members other than the author that the text mentions.
+    pub mentions: Vec<UserId>,
+    /// A JOIN or LEAVE: written whether or not its author is still a member.
+    pub system: bool,
+}
+
+/// What a batch of posts writes, and each post's answer.
+pub(super) struct Composed {
+    pub writes: PostWrites,
+    pub changes: Vec<NewChange>,
+    pub answers: Vec<Result<MessageId>>,
+}
+
+impl Core {
+    /// Writes `post` with the next batch of its chat.
+    pub(super) async fn submit_post(&self, chat: ChatId, post: Post) -> Result<MessageId> {
+        let Some(core) = self.me.upgrade() else {
+            return Err(Error::Unavailable("the service is stopping".into()));
+        };
+        let write = move |chat, posts| {
+            let core = core.clone();
+            async move { core.write_batch(chat, posts).await }
+        };
+        self.posts
+            .submit(chat, post, write)
+            .await
+            .unwrap_or_else(|| {
+                Err(Error::Unavailable(
+                    "the message could not be written; retry with the same client_id".into(),
+                ))
+            })
+    }
+
+    async fn write_batch(&self, chat: ChatId, posts: Vec<Post>) -> Vec<Result<MessageId>> {
+        let count = posts.len();
+        match self.try_batch(chat, &posts).await {
+            Ok(answers) => answers,
+            // A client id taken meanwhile (a retry on another replica): one
+            // at a time, so that only that send sees it.
+            Err(Error::Store(StoreError::Duplicate)) if count > 1 => {
+                let mut answers = Vec::with_capacity(count);
+                for post in posts {
+                    answers.push(match self.try_batch(chat, &[post]).await {
+                        Ok(mut one) => one.pop().unwrap_or_else(|| Err(Error::chat_not_found())),
+                        Err(error) => Err(error),
+                    });
+                }
+                answers
+            }
+            Err(Error::Store(StoreError::Duplicate)) => {
+                vec![Err(Error::Store(StoreError::Duplicate))]
+            }
+            Err(Error::Store(error)) => {
+                let shared = Arc::new(error);
+                (0..count)
+                    .map(|_| Err(Error::Store(StoreError::Shared(shared.clone()))))
+                    .collect()
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                (0..count)
+                    .map(|_| Err(Error::Unavailable(reason.clone())))
+                    .collect()
+            }
+        }
+    }
+
+    async fn try_batch(&self, chat: ChatId, posts: &[Post]) -> Result<Vec<Result<MessageId>>> {
+        let mut tx = self.begin().await?;
+        let Some((chat, members)) = tx.lock_chat(chat).await? else {
+            return Ok(posts.iter().map(|_| Err(Error::chat_not_found())).collect());
+        };
+        let composed = self.compose(tx.as_mut(), &chat, members, posts).await?;
+        if composed.writes.messages.is_empty() {
+            tx.commit().await?;
+            return Ok(composed.answers);
+        }
+        let logged = tx.write_posts(&composed.writes, composed.changes).await?;
+        self.commit(tx, logged).await?;
+        Ok(composed.answers)
+    }
+
+    /// Lays out a batch of posts into a chat whose lock `tx` holds:
+    /// `members` as they are under the lock.
+    pub(super) async fn compose(
+        &self,
+        tx: &mut dyn Tx,
+        chat: &ChatRow,
+        mut members: Vec<MemberRow>,
+        posts: &[Post],
+    ) -> Result<Composed> {
+        let mut writes = PostWrites {
+            chat: chat.id,
+            msg_seq: chat.msg_seq,
+            last_message: chat.last_message,
+            ..PostWrites::default()
+        };
+        let mut answers = Vec::with_capacity(posts.len());
+        let mut accepted: Vec<(&Post, MessageRow)> = Vec::new();
+        let mut by_client: HashMap<(UserId, u64), MessageId> = HashMap::new();
+        let mut floor = chat.last_message.map_or(0, MessageId::get);
+        for post in posts {
+            let author = post.author_id;
+            let is_member = |members: &[MemberRow], user| members.iter().any(|m| m.user_id == user);
+            if !post.system && !is_member(&members, author) {
+                // Left, or was removed, since the send was checked.
+                answers.push(Err(Error::chat_not_found()));
+                continue;
+            }
+            if let Some(sent) = post.client_id.and_then(|c| by_client.get(&(author, c))) {
+                answers.push(Ok(*sent));
+                continue;
+            }
+            if let Some(peer) = render::peer(chat, author) {
+                if !is_member(&members, peer) {
+                    // The peer's conversation appears with the first message.
+                    let so_far = ChatRow {
+                        msg_seq: writes.msg_seq,
+                        last_message: writes.last_message,
+                        ..chat.clone()
+                    };
+                    let row = self.new_member(&so_far, peer);
+                    members.push(row.clone());
+                    writes.new_members.push(row);
+                }
+            }
+            let id = MessageId(self.ids.next_after(floor));
+            floor = id.get();
+            writes.msg_seq += 1;
+            writes.last_message = Some(id);
+            let mut body = post.body.clone();
+            body.message_id = id.get();
+            let row = MessageRow {
+                chat_id: chat.id,
+                id,
+                author,
+                ordinal: writes.msg_seq,
+                client_id: post.client_id,
+                mentions: post
+                    .mentions
+                    .iter()
+                    .copied()
+                    .filter(|u| *u != author && is_member(&members, *u))
+                    .collect(),
+                body,
+            };
+            if let Some(client_id) = post.client_id {
+                by_client.insert((author, client_id), id);
+            }
+            answers.push(Ok(id));
+            accepted.push((post, row));
+        }
+
+        let after = ChatRow {
+            msg_seq: writes.msg_seq,
+            last_message: writes.last_message,
+            ..chat.clone()
+        };
+        // Each member's (read_seq, skipped) as the batch goes, for the unread
+        // count each message's update carries.
+        let mut reads: HashMap<UserId, (u64, u32)> = members
+            .iter()
+            .map(|m| (m.user_id, (m.read_seq, m.skipped)))
+            .collect();
+        let mut readers: Vec<ReadMove> = Vec::new();
+        let mut mentioned: Vec<(UserId, u32)> = Vec::new();
+        let mut changes = Vec::with_capacity(accepted.len() + 1);
+        for (post, row) in &accepted {
+            if let Some(read) = reads.get_mut(&row.author) {
+                // Sending marks the chat read for its author.
+                *read = (row.ordinal, 0);
+                mentioned.retain(|(u, _)| *u != row.author);
+                let moved = ReadMove {
+                    user: row.author,
+                    last_read: row.id,
+                    read_seq: row.ordinal,
+                    mentions: 0,
+                };
+                match readers.iter_mut().find(|r| r.user == row.author) {
+                    Some(reader) => *reader = moved,
+                    None => readers.push(moved),
+                }
+            }
+            for user in &row.mentions {
+                if let Some(reader) = readers.iter_mut().find(|r| r.user == *user) {
+                    reader.mentions += 1;
+                } else if let Some((_, n)) = mentioned.iter_mut().find(|(u, _)| u == user) {
+                    *n += 1;
+                } else {
+                    mentioned.push((*user, 1));
+                }
+            }
+            let recipients = members
+                .iter()
+                .map(|m| {
+                    let unread = if m.user_id == row.author {
+                        0
+                    } else {
+                        let (read_seq, skipped) = reads[&m.user_id];
+                        row.ordinal
+                            .saturating_sub(read_seq)
+                            .saturating_sub(u64::from(skipped)) as u32
+                    };
+                    (
+                        m.user_id,
+                        Personal {
+                            unread: Some(unread),
+                        },
+                    )
+                })
+                .collect();
+            let change = Change {
+                id: self.ids.next_id(),
+                update: render::update(U::MessageCreated(updates::UpdateMessageCreated {
+                    message: Some(row.body.clone()),
+                    channel_unread_count: 0,
+                    author: Some(post.author.clone()),
+                    client_id: None,
+                })),
+                scope: Some(after.scope()),
+                client_id: row.client_id.map(|c| (row.author, c)),
+            };
+            changes.push(NewChange {
+                change: Arc::new(change),
+                recipients,
+            });
+        }
+
+        // Authors whose draft the send cleared: their other sessions must drop it too.
+        if let Some((_, newest)) = accepted.last() {
+            for reader in &readers {
+                let Some(member) = members
+                    .iter()
+                    .find(|m| m.user_id == reader.user && m.draft.is_some())
+                else {
+                    continue;
+                };
+                let now = MemberRow {
+                    sort_key: member.sort_key.max(newest.id.get()),
+                    last_read: reader.last_read.get(),
+                    read_seq: reader.read_seq,
+                    skipped: 0,
+                    unread: (after.msg_seq - reader.read_seq) as u32,
+                    mentions: reader.mentions,
+                    draft: None,
+                    ..member.clone()
+                };
+                let participants: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
+                let view = self
+                    .update_view(tx, &after, &now, Some(newest), &participants)
+                    .await?;
+                changes.push(NewChange::to_all(
+                    self.change(U::Chat(updates::UpdateChat { chat: Some(view) }), None),
+                    [reader.user],
+                ));
+            }
+        }
+        writes.messages = accepted.into_iter().map(|(_, row)| row).collect();
+        writes.readers = readers;
+        writes.mentioned = mentioned;
+        Ok(Composed {
+            writes,
+            changes,
+            answers,
+        })
+    }
+
+    /// The `Chat` an update carries for `member`: like GetChat's, with the
+    /// users bounded to the peer, the last author and a few participants.
+    pub(super) async fn update_view(
+        &self,
+        tx: &mut dyn Tx,
+        chat: &ChatRow,
+        member: &MemberRow,
+        last: Option<&MessageRow>,
+        participants: &[UserId],
+    ) -> Result<chats::Chat> {
+        let is_group = chat.kind == crate::store::ChatKind::Group;
+        let mut wanted = render::referenced_users(chat, member.user_id, last);
+        if is_group {
+            for user in participants.iter().take(PARTICIPANT_USERS_PER_GROUP) {
+                if !wanted.contains(user) {
+                    wanted.push(*user);
+                }
+            }
+        }
+        let users = tx.users(&wanted).await?;
+        Ok(render::chat(
+            chat,
+            member,
+            last,
+            is_group.then_some(participants),
+            users,
+        ))
+    }
+}
