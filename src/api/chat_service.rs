@@ -4,7 +4,6 @@ use tonic::{Request, Response, Status};
 
 use super::parse::{self, target};
 use super::{caller, respond, ChatApi};
-use crate::domain::ids::UserId;
 use crate::domain::limits::{page_size, MAX_TEXT_CHARS};
 use crate::domain::messages::{Anchor, MessageEdit, NewMessage, Reply};
 use crate::domain::text;
@@ -224,7 +223,6 @@ impl ChatService for ChatApi {
                 remove_media: r.remove_media,
                 media: parse::media("media", r.media)?,
             };
-            self.check_edited_size(user, &edit).await?;
             self.core.edit_message(user, edit).await
         };
         respond(result.await)
@@ -257,42 +255,6 @@ impl ChatService for ChatApi {
         let user = caller(&self.core, &request).await?;
         let since = request.into_inner().since_seq;
         respond(super::subscribe::open(self.core.clone(), user, since, self.stopping.clone()).await)
-    }
-}
-
-impl ChatApi {
-    /// The message as `edit` would leave it must stay within the whole-message
-    /// bound. The edit keeps what it does not replace, so this reads the
-    /// message first (the same replacement rules as the domain's edit); a
-    /// message the caller cannot read is left for the edit itself to refuse.
-    async fn check_edited_size(&self, user: UserId, edit: &MessageEdit) -> Result<(), Error> {
-        let Ok(page) = self
-            .core
-            .get_history(user, edit.target, Anchor::Around(edit.message_id), 1)
-            .await
-        else {
-            return Ok(());
-        };
-        let Some(mut body) = page
-            .messages
-            .into_iter()
-            .find(|m| m.message_id == edit.message_id.get())
-        else {
-            return Ok(());
-        };
-        if let Some(text) = &edit.text {
-            body.message.clone_from(text);
-            body.entities.clone_from(&edit.entities);
-        } else if !edit.entities.is_empty() {
-            body.entities.clone_from(&edit.entities);
-        }
-        if edit.remove_media {
-            body.media.clear();
-        }
-        if !edit.media.is_empty() {
-            body.media.clone_from(&edit.media);
-        }
-        parse::message_size("message", &body)
     }
 }
 
@@ -377,6 +339,6 @@ fn parse_new_message(
         cloak,
         client_id: r.client_id,
     };
-    parse::message_size("message", &stored_shape(&new))?;
+    text::message_size("message", &stored_shape(&new))?;
     Ok(new)
 }

@@ -3,8 +3,8 @@
 
 use crate::domain::ids::{ChatId, MessageId, UserId};
 use crate::domain::limits::{
-    MAX_CLOAK_NAME_CHARS, MAX_LIST_ITEMS, MAX_MEDIA_ITEMS, MAX_MESSAGE_BYTES, MAX_NAME_BYTES,
-    MAX_PREVIEW_BYTES, MAX_PRE_LANGUAGE_BYTES, MAX_URL_BYTES,
+    MAX_CLOAK_NAME_CHARS, MAX_LIST_ITEMS, MAX_MEDIA_ITEMS, MAX_NAME_BYTES, MAX_PREVIEW_BYTES,
+    MAX_PRE_LANGUAGE_BYTES, MAX_URL_BYTES,
 };
 use crate::domain::target::ChatTarget;
 use crate::error::{Error, Result};
@@ -117,44 +117,6 @@ pub fn cloak_name(field: &str, name: &str) -> Result<String> {
         ));
     }
     Ok(trimmed.to_owned())
-}
-
-/// The message as a whole, as it would be stored and sent out, must encode
-/// to at most [`MAX_MESSAGE_BYTES`]. Ids, the chat ref and the edit time are
-/// counted at their largest, so that the bound holds for every recipient's
-/// copy and after any edit time is set.
-pub fn message_size(field: &str, body: &types::Message) -> Result<()> {
-    use prost::Message as _;
-    const WIDEST: u64 = u64::MAX;
-    // `reply_to` is deprecated but still stored for clients that read only it.
-    #[allow(deprecated)]
-    let widest = types::Message {
-        chat_ref: Some(refs::ChatRef {
-            r#ref: Some(refs::chat_ref::Ref::Group(refs::GroupRef {
-                group_id: WIDEST,
-            })),
-        }),
-        message_id: WIDEST,
-        author_id: WIDEST,
-        reply_to: body.reply_to.map(|_| WIDEST),
-        edited_at: Some(WIDEST),
-        reply: body
-            .reply
-            .as_ref()
-            .map(|r| types::message::MessageReplyInfo {
-                message_id: r.message_id.map(|_| WIDEST),
-                quote: r.quote.clone(),
-            }),
-        ..body.clone()
-    };
-    let bytes = widest.encoded_len();
-    if bytes > MAX_MESSAGE_BYTES {
-        return Err(Error::invalid(
-            field,
-            format!("encoded message is {bytes} bytes, at most {MAX_MESSAGE_BYTES} allowed"),
-        ));
-    }
-    Ok(())
 }
 
 /// Sent media references become stored message media, kept as given.

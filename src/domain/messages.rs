@@ -309,6 +309,8 @@ impl Core {
         if !edit.media.is_empty() {
             body.media = edit.media;
         }
+        // What the edit keeps counts too: measured under the message's lock.
+        text::message_size("message", body)?;
         body.edited_at = Some(super::snowflake::now_ms());
 
         let members = tx.members(chat.id).await?;

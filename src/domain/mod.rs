@@ -20,6 +20,8 @@ pub mod updates;
 pub mod users;
 
 use std::collections::HashSet;
+
+use prost::Message as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -97,6 +99,7 @@ impl Core {
     /// subscriber can never see an update that a rollback takes back.
     pub async fn commit(&self, tx: Box<dyn Tx>, logged: Vec<LoggedUpdate>) -> Result<()> {
         tx.commit().await?;
+        self.counters.count_logged(&logged);
         self.publish(logged).await;
         Ok(())
     }
@@ -117,9 +120,31 @@ pub struct Counters {
     replayed: AtomicU64,
     lag_ended: AtomicU64,
     typing_limited: AtomicU64,
+    log_entries: AtomicU64,
+    log_payload_bytes: AtomicU64,
 }
 
 impl Counters {
+    /// Entries committed to the log, and their changes' payloads, each once.
+    fn count_logged(&self, logged: &[LoggedUpdate]) {
+        let mut seen: Vec<u64> = Vec::new();
+        let mut bytes = 0;
+        for entry in logged {
+            if !seen.contains(&entry.change.id) {
+                seen.push(entry.change.id);
+                bytes += entry.change.update.encoded_len() as u64;
+            }
+        }
+        self.log_entries
+            .fetch_add(logged.len() as u64, Ordering::Relaxed);
+        self.log_payload_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+    pub fn log_entries(&self) -> u64 {
+        self.log_entries.load(Ordering::Relaxed)
+    }
+    pub fn log_payload_bytes(&self) -> u64 {
+        self.log_payload_bytes.load(Ordering::Relaxed)
+    }
     pub fn count_replayed(&self, entries: u64) {
         self.replayed.fetch_add(entries, Ordering::Relaxed);
     }

@@ -1,10 +1,11 @@
 //! Message text and its entities: validation, and who a text mentions.
 
 use super::ids::UserId;
-use super::limits::{MAX_LIST_ITEMS, MAX_TEXT_CHARS};
+use super::limits::{MAX_LIST_ITEMS, MAX_MESSAGE_BYTES, MAX_TEXT_CHARS};
 use crate::error::{Error, Result};
 use crate::proto::types::message_entity::Entity;
 use crate::proto::types::MessageEntity;
+use crate::proto::{refs, types};
 
 /// Checks length and that every entity lies inside the text, counting UTF-16
 /// code units as JavaScript clients do.
@@ -47,6 +48,44 @@ pub fn validate_entities(field: &str, text: &str, entities: &[MessageEntity]) ->
                 "no entity kind set",
             ));
         }
+    }
+    Ok(())
+}
+
+/// The message as a whole, as it would be stored and sent out, must encode
+/// to at most [`MAX_MESSAGE_BYTES`]. Ids, the chat ref and the edit time are
+/// counted at their largest, so that the bound holds for every recipient's
+/// copy and after any edit time is set.
+pub fn message_size(field: &str, body: &types::Message) -> Result<()> {
+    use prost::Message as _;
+    const WIDEST: u64 = u64::MAX;
+    // `reply_to` is deprecated but still stored for clients that read only it.
+    #[allow(deprecated)]
+    let widest = types::Message {
+        chat_ref: Some(refs::ChatRef {
+            r#ref: Some(refs::chat_ref::Ref::Group(refs::GroupRef {
+                group_id: WIDEST,
+            })),
+        }),
+        message_id: WIDEST,
+        author_id: WIDEST,
+        reply_to: body.reply_to.map(|_| WIDEST),
+        edited_at: Some(WIDEST),
+        reply: body
+            .reply
+            .as_ref()
+            .map(|r| types::message::MessageReplyInfo {
+                message_id: r.message_id.map(|_| WIDEST),
+                quote: r.quote.clone(),
+            }),
+        ..body.clone()
+    };
+    let bytes = widest.encoded_len();
+    if bytes > MAX_MESSAGE_BYTES {
+        return Err(Error::invalid(
+            field,
+            format!("encoded message is {bytes} bytes, at most {MAX_MESSAGE_BYTES} allowed"),
+        ));
     }
     Ok(())
 }

@@ -38,6 +38,8 @@ pub struct Metrics {
     redis_publish_failures: Counter,
     replayed: Counter,
     lag_ended: Counter,
+    log_entries: Counter,
+    log_payload_bytes: Counter,
     typing_limited: Counter,
     core: Arc<Core>,
 }
@@ -97,6 +99,18 @@ impl Metrics {
             "Subscribe streams ended because the client fell behind",
             lag_ended.clone(),
         );
+        let log_entries = Counter::default();
+        registry.register(
+            "update_log_entries",
+            "Entries appended to users' update logs (one per recipient of a change)",
+            log_entries.clone(),
+        );
+        let log_payload_bytes = Counter::default();
+        registry.register(
+            "update_log_payload_bytes",
+            "Bytes of change payloads appended to the update log, each change once",
+            log_payload_bytes.clone(),
+        );
         let typing_limited = Counter::default();
         registry.register(
             "typing_rate_limited",
@@ -113,6 +127,8 @@ impl Metrics {
             redis_publish_failures,
             replayed,
             lag_ended,
+            log_entries,
+            log_payload_bytes,
             typing_limited,
             core,
         }
@@ -150,6 +166,8 @@ impl Metrics {
         catch_up(&self.replayed, counters.replayed());
         catch_up(&self.lag_ended, counters.lag_ended());
         catch_up(&self.typing_limited, counters.typing_limited());
+        catch_up(&self.log_entries, counters.log_entries());
+        catch_up(&self.log_payload_bytes, counters.log_payload_bytes());
         let mut text = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
