@@ -188,6 +188,14 @@ pub trait Store: Send + Sync + 'static {
     async fn begin_relaxed(&self) -> StoreResult<Box<dyn Tx>> {
         self.begin().await
     }
+    /// Like [`Store::begin`], durable when `commit` returns, but the commit
+    /// releases its locks before waiting for its WAL flush: for a hot row
+    /// (a busy chat's), the next writer need not wait out this one's flush.
+    /// Others may read the change during that flush; a crash in it loses
+    /// the change, which nobody was told had succeeded.
+    async fn begin_unlocking_early(&self) -> StoreResult<Box<dyn Tx>> {
+        self.begin().await
+    }
     /// Reads outside any transaction: each read sees what is committed when
     /// it runs, and nothing is locked. `commit` only hands it back.
     async fn reader(&self) -> StoreResult<Box<dyn Tx>> {

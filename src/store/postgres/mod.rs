@@ -89,6 +89,14 @@ impl Store for PostgresStore {
         Ok(Box::new(PgTx::new(client, true)))
     }
 
+    async fn begin_unlocking_early(&self) -> StoreResult<Box<dyn Tx>> {
+        let client = self.pool.get().await?;
+        client
+            .batch_execute("BEGIN; SET LOCAL synchronous_commit = off")
+            .await?;
+        Ok(Box::new(PgTx::new(client, true).flushed_after_commit()))
+    }
+
     async fn reader(&self) -> StoreResult<Box<dyn Tx>> {
         Ok(Box::new(PgTx::new(self.pool.get().await?, false)))
     }

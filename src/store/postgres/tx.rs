@@ -26,7 +26,15 @@ pub struct PgTx {
     client: Option<Object>,
     /// False for a reader: no transaction is open, nothing to roll back.
     in_transaction: bool,
+    /// The transaction commits asynchronously; `commit` then waits for the
+    /// WAL to be flushed past it (see `Store::begin_unlocking_early`).
+    flush_after_commit: bool,
 }
+
+/// After an asynchronous COMMIT (its locks already released), a transaction
+/// that must write a commit record and wait for its flush: the WAL is
+/// flushed in order, so when it returns the earlier commit is durable too.
+const COMMIT_THEN_FLUSH: &str = "COMMIT; BEGIN; SELECT txid_current(); COMMIT";
 
 /// A statement on its way, so that several can be in flight at once: the
 /// connection pipelines them, one round trip for the lot.
@@ -65,7 +73,13 @@ impl PgTx {
         Self {
             client: Some(client),
             in_transaction,
+            flush_after_commit: false,
         }
+    }
+
+    pub(super) fn flushed_after_commit(mut self) -> Self {
+        self.flush_after_commit = true;
+        self
     }
 
     fn client(&self) -> &Object {
@@ -226,8 +240,17 @@ fn statement_span(sql: &str) -> tracing::Span {
 impl Tx for PgTx {
     async fn commit(mut self: Box<Self>) -> StoreResult<()> {
         let client = self.client.take().expect("commit happens once");
-        if self.in_transaction {
-            client.batch_execute("COMMIT").await?;
+        let sql = if self.flush_after_commit {
+            COMMIT_THEN_FLUSH
+        } else if self.in_transaction {
+            "COMMIT"
+        } else {
+            return Ok(());
+        };
+        if let Err(error) = client.batch_execute(sql).await {
+            // Its state is unknown now: never hand it to another request.
+            let _ = Object::take(client);
+            return Err(error.into());
         }
         Ok(())
     }
