@@ -17,3 +17,4 @@ mod replicas;
 mod tls;
 mod typing;
 mod updates;
+mod write_path;

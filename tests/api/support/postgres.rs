@@ -21,6 +21,9 @@ use tokio_postgres::NoTls;
 
 /// Names an existing server to use instead of starting a throwaway one.
 const DATABASE_URL_ENV: &str = "OSMIUM_TEST_DATABASE_URL";
+/// Set (to anything) to start the throwaway server with its default
+/// durability settings: what benchmarks of commits must measure.
+pub const DURABLE_ENV: &str = "OSMIUM_TEST_POSTGRES_DURABLE";
 
 /// How long a freshly started server may take to accept connections.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -136,6 +139,21 @@ fn spawn_server() -> Result<(Child, u16, PathBuf), String> {
             log_path.display()
         )
     })?;
+    // Durability is worthless for a throwaway test database; speed is not.
+    // Benchmarks measure commits as production pays for them, WAL flushes included.
+    let durable = std::env::var_os(DURABLE_ENV).is_some();
+    let speed: &[&str] = if durable {
+        &[]
+    } else {
+        &[
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+        ]
+    };
     let wrapper = postgres_user_command(as_root, Path::new("sh"))
         .arg("-c")
         .arg(WRAPPER_SCRIPT)
@@ -149,9 +167,7 @@ fn spawn_server() -> Result<(Child, u16, PathBuf), String> {
         .arg("-k")
         .arg(&dir)
         .args(["-c", "listen_addresses=127.0.0.1"])
-        // Durability is worthless for a throwaway database; speed is not.
-        .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
-        .args(["-c", "full_page_writes=off"])
+        .args(speed)
         // Many tests, each with a pool, run at once.
         .args(["-c", "max_connections=500"])
         .current_dir(&dir)
