@@ -11,11 +11,27 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::domain::limits::Limits;
 
+/// Printed after the flags by `--help`: what is read from the environment
+/// without a flag of its own.
+const ENVIRONMENT_HELP: &str = "\
+Also read from the environment:
+  RUST_LOG                        log filter, e.g. `info` (the default) or `warn,osmium_chat=debug`
+  OTEL_EXPORTER_OTLP_ENDPOINT     export traces over OTLP/gRPC to this endpoint; unset: no export
+  OTEL_*                          the other standard OpenTelemetry variables (service name, headers, sampler...)
+  NO_COLOR                        plain log text even on a terminal (logs are never coloured into files or pipes)
+
+Secret values (DATABASE_URL, REDIS_URL, OSMIUM_JWT_SECRET) are never printed here or in logs.
+
+Exit codes: 0 stopped cleanly; 64 configuration that cannot work (a bad flag or URL, a refused
+login, a missing database or privilege); 69 a dependency unreachable (Postgres down, unknown host,
+connection refused or timed out) or a port that cannot be bound; 1 anything else.";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "osmium-chat",
     version,
-    about = "gRPC service for the chats of the Osmium Chat Protocol"
+    about = "gRPC service for the chats of the Osmium Chat Protocol",
+    after_help = ENVIRONMENT_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -30,10 +46,13 @@ pub enum Command {
     Serve,
     /// Apply the database migrations and exit (for a Kubernetes Job).
     Migrate,
-    /// Print a signed token for local use.
+    /// Print a token for local use, signed (HS256) with OSMIUM_JWT_SECRET (in
+    /// the embedded mode without one, the development secret) for the
+    /// audience OSMIUM_JWT_AUDIENCE: the same key and audience the server
+    /// started with these settings accepts.
     Token {
-        /// The user id the token speaks for (`sub`).
-        #[arg(long)]
+        /// The user id the token speaks for (`sub`), 1 or more.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         user: u64,
         /// A display name: registers the user on first use.
         #[arg(long)]
@@ -41,9 +60,9 @@ pub enum Command {
         /// A service-role token, allowed to call UserDirectory.
         #[arg(long)]
         service: bool,
-        /// Lifetime in seconds.
-        #[arg(long, default_value_t = 86_400)]
-        ttl: u64,
+        /// Lifetime (e.g. `24h`, `30m`; a bare number is seconds).
+        #[arg(long, default_value = "24h", value_parser = parse_duration_or_secs)]
+        ttl: Duration,
     },
 }
 

@@ -10,7 +10,7 @@ use super::text;
 use super::Core;
 use crate::error::{Error, Result};
 use crate::proto::{media, messages, types, updates};
-use crate::store::{ChatRow, MessageRow, NewChange, StoreError, Tx};
+use crate::store::{ChatKey, ChatRow, MessageRow, NewChange, StoreError, Tx};
 
 use updates::update::Update as U;
 
@@ -78,31 +78,45 @@ impl Core {
 
     /// Checks the send without any lock, then hands it to its chat's next batch.
     async fn try_send(&self, caller: UserId, new: NewMessage) -> Result<MessageId> {
+        let key = match new.target {
+            ChatTarget::Group(id) => ChatKey::Group(id),
+            ChatTarget::Saved => ChatKey::Direct {
+                low: caller,
+                high: caller,
+            },
+            ChatTarget::Direct(peer) => ChatKey::Direct {
+                low: caller.min(peer),
+                high: caller.max(peer),
+            },
+        };
         let mut tx = self.store.reader().await?;
-        if let Some(client_id) = new.client_id {
+        // The usual send needs one round trip before it is queued.
+        let context = tx.send_context(key, caller, new.client_id).await?;
+        if let Some(sent) = context.sent {
             // A retry: answer with the message the first attempt stored.
-            if let Some(sent) = tx.message_by_client_id(caller, client_id).await? {
-                tx.commit().await?;
-                return Ok(sent.id);
-            }
+            tx.commit().await?;
+            return Ok(sent);
         }
-        let chat = match self
-            .access(tx.as_mut(), caller, new.target, Mode::Read)
-            .await?
-        {
-            Some(Access {
-                chat,
-                member: Some(_),
-            }) => chat,
+        let chat = match context.chat {
+            Some(chat) if context.member => chat,
             _ => {
-                // A direct chat's first use creates it, in a write of its own.
+                // Not a member (NOT_FOUND), or a direct chat's first use,
+                // which creates it in a write of its own.
                 tx.commit().await?;
-                let chat = self.open_chat(caller, new.target).await?;
+                let chat = self.member_chat(caller, new.target).await?;
                 tx = self.store.reader().await?;
                 chat
             }
         };
-        let post = self.check_send(tx.as_mut(), caller, &chat, new).await?;
+        let author = match context.author {
+            Some(author) => author,
+            None => tx
+                .users(&[caller])
+                .await?
+                .pop()
+                .ok_or_else(|| Error::NotFound(format!("user {caller} not found")))?,
+        };
+        let post = self.check_send(tx.as_mut(), author, &chat, new).await?;
         tx.commit().await?;
         self.submit_post(chat.id, post).await
     }
@@ -118,15 +132,11 @@ impl Core {
     async fn check_send(
         &self,
         tx: &mut dyn Tx,
-        caller: UserId,
+        author: types::User,
         chat: &ChatRow,
         new: NewMessage,
     ) -> Result<Post> {
-        let author = tx
-            .users(&[caller])
-            .await?
-            .pop()
-            .ok_or_else(|| Error::NotFound(format!("user {caller} not found")))?;
+        let caller = UserId(author.id);
         if new.cloak.is_some() && !author.bot {
             return Err(Error::PermissionDenied(
                 "bot_info: only bots may send cloaked messages".into(),

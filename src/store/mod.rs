@@ -169,6 +169,29 @@ pub struct ReadMove {
     pub mentions: u32,
 }
 
+/// How a send names its chat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChatKey {
+    Group(ChatId),
+    /// `low <= high`.
+    Direct {
+        low: UserId,
+        high: UserId,
+    },
+}
+
+/// What a send checks before it is queued, read together.
+#[derive(Clone, Debug, Default)]
+pub struct SendContext {
+    /// The chat, if it exists (a group only when it is one).
+    pub chat: Option<ChatRow>,
+    /// Whether the author is a member of it.
+    pub member: bool,
+    pub author: Option<types::User>,
+    /// The message the author already sent with this client id.
+    pub sent: Option<MessageId>,
+}
+
 /// A member's read state after `MarkChatRead`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadState {
@@ -319,6 +342,14 @@ pub trait Tx: Send {
         lock: bool,
     ) -> StoreResult<Option<MessageRow>>;
     async fn messages_by_id(&mut self, ids: &[MessageId]) -> StoreResult<Vec<MessageRow>>;
+    /// A send's chat, the author's membership and user, and an earlier
+    /// message with the same client id, in one round trip.
+    async fn send_context(
+        &mut self,
+        chat: ChatKey,
+        author: UserId,
+        client_id: Option<u64>,
+    ) -> StoreResult<SendContext>;
     async fn message_by_client_id(
         &mut self,
         author: UserId,

@@ -10,8 +10,8 @@ use crate::domain::ids::{ChatId, MessageId, UserId};
 use crate::domain::snowflake::now_ms;
 use crate::proto::types;
 use crate::store::{
-    ChatKind, ChatRow, ConversationRange, InviteRow, LoggedUpdate, MemberRow, MessageRow,
-    NewChange, PostWrites, ReadState, StoreError, StoreResult, Tx,
+    ChatKey, ChatKind, ChatRow, ConversationRange, InviteRow, LoggedUpdate, MemberRow, MessageRow,
+    NewChange, PostWrites, ReadState, SendContext, StoreError, StoreResult, Tx,
 };
 
 type Undo = Box<dyn FnOnce(&mut State) + Send>;
@@ -581,6 +581,35 @@ impl Tx for MemoryTx {
             .iter()
             .filter_map(|id| self.state.messages.get(id).cloned())
             .collect())
+    }
+
+    async fn send_context(
+        &mut self,
+        chat: ChatKey,
+        author: UserId,
+        client_id: Option<u64>,
+    ) -> StoreResult<SendContext> {
+        let chat = match chat {
+            ChatKey::Group(id) => self
+                .state
+                .chats
+                .get(&id)
+                .filter(|c| c.kind == ChatKind::Group),
+            ChatKey::Direct { low, high } => self
+                .state
+                .direct
+                .get(&(low, high))
+                .and_then(|id| self.state.chats.get(id)),
+        }
+        .cloned();
+        Ok(SendContext {
+            member: chat
+                .as_ref()
+                .is_some_and(|c| self.state.members.contains_key(&(c.id, author))),
+            chat,
+            author: self.state.users.get(&author).cloned(),
+            sent: client_id.and_then(|c| self.state.client_ids.get(&(author, c)).copied()),
+        })
     }
 
     async fn message_by_client_id(

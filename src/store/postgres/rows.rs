@@ -26,15 +26,29 @@ pub(super) const USER_COLUMNS: &str =
     "id, name, username, photo_file_id, photo_preview, bot, icon, color";
 
 pub(super) fn user_from(row: &Row) -> types::User {
+    user_at(row, 0)
+}
+
+/// A user from [`USER_COLUMNS`] starting at column `at`.
+pub(super) fn user_at(row: &Row, at: usize) -> types::User {
     types::User {
-        id: row.get::<_, i64>(0) as u64,
-        name: row.get(1),
-        username: row.get(2),
-        photo: photo(row.get(3), row.get(4)),
-        bot: row.get(5),
-        icon: row.get::<_, Option<i64>>(6).map(|v| v as u64),
-        color: row.get::<_, Option<i64>>(7).map(|v| v as u32),
+        id: row.get::<_, i64>(at) as u64,
+        name: row.get(at + 1),
+        username: row.get(at + 2),
+        photo: photo(row.get(at + 3), row.get(at + 4)),
+        bot: row.get(at + 5),
+        icon: row.get::<_, Option<i64>>(at + 6).map(|v| v as u64),
+        color: row.get::<_, Option<i64>>(at + 7).map(|v| v as u32),
     }
+}
+
+/// A column list with every column qualified by `table`.
+pub(super) fn prefixed(table: &str, columns: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| format!("{table}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub(super) const CHAT_COLUMNS: &str = "id, kind, dm_low, dm_high, name, owner_id, photo_file_id, photo_preview, highlighted_msg_id, last_message_id, msg_seq";

@@ -17,8 +17,8 @@ use super::rows::*;
 use crate::domain::ids::{ChatId, MessageId, UserId};
 use crate::proto::types;
 use crate::store::{
-    ChatKind, ChatRow, ConversationRange, InviteRow, LoggedUpdate, MemberRow, MessageRow,
-    NewChange, PostWrites, ReadState, StoreError, StoreResult, Tx,
+    ChatKey, ChatKind, ChatRow, ConversationRange, InviteRow, LoggedUpdate, MemberRow, MessageRow,
+    NewChange, PostWrites, ReadState, SendContext, StoreError, StoreResult, Tx,
 };
 
 pub struct PgTx {
@@ -921,6 +921,64 @@ impl Tx for PgTx {
             )
             .await?;
         messages_from(&rows)
+    }
+
+    async fn send_context(
+        &mut self,
+        chat: ChatKey,
+        author: UserId,
+        client_id: Option<u64>,
+    ) -> StoreResult<SendContext> {
+        let (on, low_or_id, high) = match chat {
+            ChatKey::Group(id) => ("c.id = $1 AND c.kind = 1", id.get() as i64, 0),
+            ChatKey::Direct { low, high } => (
+                "c.kind = 0 AND c.dm_low = $1 AND c.dm_high = $2",
+                low.get() as i64,
+                high.get() as i64,
+            ),
+        };
+        let sql = format!(
+            "SELECT {chat}, {user},
+                    EXISTS (SELECT 1 FROM members m WHERE m.chat_id = c.id AND m.user_id = $3),
+                    (SELECT id FROM messages WHERE author_id = $3 AND client_id = $4)
+             FROM (SELECT 1) AS one
+             LEFT JOIN chats c ON {on} AND $2::bigint IS NOT NULL
+             LEFT JOIN users u ON u.id = $3",
+            chat = prefixed("c", CHAT_COLUMNS),
+            user = prefixed("u", USER_COLUMNS),
+        );
+        let rows = self
+            .query(
+                &sql,
+                &[
+                    &low_or_id,
+                    &high,
+                    &(author.get() as i64),
+                    &client_id.map(|c| c as i64),
+                ],
+            )
+            .await?;
+        let Some(row) = rows.first() else {
+            return Ok(SendContext::default());
+        };
+        let chat_columns = CHAT_COLUMNS.split(',').count();
+        let user_columns = USER_COLUMNS.split(',').count();
+        let chat = match row.get::<_, Option<i64>>(0) {
+            Some(_) => Some(chat_from(row)?),
+            None => None,
+        };
+        let author = row
+            .get::<_, Option<i64>>(chat_columns)
+            .map(|_| user_at(row, chat_columns));
+        let at = chat_columns + user_columns;
+        Ok(SendContext {
+            member: chat.is_some() && row.get::<_, Option<bool>>(at).unwrap_or(false),
+            chat,
+            author,
+            sent: row
+                .get::<_, Option<i64>>(at + 1)
+                .map(|id| MessageId(id as u64)),
+        })
     }
 
     async fn message_by_client_id(
