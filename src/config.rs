@@ -52,7 +52,7 @@ pub enum Command {
     /// started with these settings accepts.
     Token {
         /// The user id the token speaks for (`sub`), 1 or more.
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, value_parser = parse_user_id)]
         user: u64,
         /// A display name: registers the user on first use.
         #[arg(long)]
@@ -99,73 +99,123 @@ pub enum LogFormat {
     Json,
 }
 
+/// Every setting of the service. Each flag is global, so it may come before
+/// or after a subcommand (`osmium-chat token --user 1 --jwt-audience x`).
+/// Secret values hide their environment value from `--help`
+/// (`hide_env_values`) and are [`Secret`]s, so `Debug` never shows them.
 #[derive(Clone, Debug, Args)]
 pub struct Settings {
     /// Where gRPC is served.
-    #[arg(long, env = "OSMIUM_LISTEN_ADDR", default_value = "0.0.0.0:50051")]
+    #[arg(
+        long,
+        global = true,
+        env = "OSMIUM_LISTEN_ADDR",
+        default_value = "0.0.0.0:50051"
+    )]
     pub listen_addr: SocketAddr,
-    /// Postgres; unset: the embedded in-memory engine.
-    #[arg(long, env = "DATABASE_URL")]
+    /// Postgres (`postgres://user:password@host:5432/db`); unset: the
+    /// embedded in-memory engine.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<Secret>,
     /// Redis for cross-replica fan-out; unset: the in-process bus.
-    #[arg(long, env = "REDIS_URL")]
+    #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<Secret>,
     /// Prefix of every Redis key and channel, so deployments can share a Redis.
-    #[arg(long, env = "OSMIUM_REDIS_PREFIX", default_value = "osmium")]
+    #[arg(
+        long,
+        global = true,
+        env = "OSMIUM_REDIS_PREFIX",
+        default_value = "osmium"
+    )]
     pub redis_prefix: String,
     /// How long the update log keeps entries (e.g. `7d`, `12h`, `30m`, `45s`).
-    #[arg(long, env = "OSMIUM_UPDATE_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "OSMIUM_UPDATE_RETENTION", default_value = "7d", value_parser = parse_duration)]
     pub update_retention: Duration,
     /// How often one replica prunes the update log.
-    #[arg(long, env = "OSMIUM_PRUNE_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "OSMIUM_PRUNE_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub prune_interval: Duration,
     /// HS256 secret that tokens are signed with.
-    #[arg(long, env = "OSMIUM_JWT_SECRET")]
+    #[arg(long, global = true, env = "OSMIUM_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
     /// A directory of `<kid>.pem` public keys (Ed25519 or RSA): tokens
     /// signed with EdDSA or RS256 name their key with `kid`, so keys rotate
     /// by adding a file and, later, removing the old one.
-    #[arg(long, env = "OSMIUM_JWT_PUBLIC_KEYS")]
+    #[arg(long, global = true, env = "OSMIUM_JWT_PUBLIC_KEYS")]
     pub jwt_public_keys: Option<PathBuf>,
     /// The `aud` every token must carry.
-    #[arg(long, env = "OSMIUM_JWT_AUDIENCE", default_value = "osmium-chat")]
+    #[arg(
+        long,
+        global = true,
+        env = "OSMIUM_JWT_AUDIENCE",
+        default_value = "osmium-chat"
+    )]
     pub jwt_audience: String,
     /// PEM certificate chain: serve gRPC over TLS (with OSMIUM_TLS_KEY).
-    #[arg(long, env = "OSMIUM_TLS_CERT", requires = "tls_key")]
+    #[arg(long, global = true, env = "OSMIUM_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of OSMIUM_TLS_CERT.
-    #[arg(long, env = "OSMIUM_TLS_KEY", requires = "tls_cert")]
+    #[arg(long, global = true, env = "OSMIUM_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// PEM CA bundle: require client certificates signed by it (mutual TLS).
-    #[arg(long, env = "OSMIUM_TLS_CLIENT_CA", requires = "tls_cert")]
+    #[arg(
+        long,
+        global = true,
+        env = "OSMIUM_TLS_CLIENT_CA",
+        requires = "tls_cert"
+    )]
     pub tls_client_ca: Option<PathBuf>,
     /// A plaintext gRPC health endpoint besides the main one, for probes
     /// that cannot speak TLS (Kubernetes' native gRPC probes).
-    #[arg(long, env = "OSMIUM_HEALTH_ADDR")]
+    #[arg(long, global = true, env = "OSMIUM_HEALTH_ADDR")]
     pub health_addr: Option<SocketAddr>,
-    /// Where Prometheus metrics are served.
-    #[arg(long, env = "OSMIUM_METRICS_ADDR", default_value = "0.0.0.0:9090")]
+    /// Where Prometheus metrics are served (`/metrics`).
+    #[arg(
+        long,
+        global = true,
+        env = "OSMIUM_METRICS_ADDR",
+        default_value = "0.0.0.0:9090"
+    )]
     pub metrics_addr: SocketAddr,
-    /// Postgres connections per replica.
-    #[arg(long, env = "OSMIUM_DB_POOL_SIZE", default_value_t = 16)]
+    /// Postgres connections per replica: replicas x this must stay under
+    /// the server's max_connections.
+    #[arg(long, global = true, env = "OSMIUM_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: usize,
     /// Most participants in a group, creator included.
-    #[arg(long, env = "OSMIUM_MAX_GROUP_MEMBERS", default_value_t = 250)]
+    #[arg(
+        long,
+        global = true,
+        env = "OSMIUM_MAX_GROUP_MEMBERS",
+        default_value_t = 250
+    )]
     pub max_group_members: usize,
     /// Updates buffered per Subscribe stream before a slow stream is ended.
-    #[arg(long, env = "OSMIUM_STREAM_BUFFER", default_value_t = 1024)]
+    #[arg(
+        long,
+        global = true,
+        env = "OSMIUM_STREAM_BUFFER",
+        default_value_t = 1024
+    )]
     pub stream_buffer: usize,
     /// Largest request accepted, in bytes.
-    #[arg(long, env = "OSMIUM_MAX_REQUEST_BYTES", default_value_t = 1 << 20)]
+    #[arg(long, global = true, env = "OSMIUM_MAX_REQUEST_BYTES", default_value_t = 1 << 20)]
     pub max_request_bytes: usize,
     /// Connections are closed after this long so that clients spread over
     /// new replicas; streams on them end and resume with since_seq.
-    #[arg(long, env = "OSMIUM_MAX_CONNECTION_AGE", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, global = true, env = "OSMIUM_MAX_CONNECTION_AGE", default_value = "10m", value_parser = parse_duration)]
     pub max_connection_age: Duration,
-    /// How long SIGTERM waits for in-flight calls, in seconds.
-    #[arg(long, env = "OSMIUM_SHUTDOWN_TIMEOUT", default_value_t = 20)]
-    pub shutdown_timeout_secs: u64,
-    #[arg(long, env = "OSMIUM_LOG_FORMAT", value_enum, default_value = "text")]
+    /// How long SIGTERM waits for in-flight calls (e.g. `20s`; a bare
+    /// number is seconds).
+    #[arg(long, global = true, env = "OSMIUM_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration_or_secs)]
+    pub shutdown_timeout: Duration,
+    /// Log lines as human-readable text, or as JSON objects (one per line,
+    /// for log collectors: use it in production).
+    #[arg(
+        long,
+        global = true,
+        env = "OSMIUM_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
     /// Milliseconds added to this replica's clock when it makes ids: a seam
     /// for tests of replicas whose clocks disagree; never set in production.
@@ -196,7 +246,7 @@ impl Default for Settings {
             stream_buffer: 1024,
             max_request_bytes: 1 << 20,
             max_connection_age: Duration::from_secs(600),
-            shutdown_timeout_secs: 20,
+            shutdown_timeout: Duration::from_secs(20),
             log_format: LogFormat::Text,
             clock_skew_ms: 0,
         }
@@ -232,10 +282,6 @@ impl Settings {
             tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
         }
         Ok(Some(tls))
-    }
-
-    pub fn shutdown_timeout(&self) -> Duration {
-        Duration::from_secs(self.shutdown_timeout_secs)
     }
 
     /// The HS256 secret: the configured one; with public keys and no secret,
@@ -315,6 +361,24 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{text:?} is too long"))
 }
 
+/// A user id as the service accepts it in a token's `sub`: 1 or more.
+fn parse_user_id(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err("0 is not a user id: ids start at 1".into()),
+        Ok(id) => Ok(id),
+        Err(e) => Err(format!("not a user id: {e}")),
+    }
+}
+
+/// A duration with its unit, or a bare number of seconds (what
+/// `OSMIUM_SHUTDOWN_TIMEOUT` and `token --ttl` took before units).
+pub fn parse_duration_or_secs(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<u64>() {
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => parse_duration(text),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,5 +389,48 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("7").is_err());
         assert!(parse_duration("7w").is_err());
+        assert_eq!(parse_duration_or_secs("20"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_duration_or_secs("1m"), Ok(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn flags_may_follow_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "osmium-chat",
+            "token",
+            "--user",
+            "7",
+            "--jwt-audience",
+            "other",
+            "--jwt-secret",
+            "s",
+        ])
+        .expect("parses");
+        assert_eq!(cli.settings.jwt_audience, "other");
+        assert_eq!(
+            cli.settings.jwt_secret.as_ref().map(Secret::expose),
+            Some("s")
+        );
+        assert!(matches!(cli.command, Some(Command::Token { user: 7, .. })));
+    }
+
+    #[test]
+    fn user_zero_is_refused_before_a_token_is_minted() {
+        let refused = Cli::try_parse_from(["osmium-chat", "token", "--user", "0"])
+            .expect_err("user 0 is not a user");
+        assert!(refused.to_string().contains("--user"), "{refused}");
+    }
+
+    #[test]
+    fn debug_output_redacts_every_secret() {
+        let settings = Settings {
+            database_url: Some(Secret::new("postgres://app:pg-hunter2@db/app")),
+            redis_url: Some(Secret::new("redis://:redis-hunter2@cache:6379")),
+            jwt_secret: Some(Secret::new("jwt-hunter2")),
+            ..Settings::default()
+        };
+        let shown = format!("{settings:?} {settings:#?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
     }
 }

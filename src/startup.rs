@@ -2,6 +2,10 @@
 //! health and reflection, metrics, on bound listeners. `main` and the tests
 //! start exactly the same thing.
 
+mod error;
+
+pub use error::{postgres_target, Class, StartError, EXIT_CONFIG, EXIT_OTHER, EXIT_UNAVAILABLE};
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -32,25 +36,8 @@ use crate::proto::service::user_directory_server::UserDirectoryServer;
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::PostgresStore;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::telemetry::metrics::{self, Metrics, RpcMetricsLayer};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("storage: {0}")]
-    Store(#[from] StoreError),
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("reflection: {0}")]
-    Reflection(#[from] tonic_reflection::server::Error),
-    #[error("server: {0}")]
-    Serve(#[from] tonic::transport::Error),
-}
 
 pub struct Application {
     listener: Arc<TcpListener>,
@@ -71,8 +58,14 @@ pub struct Application {
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
     match &settings.database_url {
         Some(url) => {
-            let store = PostgresStore::connect(url.expose(), settings.db_pool_size)?;
-            store.migrate().await?;
+            let target = postgres_target(url.expose())?;
+            tracing::info!(%target, pool = settings.db_pool_size, "connecting to Postgres");
+            let store = PostgresStore::connect(url.expose(), settings.db_pool_size)
+                .map_err(|e| StartError::postgres(&target, e))?;
+            store
+                .migrate()
+                .await
+                .map_err(|e| StartError::postgres(&target, e))?;
             Ok(Arc::new(store))
         }
         None => {
@@ -225,6 +218,10 @@ impl Application {
             stopping.clone(),
         ));
         let metrics = Arc::new(Metrics::new(self.core.clone()));
+        let metrics_addr = self
+            .metrics_listener
+            .local_addr()
+            .unwrap_or(self.settings.metrics_addr);
         tokio::spawn(metrics::serve(
             self.metrics_listener,
             metrics.clone(),
@@ -242,7 +239,14 @@ impl Application {
             .listener
             .local_addr()
             .unwrap_or(self.settings.listen_addr);
-        tracing::info!(%addr, store = self.core.store.engine(), bus = self.core.bus.engine(), "serving gRPC");
+        tracing::info!(
+            %addr,
+            tls = self.tls.is_some(),
+            store = self.core.store.engine(),
+            bus = self.core.bus.engine(),
+            "serving gRPC"
+        );
+        tracing::info!(addr = %metrics_addr, "serving Prometheus metrics at /metrics");
         let signal = {
             let stop = stop.clone();
             async move {
@@ -264,7 +268,7 @@ impl Application {
             .add_service(InterceptedService::new(directory, auth))
             .serve_with_incoming_shutdown(Incoming(self.listener), signal);
 
-        let drain = self.settings.shutdown_timeout();
+        let drain = self.settings.shutdown_timeout;
         let deadline = {
             let stopped = until_stopped();
             async move {

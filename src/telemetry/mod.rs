@@ -9,6 +9,8 @@
 
 pub mod metrics;
 
+use std::io::IsTerminal as _;
+
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -41,7 +43,11 @@ pub fn init(format: &LogFormat) -> Telemetry {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer().json().boxed(),
-        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
+        // Colour only for a person at a terminal: never escape codes in
+        // files, pipes or a pod's log, and never against NO_COLOR.
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .boxed(),
     }
     .with_filter(filter);
     let provider =
@@ -76,6 +82,25 @@ fn otlp_provider() -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuil
                 .build(),
         )
         .build())
+}
+
+/// An error and every cause under it, on one line: `outer: inner: root`.
+/// A cause whose text its parent already shows (wrappers that print their
+/// source) is not repeated; line breaks (Postgres' DETAIL and HINT) become
+/// `; `. Start-up failures and internal errors are logged this way, since
+/// the outermost text alone rarely says why.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let shown = inner.to_string();
+        if !shown.is_empty() && !text.contains(&shown) {
+            text.push_str(": ");
+            text.push_str(&shown);
+        }
+        cause = inner.source();
+    }
+    text.replace('\n', "; ")
 }
 
 /// Reads W3C trace context from gRPC metadata (HTTP/2 headers).

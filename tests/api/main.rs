@@ -14,6 +14,7 @@ mod messages;
 mod observability;
 mod read_state;
 mod replicas;
+mod startup;
 mod tls;
 mod typing;
 mod updates;

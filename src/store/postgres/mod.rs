@@ -56,6 +56,11 @@ impl PostgresStore {
     /// Applies the embedded migrations that are not applied yet.
     pub async fn migrate(&self) -> StoreResult<()> {
         let mut client = self.pool.get().await?;
+        // Without it, every start logs refinery's "relation already exists,
+        // skipping" notice.
+        client
+            .batch_execute("SET client_min_messages = warning")
+            .await?;
         client
             .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
             .await?;
@@ -67,9 +72,21 @@ impl PostgresStore {
         client
             .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
             .await?;
-        outcome
-            .map(|_| ())
-            .map_err(|e| StoreError::Migration(e.to_string()))
+        client.batch_execute("RESET client_min_messages").await?;
+        outcome.map(|_| ()).map_err(|e| {
+            // The whole cause, and the server's SQLSTATE, which start-up
+            // reads to tell a missing privilege from a bug.
+            let mut text = crate::telemetry::error_chain(&e);
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(current) = cause {
+                if let Some(db) = current.downcast_ref::<tokio_postgres::error::DbError>() {
+                    text.push_str(&format!(" (SQLSTATE {})", db.code().code()));
+                    break;
+                }
+                cause = current.source();
+            }
+            StoreError::Migration(text)
+        })
     }
 }
 
