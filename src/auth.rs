@@ -94,8 +94,8 @@ impl Verifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<Caller, String> {
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| format!("malformed token: {}", refusal(&e)))?;
         let (algorithm, key) = match &header.kid {
             Some(kid) => self
                 .by_kid
@@ -108,7 +108,7 @@ impl Verifier {
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "aud", "sub"]);
         let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
-            .map_err(|e| format!("invalid token: {e}"))?
+            .map_err(|e| format!("invalid token: {}", refusal(&e)))?
             .claims;
         let user = claims
             .sub
@@ -126,6 +126,29 @@ impl Verifier {
             },
             name: claims.name.filter(|n| !n.trim().is_empty()),
         })
+    }
+}
+
+/// Why a token was refused, in words a caller can act on (the library's
+/// own texts are internal names such as `InvalidToken`).
+fn refusal(error: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match error.kind() {
+        ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Utf8(_) => {
+            "not a JWT (three base64url parts separated by dots)".into()
+        }
+        ErrorKind::Json(_) | ErrorKind::InvalidClaimFormat(_) => {
+            "its header or claims are not the expected JSON (sub, exp and aud)".into()
+        }
+        ErrorKind::InvalidSignature => "the signature does not match the configured key".into(),
+        ErrorKind::ExpiredSignature => "it has expired (exp is in the past)".into(),
+        ErrorKind::ImmatureSignature => "it is not valid yet (nbf is in the future)".into(),
+        ErrorKind::InvalidAudience => "its aud is not this service's audience".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("it lacks the {claim} claim"),
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
+            "it is signed with another algorithm than its key's".into()
+        }
+        _ => "it cannot be verified".into(),
     }
 }
 
@@ -210,5 +233,19 @@ mod tests {
             jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(b"s"))
                 .expect("signs");
         assert!(Verifier::hs256(b"s", "aud").verify(&expired).is_err());
+    }
+
+    #[test]
+    fn refusals_are_explained_in_words() {
+        let token = issue(b"s", "aud", 42, None, false, 60).expect("signs");
+        let wrong_key = Verifier::hs256(b"other", "aud").verify(&token);
+        assert_eq!(
+            wrong_key.err().as_deref(),
+            Some("invalid token: the signature does not match the configured key")
+        );
+        let garbage = Verifier::hs256(b"s", "aud").verify("not-a-token");
+        let garbage = garbage.err().unwrap_or_default();
+        assert!(garbage.contains("not a JWT"), "{garbage}");
+        assert!(!garbage.contains("InvalidToken"), "{garbage}");
     }
 }
