@@ -185,8 +185,8 @@ check_dockerfile() {
 }
 
 check_shell() {
-    shellcheck scripts/check-deploy.sh deploy/ghz/seed.sh
-    say "    scripts/check-deploy.sh deploy/ghz/seed.sh: no findings"
+    shellcheck scripts/check-deploy.sh scripts/check-readme.sh deploy/ghz/seed.sh
+    say "    scripts/check-deploy.sh scripts/check-readme.sh deploy/ghz/seed.sh: no findings"
 }
 
 yaml_sources=(
