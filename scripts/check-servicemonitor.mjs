@@ -1,4 +1,4 @@
-// Validates rendered ServiceMonitor objects against the prometheus-operator
+// Validates rendered ServiceMonitor and PrometheusRule objects against the prometheus-operator
 // CRD schema (types, required fields, patterns, enums), which
 // kubernetes-validate does not carry. Run by scripts/check-deploy.sh as
 //   node scripts/check-servicemonitor.mjs <objects.json>...
@@ -18,7 +18,14 @@ const { ServiceMonitor } = await import(
   pathToFileURL(join(nodeModules, "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor.js")).href
 );
 
-const models = { "monitoring.coreos.com/v1/ServiceMonitor": ServiceMonitor };
+const { PrometheusRule } = await import(
+  pathToFileURL(join(nodeModules, "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule.js")).href
+);
+
+const models = {
+  "monitoring.coreos.com/v1/ServiceMonitor": ServiceMonitor,
+  "monitoring.coreos.com/v1/PrometheusRule": PrometheusRule,
+};
 let failed = false;
 for (const file of process.argv.slice(2)) {
   for (const object of JSON.parse(readFileSync(file, "utf8"))) {

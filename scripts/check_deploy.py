@@ -132,7 +132,92 @@ REFUSED = [
     ({"tls": {"enabled": True}}, "tls.enabled needs tls.secretName"),
     ({"terminationGracePeriodSeconds": 20}, "must exceed"),
     ({"podDisruptionBudget": {"minAvailable": 2}}, "not both"),
+    # 10 autoscaled pods x 16 connections: past Postgres' default of 100.
+    ({"autoscaling": {"enabled": True}}, "above database.maxConnections"),
+    ({"replicaCount": 6, "config": {"dbPoolSize": 16}}, "above database.maxConnections"),
 ]
+
+# Metrics the alerts may use that other exporters provide.
+EXTERNAL_METRICS = {"up", "kube_pod_container_status_restarts_total"}
+PROMQL_METRIC = re.compile(r"\b(osmium_[a-z0-9_]+)")
+# Dashboard variables, replaced by sample values before parsing.
+DASHBOARD_VARIABLES = {"$__rate_interval": "1m", "$namespace": "osmium", "$job": "osmium-chat"}
+
+
+def exported_metrics() -> set[str]:
+    """The metric families src/telemetry/metrics.rs registers, as scraped
+    (counters end in _total, the latency histogram in _seconds)."""
+    source = (ROOT / "src" / "telemetry" / "metrics.rs").read_text()
+    names = set()
+    for call in re.finditer(r'registry\.register(?:_with_unit)?\(\s*"(\w+)"(.*?)\);', source, re.S):
+        names.add("osmium_" + call.group(1) + ("_seconds" if "Unit::Seconds" in call.group(2) else ""))
+    if len(names) < 8:
+        fail(f"src/telemetry/metrics.rs: found only {sorted(names)}; has the registration changed?")
+    return names
+
+
+def metric_known(name: str, exported: set[str]) -> bool:
+    for suffix in ("", "_total", "_bucket", "_sum", "_count"):
+        if suffix and not name.endswith(suffix):
+            continue
+        if name[: len(name) - len(suffix)] in exported:
+            return True
+    return False
+
+
+def check_promql(expr: str, where: str, exported: set[str]) -> None:
+    import promql_parser
+
+    try:
+        promql_parser.parse(expr)
+    except Exception as error:  # the parser raises plain exceptions
+        fail(f"{where}: not valid PromQL ({error}): {expr}")
+    for name in PROMQL_METRIC.findall(expr):
+        if not metric_known(name, exported):
+            fail(f"{where}: {name} is not a metric the service exports")
+
+
+def check_observability(docs: list[dict], case: str) -> None:
+    """The dashboard ConfigMap and the PrometheusRule, when rendered: JSON
+    and PromQL that parse, and only metrics the service exports (the API
+    test `dashboards` checks the same names against a live scrape)."""
+    exported = exported_metrics()
+    checked = []
+    for doc in docs:
+        if doc["kind"] == "PrometheusRule":
+            for group in doc["spec"]["groups"]:
+                for rule in group["rules"]:
+                    name = rule.get("alert") or rule.get("record")
+                    expr = rule["expr"]
+                    if any(n in expr for n in EXTERNAL_METRICS):
+                        import promql_parser
+                        promql_parser.parse(expr)
+                    else:
+                        check_promql(expr, f"{case}: rule {name}", exported)
+                    checked.append(name)
+        if doc["kind"] == "ConfigMap" and doc["metadata"]["name"].endswith("-dashboard"):
+            (body,) = doc["data"].values()
+            dashboard = json.loads(body)
+            variables = {"$" + v["name"] for v in dashboard["templating"]["list"]} | {"$__rate_interval"}
+            ids = [p["id"] for p in dashboard["panels"]]
+            if len(ids) != len(set(ids)):
+                fail(f"{case}: dashboard panel ids repeat")
+            for panel in dashboard["panels"]:
+                if panel["type"] == "row":
+                    continue
+                if not panel.get("targets"):
+                    fail(f"{case}: dashboard panel {panel['title']!r} has no query")
+                for target in panel["targets"]:
+                    expr = target["expr"]
+                    for used in re.findall(r"\$\w+", expr):
+                        if used not in variables:
+                            fail(f"{case}: panel {panel['title']!r} uses undefined {used}")
+                    for var, value in DASHBOARD_VARIABLES.items():
+                        expr = expr.replace(var, value)
+                    check_promql(expr, f"{case}: panel {panel['title']!r}", exported)
+            checked.append(f"dashboard ({len(ids)} panels)")
+    if checked:
+        print(f"    ok observability {case}: PromQL parses, only exported metrics: {', '.join(checked)}")
 
 
 def cmd_chart(out_dir: str) -> None:
@@ -155,6 +240,7 @@ def cmd_chart(out_dir: str) -> None:
                 fail(f"{case}: install and upgrade render different templates")
             docs = write_manifests(rendered, out, case)
             check_invariants(docs, case)
+            check_observability(docs, case)
             print(f"    ok rendered {case}: {len(docs)} objects -> {out / (case + '.yaml')}")
         for values, expected in REFUSED:
             try:

@@ -7,6 +7,7 @@ mod support;
 mod auth;
 mod bounds;
 mod chats;
+mod dashboards;
 mod groups;
 mod invites;
 mod lifecycle;

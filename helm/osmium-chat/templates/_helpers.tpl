@@ -99,6 +99,14 @@ as a crash-looping or silently split deployment.
 {{- if le (int .Values.terminationGracePeriodSeconds) (int $drain) -}}
 {{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds + config.shutdownTimeoutSeconds (%d)" (int .Values.terminationGracePeriodSeconds) (int $drain)) -}}
 {{- end -}}
+{{- $maxConnections := int .Values.database.maxConnections -}}
+{{- if and .Values.secrets.databaseUrl.name (gt $maxConnections 0) -}}
+{{- $pods := ternary (int .Values.autoscaling.maxReplicas) (int .Values.replicaCount) .Values.autoscaling.enabled -}}
+{{- $needed := add (mul (add $pods 1) (int .Values.config.dbPoolSize)) 1 -}}
+{{- if gt (int $needed) $maxConnections -}}
+{{- fail (printf "Postgres connections: (%d pods + 1 surging during a rollout) x config.dbPoolSize %d + 1 for the migration Job = %d, above database.maxConnections %d: lower config.dbPoolSize or the replica count, or raise max_connections on the server and database.maxConnections with it (see README.md, Sizing)" $pods (int .Values.config.dbPoolSize) (int $needed) $maxConnections) -}}
+{{- end -}}
+{{- end -}}
 {{- $pdb := .Values.podDisruptionBudget -}}
 {{- if and $pdb.enabled (ne (toString $pdb.minAvailable) "") (ne (toString $pdb.maxUnavailable) "") -}}
 {{- fail "podDisruptionBudget: set minAvailable or maxUnavailable, not both" -}}
