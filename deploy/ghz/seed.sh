@@ -2,8 +2,10 @@
 # Seeds a running osmium-chat with users and messages for the ghz load tests,
 # and prints the variables the configs in this folder read:
 #
-#   eval "$(deploy/ghz/seed.sh)"
-#   ghz --config deploy/ghz/get-chats.json
+#   eval "$(deploy/ghz/seed.sh)"            # the compose stack (Envoy on :8080)
+#   eval "$(deploy/ghz/seed.sh --local)"    # the README's server (target/release/osmium-chat on
+#                                           # :50051, embedded engines, development secret)
+#   ghz --config deploy/ghz/get-chats.json "$OSMIUM_GHZ_HOST"
 #
 # Progress goes to stderr; stdout carries only `export NAME=value` lines (also
 # written to $OSMIUM_GHZ_ENV_FILE). Needs grpcurl, and the osmium-chat binary
@@ -23,6 +25,23 @@
 #   OSMIUM_TOKEN_TTL     token lifetime in seconds     (7200)
 #   OSMIUM_GHZ_ENV_FILE  where the exports are saved   (${TMPDIR:-/tmp}/osmium-ghz.env)
 set -euo pipefail
+
+case "${1:-}" in
+    -h | --help)
+        sed -n '2,/^set -euo pipefail/p' "$0" | sed '$d; s/^# \{0,1\}//'
+        exit 0
+        ;;
+    --local)
+        # What README.md's "Try it" starts: explicit settings still win.
+        : "${OSMIUM_GHZ_HOST:=localhost:50051}"
+        : "${OSMIUM_JWT_SECRET:=osmium-chat-development-secret}"
+        ;;
+    "") ;;
+    *)
+        printf 'error: unknown argument %s (try --help)\n' "$1" >&2
+        exit 2
+        ;;
+esac
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
