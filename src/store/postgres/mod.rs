@@ -22,6 +22,8 @@ mod embedded {
 
 /// Held while migrating, so replicas starting together migrate one at a time.
 const MIGRATION_LOCK: i64 = 0x6f73_6d69_756d; // "osmium"
+/// Opens a transaction whose commit does not wait for its WAL flush.
+const ASYNC_BEGIN: &str = "BEGIN; SET LOCAL synchronous_commit = off";
 /// Held while pruning the update log, so one replica at a time does it.
 const PRUNE_LOCK: i64 = MIGRATION_LOCK + 1;
 
@@ -93,29 +95,20 @@ impl PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
-        let client = self.pool.get().await?;
-        client.batch_execute("BEGIN").await?;
-        Ok(Box::new(PgTx::new(client, true)))
+        Ok(Box::new(PgTx::new(self.pool.get().await?, "BEGIN")))
     }
 
     async fn begin_relaxed(&self) -> StoreResult<Box<dyn Tx>> {
-        let client = self.pool.get().await?;
-        client
-            .batch_execute("BEGIN; SET LOCAL synchronous_commit = off")
-            .await?;
-        Ok(Box::new(PgTx::new(client, true)))
+        Ok(Box::new(PgTx::new(self.pool.get().await?, ASYNC_BEGIN)))
     }
 
     async fn begin_unlocking_early(&self) -> StoreResult<Box<dyn Tx>> {
-        let client = self.pool.get().await?;
-        client
-            .batch_execute("BEGIN; SET LOCAL synchronous_commit = off")
-            .await?;
-        Ok(Box::new(PgTx::new(client, true).flushed_after_commit()))
+        let tx = PgTx::new(self.pool.get().await?, ASYNC_BEGIN);
+        Ok(Box::new(tx.flushed_after_commit()))
     }
 
     async fn reader(&self) -> StoreResult<Box<dyn Tx>> {
-        Ok(Box::new(PgTx::new(self.pool.get().await?, false)))
+        Ok(Box::new(PgTx::reader(self.pool.get().await?)))
     }
 
     async fn prune_updates(&self, retention: Duration, batch: usize) -> StoreResult<u64> {

@@ -29,6 +29,9 @@ pub struct PgTx {
     /// The transaction commits asynchronously; `commit` then waits for the
     /// WAL to be flushed past it (see `Store::begin_unlocking_early`).
     flush_after_commit: bool,
+    /// The statement that opens the transaction, until it is sent: it goes
+    /// out with the first statement, in the same round trip.
+    begin: std::sync::Mutex<Option<&'static str>>,
 }
 
 /// After an asynchronous COMMIT (its locks already released), a transaction
@@ -45,7 +48,7 @@ impl Drop for PgTx {
         let Some(client) = self.client.take() else {
             return;
         };
-        if !self.in_transaction {
+        if !self.in_transaction || !self.started() {
             return;
         }
         // Dropped mid-transaction (an error, or the caller went away): roll
@@ -67,14 +70,44 @@ impl Drop for PgTx {
 }
 
 impl PgTx {
-    /// Wraps a connection on which `BEGIN` has run, or (`in_transaction`
-    /// false) one that reads outside any transaction.
-    pub(super) fn new(client: Object, in_transaction: bool) -> Self {
+    /// A transaction that `begin` opens with its first statement.
+    pub(super) fn new(client: Object, begin: &'static str) -> Self {
         Self {
             client: Some(client),
-            in_transaction,
+            in_transaction: true,
             flush_after_commit: false,
+            begin: std::sync::Mutex::new(Some(begin)),
         }
+    }
+
+    /// Reads outside any transaction.
+    pub(super) fn reader(client: Object) -> Self {
+        Self {
+            client: Some(client),
+            in_transaction: false,
+            flush_after_commit: false,
+            begin: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Sends the transaction's opening statement if it has not gone yet.
+    /// Polled first in a join with the first statements, so it precedes them.
+    fn begin_now(&self) -> impl Future<Output = StoreResult<()>> + Send + '_ {
+        let begin = self.begin.lock().unwrap_or_else(|e| e.into_inner()).take();
+        async move {
+            if let Some(sql) = begin {
+                self.client().batch_execute(sql).await?;
+            }
+            Ok(())
+        }
+    }
+
+    /// Whether a statement has run in the transaction.
+    fn started(&self) -> bool {
+        self.begin
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
     }
 
     pub(super) fn flushed_after_commit(mut self) -> Self {
@@ -90,22 +123,22 @@ impl PgTx {
 
     async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Row>> {
         let client = self.client();
-        async {
+        let run = async {
             let statement = client.prepare_cached(sql).await?;
             Ok(client.query(&statement, params).await?)
-        }
-        .instrument(statement_span(sql))
-        .await
+        };
+        let (_, rows) = tokio::try_join!(self.begin_now(), run.instrument(statement_span(sql)))?;
+        Ok(rows)
     }
 
     async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<u64> {
         let client = self.client();
-        async {
+        let run = async {
             let statement = client.prepare_cached(sql).await?;
             Ok(client.execute(&statement, params).await?)
-        }
-        .instrument(statement_span(sql))
-        .await
+        };
+        let (_, count) = tokio::try_join!(self.begin_now(), run.instrument(statement_span(sql)))?;
+        Ok(count)
     }
 
     /// A write to run together with others (see [`Pending`]). Prepared
@@ -149,7 +182,9 @@ impl PgTx {
     /// row per recipient.
     async fn append(&self, changes: &[NewChange]) -> StoreResult<Vec<LoggedUpdate>> {
         let statement = self.client().prepare_cached(APPEND).await?;
-        self.append_prepared(&statement, changes).await
+        let (_, logged) =
+            tokio::try_join!(self.begin_now(), self.append_prepared(&statement, changes))?;
+        Ok(logged)
     }
 
     async fn append_prepared(
@@ -240,12 +275,13 @@ fn statement_span(sql: &str) -> tracing::Span {
 impl Tx for PgTx {
     async fn commit(mut self: Box<Self>) -> StoreResult<()> {
         let client = self.client.take().expect("commit happens once");
-        let sql = if self.flush_after_commit {
-            COMMIT_THEN_FLUSH
-        } else if self.in_transaction {
-            "COMMIT"
-        } else {
+        let sql = if !self.in_transaction || !self.started() {
+            // Nothing ran: there is no transaction to end.
             return Ok(());
+        } else if self.flush_after_commit {
+            COMMIT_THEN_FLUSH
+        } else {
+            "COMMIT"
         };
         if let Err(error) = client.batch_execute(sql).await {
             // Its state is unknown now: never hand it to another request.
@@ -340,7 +376,8 @@ impl Tx for PgTx {
         let id = id.get() as i64;
         let params: [&(dyn ToSql + Sync); 1] = [&id];
         // One round trip: the members are read once the lock is held.
-        let (chat, members) = tokio::try_join!(
+        let (_, chat, members) = tokio::try_join!(
+            self.begin_now(),
             self.pending_rows(&chat_sql, &params).await?,
             self.pending_rows(&members_sql, &params).await?
         )?;
@@ -745,8 +782,12 @@ impl Tx for PgTx {
         }
         let append = self.client().prepare_cached(APPEND).await?;
         // Everything in flight at once, in order: one round trip for the batch.
-        let (written, logged) =
-            tokio::join!(join_all(writes), self.append_prepared(&append, &changes));
+        let (begun, written, logged) = tokio::join!(
+            self.begin_now(),
+            join_all(writes),
+            self.append_prepared(&append, &changes)
+        );
+        begun?;
         // After a failure the later statements fail only because the
         // transaction is aborted: report the one that failed first.
         let mut failures = written.into_iter().filter_map(Result::err);
@@ -789,7 +830,7 @@ impl Tx for PgTx {
                 &update_params,
             )
             .await?;
-        let (_, rows) = tokio::try_join!(lock, update)?;
+        let (_, _, rows) = tokio::try_join!(self.begin_now(), lock, update)?;
         Ok(rows.first().map(|r| ReadState {
             unread: r.get::<_, i64>(0).clamp(0, i64::from(u32::MAX)) as u32,
             mentions: r.get::<_, i32>(1).max(0) as u32,
@@ -835,7 +876,7 @@ impl Tx for PgTx {
             )
             .await?,
         );
-        try_join_all(writes).await?;
+        tokio::try_join!(self.begin_now(), try_join_all(writes))?;
         Ok(())
     }
 
@@ -871,7 +912,7 @@ impl Tx for PgTx {
                 vec![Box::new(chat), Box::new(ordinal), Box::new(added)],
             ).await?,
         ];
-        try_join_all(writes).await?;
+        tokio::try_join!(self.begin_now(), try_join_all(writes))?;
         Ok(())
     }
 
