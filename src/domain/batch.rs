@@ -5,14 +5,46 @@
 //!
 //! The writing runs in a task of its own, not in any caller's future: a
 //! caller that goes away (deadline, reset) cannot cut a batch in half or
-//! leave the others waiting.
+//! leave the others waiting. A batch is written in two steps: the write,
+//! after which the next batch may start, and its finish (waiting until it
+//! is durable, then telling whoever must hear of it), which runs beside the
+//! next batches but always after the previous batch's finish.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A written batch, still to be finished.
+pub struct Written<R> {
+    /// Resolves once what the batch wrote is durable (false: it may not be).
+    pub durable: Boxed<bool>,
+    /// Given whether it became durable, tells whoever must hear of the
+    /// batch and gives each job's answer, in order.
+    pub finish: Box<dyn FnOnce(bool) -> Boxed<Vec<R>> + Send>,
+}
+
+impl<R: Send + 'static> Written<R> {
+    /// A batch that is already finished.
+    pub fn ready(answers: Vec<R>) -> Self {
+        Self {
+            durable: Box::pin(async { true }),
+            finish: Box::new(move |_| Box::pin(async move { answers })),
+        }
+    }
+
+    /// Waits for the whole batch, for callers that need it done before going on.
+    pub async fn complete(self) -> Vec<R> {
+        let durable = self.durable.await;
+        (self.finish)(durable).await
+    }
+}
 
 /// Most requests written in one transaction.
 pub const MAX_BATCH: usize = 64;
@@ -45,7 +77,7 @@ where
     pub async fn submit<F, Fut>(self: &Arc<Self>, key: K, job: J, write: F) -> Option<R>
     where
         F: Fn(K, Vec<J>) -> Fut + Send + 'static,
-        Fut: Future<Output = Vec<R>> + Send,
+        Fut: Future<Output = Written<R>> + Send,
     {
         let (answer, answered) = oneshot::channel();
         let start = {
@@ -71,27 +103,47 @@ where
     async fn drain<F, Fut>(&self, key: K, write: F)
     where
         F: Fn(K, Vec<J>) -> Fut,
-        Fut: Future<Output = Vec<R>>,
+        Fut: Future<Output = Written<R>>,
     {
+        // The previous batch's finish: the next one's waits for it, so that
+        // batches are heard of in the order they were written.
+        let mut previous: Option<JoinHandle<()>> = None;
         loop {
             let batch: Waiting<J, R> = {
                 let mut queues = self.lock();
                 let Some(waiting) = queues.get_mut(&key) else {
                     return;
                 };
-                if waiting.is_empty() {
+                if waiting.is_empty() && previous.is_none() {
                     queues.remove(&key);
                     return;
                 }
                 let take = waiting.len().min(MAX_BATCH);
                 waiting.drain(..take).collect()
             };
-            let (jobs, answers): (Vec<J>, Vec<oneshot::Sender<R>>) = batch.into_iter().unzip();
-            let results = write(key, jobs).await;
-            for (answer, result) in answers.into_iter().zip(results) {
-                // The caller may have gone; its write stands all the same.
-                let _ = answer.send(result);
+            if batch.is_empty() {
+                // Idle: let the last finish end before giving up the key, so
+                // that a batch queued meanwhile still comes after it.
+                if let Some(last) = previous.take() {
+                    let _ = last.await;
+                }
+                continue;
             }
+            let (jobs, answers): (Vec<J>, Vec<oneshot::Sender<R>>) = batch.into_iter().unzip();
+            let written = write(key, jobs).await;
+            let before = previous.take();
+            previous = Some(tokio::spawn(async move {
+                let (durable, _) = tokio::join!(written.durable, async {
+                    if let Some(before) = before {
+                        let _ = before.await;
+                    }
+                });
+                let results = (written.finish)(durable).await;
+                for (answer, result) in answers.into_iter().zip(results) {
+                    // The caller may have gone; its write stands all the same.
+                    let _ = answer.send(result);
+                }
+            }));
         }
     }
 
@@ -119,7 +171,7 @@ mod tests {
                     calls.fetch_add(1, Ordering::SeqCst);
                     // The first batch waits until the others are queued.
                     let _ = released.wait_for(|r| *r).await;
-                    jobs.into_iter().map(|j| j * 10).collect()
+                    Written::ready(jobs.into_iter().map(|j| j * 10).collect())
                 }
             }
         };

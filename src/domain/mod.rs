@@ -126,7 +126,7 @@ pub struct Counters {
 
 impl Counters {
     /// Entries committed to the log, and their changes' payloads, each once.
-    fn count_logged(&self, logged: &[LoggedUpdate]) {
+    pub(crate) fn count_logged(&self, logged: &[LoggedUpdate]) {
         let mut seen: Vec<u64> = Vec::new();
         let mut bytes = 0;
         for entry in logged {

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::batch::Written;
 use super::ids::{ChatId, MessageId, UserId};
 use super::render;
 use super::Core;
@@ -39,6 +40,9 @@ pub struct Post {
     pub system: bool,
 }
 
+/// One send's answer.
+type Answer = Result<MessageId>;
+
 /// What a batch of posts writes, and each post's answer.
 pub(super) struct Composed {
     pub writes: PostWrites,
@@ -66,61 +70,100 @@ impl Core {
             })
     }
 
-    async fn write_batch(&self, chat: ChatId, posts: Vec<Post>) -> Vec<Result<MessageId>> {
+    async fn write_batch(self: Arc<Self>, chat: ChatId, posts: Vec<Post>) -> Written<Answer> {
         let count = posts.len();
-        match self.try_batch(chat, &posts).await {
-            Ok(answers) => answers,
+        match self.clone().try_batch(chat, &posts).await {
+            Ok(written) => written,
             // A client id taken meanwhile (a retry on another replica): one
             // at a time, so that only that send sees it.
             Err(Error::Store(StoreError::Duplicate)) if count > 1 => {
                 let mut answers = Vec::with_capacity(count);
                 for post in posts {
-                    answers.push(match self.try_batch(chat, &[post]).await {
-                        Ok(mut one) => one.pop().unwrap_or_else(|| Err(Error::chat_not_found())),
+                    answers.push(match self.clone().try_batch(chat, &[post]).await {
+                        Ok(one) => one
+                            .complete()
+                            .await
+                            .pop()
+                            .unwrap_or_else(|| Err(Error::chat_not_found())),
                         Err(error) => Err(error),
                     });
                 }
-                answers
+                Written::ready(answers)
             }
             Err(Error::Store(StoreError::Duplicate)) => {
-                vec![Err(Error::Store(StoreError::Duplicate))]
+                Written::ready(vec![Err(Error::Store(StoreError::Duplicate))])
             }
             Err(Error::Store(error)) => {
                 let shared = Arc::new(error);
-                (0..count)
-                    .map(|_| Err(Error::Store(StoreError::Shared(shared.clone()))))
-                    .collect()
+                Written::ready(
+                    (0..count)
+                        .map(|_| Err(Error::Store(StoreError::Shared(shared.clone()))))
+                        .collect(),
+                )
             }
             Err(error) => {
                 let reason = error.to_string();
-                (0..count)
-                    .map(|_| Err(Error::Unavailable(reason.clone())))
-                    .collect()
+                Written::ready(
+                    (0..count)
+                        .map(|_| Err(Error::Unavailable(reason.clone())))
+                        .collect(),
+                )
             }
         }
     }
 
-    async fn try_batch(&self, chat: ChatId, posts: &[Post]) -> Result<Vec<Result<MessageId>>> {
-        // A batch of several means the chat is busy: the next batch need not
-        // wait out this one's WAL flush under the chat's lock. Nobody hears
-        // of the batch before it is durable. A lone send commits plainly,
-        // one statement cheaper.
-        let mut tx = if posts.len() > 1 {
-            self.store.begin_unlocking_early().await?
-        } else {
-            self.begin().await?
-        };
+    /// Writes a batch up to its commit. Its finish waits until it is
+    /// durable, then publishes it and answers.
+    async fn try_batch(self: Arc<Self>, chat: ChatId, posts: &[Post]) -> Result<Written<Answer>> {
+        // The chat's lock is released at commit, before the WAL flush, so
+        // that the next batch (of this replica or another) need not wait
+        // that out. Nobody hears of the batch before it is durable.
+        let mut tx = self.store.begin_unlocking_early().await?;
         let Some((chat, members)) = tx.lock_chat(chat).await? else {
-            return Ok(posts.iter().map(|_| Err(Error::chat_not_found())).collect());
+            return Ok(Written::ready(
+                posts.iter().map(|_| Err(Error::chat_not_found())).collect(),
+            ));
         };
         let composed = self.compose(tx.as_mut(), &chat, members, posts).await?;
         if composed.writes.messages.is_empty() {
             tx.commit().await?;
-            return Ok(composed.answers);
+            return Ok(Written::ready(composed.answers));
         }
         let logged = tx.write_posts(&composed.writes, composed.changes).await?;
-        self.commit(tx, logged).await?;
-        Ok(composed.answers)
+        let flush = tx.commit_before_flush().await?;
+        let answers = composed.answers;
+        Ok(Written {
+            durable: Box::pin(async move {
+                match flush.await {
+                    Ok(()) => true,
+                    Err(error) => {
+                        tracing::warn!(%error, "a batch of messages could not be confirmed durable");
+                        false
+                    }
+                }
+            }),
+            finish: Box::new(move |durable| {
+                Box::pin(async move {
+                    if !durable {
+                        // Committed, perhaps not durable: the senders retry
+                        // with their client ids and get the stored messages.
+                        return answers
+                            .into_iter()
+                            .map(|a| {
+                                a.and_then(|_| {
+                                    Err(Error::Unavailable(
+                                        "the message may not have been stored; retry with the same client_id".into(),
+                                    ))
+                                })
+                            })
+                            .collect();
+                    }
+                    self.counters.count_logged(&logged);
+                    self.publish(logged).await;
+                    answers
+                })
+            }),
+        })
     }
 
     /// Lays out a batch of posts into a chat whose lock `tx` holds:

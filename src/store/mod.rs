@@ -250,9 +250,19 @@ pub struct PoolStatus {
 /// The operations a use-case composes. Reads marked `lock` take the row lock
 /// until commit, so that check-then-write sequences are safe under
 /// concurrency. Dropping a `Tx` without [`Tx::commit`] rolls it back.
+/// Resolves once a commit is durable.
+pub type Flush = std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<()>> + Send>>;
+
 #[async_trait]
 pub trait Tx: Send {
     async fn commit(self: Box<Self>) -> StoreResult<()>;
+    /// Commits and releases the transaction's locks; the returned future
+    /// resolves once the commit is durable. Only a transaction from
+    /// [`Store::begin_unlocking_early`] may resolve later than `commit`.
+    async fn commit_before_flush(self: Box<Self>) -> StoreResult<Flush> {
+        self.commit().await?;
+        Ok(Box::pin(async { Ok(()) }))
+    }
 
     // users
     async fn users(&mut self, ids: &[UserId]) -> StoreResult<Vec<types::User>>;

@@ -17,8 +17,8 @@ use super::rows::*;
 use crate::domain::ids::{ChatId, MessageId, UserId};
 use crate::proto::types;
 use crate::store::{
-    ChatKey, ChatKind, ChatRow, ConversationRange, InviteRow, LoggedUpdate, MemberRow, MessageRow,
-    NewChange, PostWrites, ReadState, SendContext, StoreError, StoreResult, Tx,
+    ChatKey, ChatKind, ChatRow, ConversationRange, Flush, InviteRow, LoggedUpdate, MemberRow,
+    MessageRow, NewChange, PostWrites, ReadState, SendContext, StoreError, StoreResult, Tx,
 };
 
 pub struct PgTx {
@@ -37,7 +37,7 @@ pub struct PgTx {
 /// After an asynchronous COMMIT (its locks already released), a transaction
 /// that must write a commit record and wait for its flush: the WAL is
 /// flushed in order, so when it returns the earlier commit is durable too.
-const COMMIT_THEN_FLUSH: &str = "COMMIT; BEGIN; SELECT txid_current(); COMMIT";
+const FLUSH: &str = "BEGIN; SELECT txid_current(); COMMIT";
 
 /// A statement on its way, so that several can be in flight at once: the
 /// connection pipelines them, one round trip for the lot.
@@ -275,20 +275,28 @@ fn statement_span(sql: &str) -> tracing::Span {
 impl Tx for PgTx {
     async fn commit(mut self: Box<Self>) -> StoreResult<()> {
         let client = self.client.take().expect("commit happens once");
-        let sql = if !self.in_transaction || !self.started() {
+        if !self.in_transaction || !self.started() {
             // Nothing ran: there is no transaction to end.
             return Ok(());
-        } else if self.flush_after_commit {
-            COMMIT_THEN_FLUSH
-        } else {
-            "COMMIT"
-        };
-        if let Err(error) = client.batch_execute(sql).await {
-            // Its state is unknown now: never hand it to another request.
-            let _ = Object::take(client);
-            return Err(error.into());
         }
-        Ok(())
+        if self.flush_after_commit {
+            let client = commit_keeping(client).await?;
+            finish(client, FLUSH).await
+        } else {
+            finish(client, "COMMIT").await
+        }
+    }
+
+    async fn commit_before_flush(mut self: Box<Self>) -> StoreResult<Flush> {
+        let client = self.client.take().expect("commit happens once");
+        if !self.in_transaction || !self.started() {
+            return Ok(Box::pin(async { Ok(()) }));
+        }
+        let client = commit_keeping(client).await?;
+        if !self.flush_after_commit {
+            return Ok(Box::pin(async { Ok(()) }));
+        }
+        Ok(Box::pin(async move { finish(client, FLUSH).await }))
     }
 
     async fn users(&mut self, ids_: &[UserId]) -> StoreResult<Vec<types::User>> {
@@ -1178,6 +1186,25 @@ fn member_params<'a>(m: &MemberRow) -> Vec<Box<dyn ToSql + Sync + Send + 'a>> {
 fn mention_list(users: &[UserId]) -> String {
     let ids: Vec<String> = users.iter().map(|u| u.get().to_string()).collect();
     format!("{{{}}}", ids.join(","))
+}
+
+/// Runs the last statements on a connection before it goes back to the
+/// pool; one whose state is unknown after an error is never reused.
+async fn finish(client: Object, sql: &str) -> StoreResult<()> {
+    if let Err(error) = client.batch_execute(sql).await {
+        let _ = Object::take(client);
+        return Err(error.into());
+    }
+    Ok(())
+}
+
+/// Commits, keeping the connection for what comes after.
+async fn commit_keeping(client: Object) -> StoreResult<Object> {
+    if let Err(error) = client.batch_execute("COMMIT").await {
+        let _ = Object::take(client);
+        return Err(error.into());
+    }
+    Ok(client)
 }
 
 /// Whether a statement failed only because an earlier one aborted the transaction.
