@@ -129,8 +129,7 @@ impl Core {
             tx.commit().await?;
             return Ok(Written::ready(composed.answers));
         }
-        let logged = tx.write_posts(&composed.writes, composed.changes).await?;
-        let flush = tx.commit_before_flush().await?;
+        let (logged, flush) = tx.commit_posts(&composed.writes, composed.changes).await?;
         let answers = composed.answers;
         Ok(Written {
             durable: Box::pin(async move {

@@ -322,6 +322,17 @@ pub trait Tx: Send {
         writes: &PostWrites,
         changes: Vec<NewChange>,
     ) -> StoreResult<Vec<LoggedUpdate>>;
+    /// [`Tx::write_posts`] and the commit together (see
+    /// [`Tx::commit_before_flush`]): engines send the commit with the writes.
+    async fn commit_posts(
+        mut self: Box<Self>,
+        writes: &PostWrites,
+        changes: Vec<NewChange>,
+    ) -> StoreResult<(Vec<LoggedUpdate>, Flush)> {
+        let logged = self.write_posts(writes, changes).await?;
+        let flush = self.commit_before_flush().await?;
+        Ok((logged, flush))
+    }
     /// Moves `user`'s read pointer forward to `message` (a no-op returning
     /// `None` when it is there or past it already), locking only the
     /// member's row. Costs the same however many messages it marks read.

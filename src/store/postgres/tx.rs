@@ -176,6 +176,178 @@ impl PgTx {
         )
     }
 
+    /// A batch's writes besides the log, prepared and ready to run together.
+    async fn post_writes<'a>(&'a self, w: &'a PostWrites) -> StoreResult<Vec<Pending<'a>>> {
+        let chat = w.chat.get() as i64;
+        let newest = w.last_message.map(|m| m.get() as i64);
+        let sort_key = w.messages.iter().map(|m| m.id.get()).max().unwrap_or(0) as i64;
+        let mut writes: Vec<Pending<'_>> = Vec::new();
+        for m in &w.new_members {
+            writes.push(self.pending(INSERT_MEMBER, member_params(m)).await?);
+        }
+        writes.push(self.pending(
+            "INSERT INTO messages (chat_id, id, author_id, client_id, mentions, body, ordinal)
+             SELECT $1, id, author, client, mentions::bigint[], body, ordinal
+             FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::bytea[], $7::bigint[])
+                  AS t(id, author, client, mentions, body, ordinal)",
+            vec![
+                Box::new(chat),
+                Box::new(w.messages.iter().map(|m| m.id.get() as i64).collect::<Vec<_>>()),
+                Box::new(w.messages.iter().map(|m| m.author.get() as i64).collect::<Vec<_>>()),
+                Box::new(
+                    w.messages
+                        .iter()
+                        .map(|m| m.client_id.map(|c| c as i64))
+                        .collect::<Vec<_>>(),
+                ),
+                Box::new(
+                    w.messages
+                        .iter()
+                        .map(|m| mention_list(&m.mentions))
+                        .collect::<Vec<_>>(),
+                ),
+                Box::new(w.messages.iter().map(|m| m.body.encode_to_vec()).collect::<Vec<_>>()),
+                Box::new(w.messages.iter().map(|m| m.ordinal as i64).collect::<Vec<_>>()),
+            ],
+        ).await?);
+        writes.push(
+            self.pending(
+                "UPDATE chats SET msg_seq = $2, last_message_id = $3 WHERE id = $1",
+                vec![Box::new(chat), Box::new(w.msg_seq as i64), Box::new(newest)],
+            )
+            .await?,
+        );
+        writes.push(
+            self.pending(
+                "UPDATE members SET sort_key = $2 WHERE chat_id = $1 AND sort_key < $2",
+                vec![Box::new(chat), Box::new(sort_key)],
+            )
+            .await?,
+        );
+        if !w.readers.is_empty() {
+            writes.push(
+                self.pending(
+                    "UPDATE members m SET last_read = GREATEST(m.last_read, r.last_read),
+                     read_seq = GREATEST(m.read_seq, r.read_seq), skipped = 0,
+                     mentions = r.mentions, draft = NULL
+                 FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::int[])
+                      AS r(user_id, last_read, read_seq, mentions)
+                 WHERE m.chat_id = $1 AND m.user_id = r.user_id",
+                    vec![
+                        Box::new(chat),
+                        Box::new(
+                            w.readers
+                                .iter()
+                                .map(|r| r.user.get() as i64)
+                                .collect::<Vec<_>>(),
+                        ),
+                        Box::new(
+                            w.readers
+                                .iter()
+                                .map(|r| r.last_read.get() as i64)
+                                .collect::<Vec<_>>(),
+                        ),
+                        Box::new(
+                            w.readers
+                                .iter()
+                                .map(|r| r.read_seq as i64)
+                                .collect::<Vec<_>>(),
+                        ),
+                        Box::new(
+                            w.readers
+                                .iter()
+                                .map(|r| r.mentions as i32)
+                                .collect::<Vec<_>>(),
+                        ),
+                    ],
+                )
+                .await?,
+            );
+        }
+        if !w.mentioned.is_empty() {
+            writes.push(
+                self.pending(
+                    "UPDATE members m SET mentions = m.mentions + x.n
+                 FROM unnest($2::bigint[], $3::int[]) AS x(user_id, n)
+                 WHERE m.chat_id = $1 AND m.user_id = x.user_id",
+                    vec![
+                        Box::new(chat),
+                        Box::new(
+                            w.mentioned
+                                .iter()
+                                .map(|(u, _)| u.get() as i64)
+                                .collect::<Vec<_>>(),
+                        ),
+                        Box::new(
+                            w.mentioned
+                                .iter()
+                                .map(|(_, n)| *n as i32)
+                                .collect::<Vec<_>>(),
+                        ),
+                    ],
+                )
+                .await?,
+            );
+        }
+        let (mention_users, mention_ordinals): (Vec<i64>, Vec<i64>) = w
+            .messages
+            .iter()
+            .flat_map(|m| {
+                m.mentions
+                    .iter()
+                    .map(|u| (u.get() as i64, m.ordinal as i64))
+            })
+            .unzip();
+        if !mention_users.is_empty() {
+            writes.push(
+                self.pending(
+                    "INSERT INTO message_mentions (chat_id, user_id, ordinal)
+                 SELECT $1, * FROM unnest($2::bigint[], $3::bigint[]) ON CONFLICT DO NOTHING",
+                    vec![
+                        Box::new(chat),
+                        Box::new(mention_users),
+                        Box::new(mention_ordinals),
+                    ],
+                )
+                .await?,
+            );
+        }
+        Ok(writes)
+    }
+
+    /// Runs a batch's writes, its log append and, when given, its commit,
+    /// all in flight at once: one round trip for the batch. After a failure
+    /// the later statements fail only because the transaction is aborted
+    /// (and a COMMIT then rolls back): the first failure is the one reported.
+    async fn run_posts(
+        &self,
+        w: &PostWrites,
+        changes: &[NewChange],
+        commit: bool,
+    ) -> StoreResult<Vec<LoggedUpdate>> {
+        let writes = self.post_writes(w).await?;
+        let append = self.client().prepare_cached(APPEND).await?;
+        let end = async {
+            if commit {
+                self.client().batch_execute("COMMIT").await?;
+            }
+            Ok::<_, StoreError>(())
+        };
+        let (begun, written, logged, ended) = tokio::join!(
+            self.begin_now(),
+            join_all(writes),
+            self.append_prepared(&append, changes),
+            end
+        );
+        begun?;
+        let mut failures = written.into_iter().filter_map(Result::err);
+        let cause = failures.find(|e| !is_aborted(e));
+        match (cause, logged) {
+            (None, Ok(logged)) => ended.map(|()| logged),
+            (Some(cause), _) | (None, Err(cause)) => Err(duplicate_on_unique(cause)),
+        }
+    }
+
     /// Appends changes to their recipients' logs in one statement: the
     /// payloads once, the heads bumped in ascending user order (so that
     /// concurrent appends to overlapping users cannot deadlock), one small
@@ -654,156 +826,28 @@ impl Tx for PgTx {
         w: &PostWrites,
         changes: Vec<NewChange>,
     ) -> StoreResult<Vec<LoggedUpdate>> {
-        let chat = w.chat.get() as i64;
-        let newest = w.last_message.map(|m| m.get() as i64);
-        let sort_key = w.messages.iter().map(|m| m.id.get()).max().unwrap_or(0) as i64;
-        let mut writes: Vec<Pending<'_>> = Vec::new();
-        for m in &w.new_members {
-            writes.push(self.pending(INSERT_MEMBER, member_params(m)).await?);
+        self.run_posts(w, &changes, false).await
+    }
+
+    async fn commit_posts(
+        mut self: Box<Self>,
+        w: &PostWrites,
+        changes: Vec<NewChange>,
+    ) -> StoreResult<(Vec<LoggedUpdate>, Flush)> {
+        let outcome = self.run_posts(w, &changes, true).await;
+        let client = self.client.take().expect("commit happens once");
+        let logged = match outcome {
+            Ok(logged) => logged,
+            Err(error) => {
+                // Rolled back by its COMMIT, or its state unknown: never reused.
+                let _ = Object::take(client);
+                return Err(error);
+            }
+        };
+        if !self.flush_after_commit {
+            return Ok((logged, Box::pin(async { Ok(()) })));
         }
-        writes.push(self.pending(
-            "INSERT INTO messages (chat_id, id, author_id, client_id, mentions, body, ordinal)
-             SELECT $1, id, author, client, mentions::bigint[], body, ordinal
-             FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::bytea[], $7::bigint[])
-                  AS t(id, author, client, mentions, body, ordinal)",
-            vec![
-                Box::new(chat),
-                Box::new(w.messages.iter().map(|m| m.id.get() as i64).collect::<Vec<_>>()),
-                Box::new(w.messages.iter().map(|m| m.author.get() as i64).collect::<Vec<_>>()),
-                Box::new(
-                    w.messages
-                        .iter()
-                        .map(|m| m.client_id.map(|c| c as i64))
-                        .collect::<Vec<_>>(),
-                ),
-                Box::new(
-                    w.messages
-                        .iter()
-                        .map(|m| mention_list(&m.mentions))
-                        .collect::<Vec<_>>(),
-                ),
-                Box::new(w.messages.iter().map(|m| m.body.encode_to_vec()).collect::<Vec<_>>()),
-                Box::new(w.messages.iter().map(|m| m.ordinal as i64).collect::<Vec<_>>()),
-            ],
-        ).await?);
-        writes.push(
-            self.pending(
-                "UPDATE chats SET msg_seq = $2, last_message_id = $3 WHERE id = $1",
-                vec![Box::new(chat), Box::new(w.msg_seq as i64), Box::new(newest)],
-            )
-            .await?,
-        );
-        writes.push(
-            self.pending(
-                "UPDATE members SET sort_key = $2 WHERE chat_id = $1 AND sort_key < $2",
-                vec![Box::new(chat), Box::new(sort_key)],
-            )
-            .await?,
-        );
-        if !w.readers.is_empty() {
-            writes.push(
-                self.pending(
-                    "UPDATE members m SET last_read = GREATEST(m.last_read, r.last_read),
-                     read_seq = GREATEST(m.read_seq, r.read_seq), skipped = 0,
-                     mentions = r.mentions, draft = NULL
-                 FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::int[])
-                      AS r(user_id, last_read, read_seq, mentions)
-                 WHERE m.chat_id = $1 AND m.user_id = r.user_id",
-                    vec![
-                        Box::new(chat),
-                        Box::new(
-                            w.readers
-                                .iter()
-                                .map(|r| r.user.get() as i64)
-                                .collect::<Vec<_>>(),
-                        ),
-                        Box::new(
-                            w.readers
-                                .iter()
-                                .map(|r| r.last_read.get() as i64)
-                                .collect::<Vec<_>>(),
-                        ),
-                        Box::new(
-                            w.readers
-                                .iter()
-                                .map(|r| r.read_seq as i64)
-                                .collect::<Vec<_>>(),
-                        ),
-                        Box::new(
-                            w.readers
-                                .iter()
-                                .map(|r| r.mentions as i32)
-                                .collect::<Vec<_>>(),
-                        ),
-                    ],
-                )
-                .await?,
-            );
-        }
-        if !w.mentioned.is_empty() {
-            writes.push(
-                self.pending(
-                    "UPDATE members m SET mentions = m.mentions + x.n
-                 FROM unnest($2::bigint[], $3::int[]) AS x(user_id, n)
-                 WHERE m.chat_id = $1 AND m.user_id = x.user_id",
-                    vec![
-                        Box::new(chat),
-                        Box::new(
-                            w.mentioned
-                                .iter()
-                                .map(|(u, _)| u.get() as i64)
-                                .collect::<Vec<_>>(),
-                        ),
-                        Box::new(
-                            w.mentioned
-                                .iter()
-                                .map(|(_, n)| *n as i32)
-                                .collect::<Vec<_>>(),
-                        ),
-                    ],
-                )
-                .await?,
-            );
-        }
-        let (mention_users, mention_ordinals): (Vec<i64>, Vec<i64>) = w
-            .messages
-            .iter()
-            .flat_map(|m| {
-                m.mentions
-                    .iter()
-                    .map(|u| (u.get() as i64, m.ordinal as i64))
-            })
-            .unzip();
-        if !mention_users.is_empty() {
-            writes.push(
-                self.pending(
-                    "INSERT INTO message_mentions (chat_id, user_id, ordinal)
-                 SELECT $1, * FROM unnest($2::bigint[], $3::bigint[]) ON CONFLICT DO NOTHING",
-                    vec![
-                        Box::new(chat),
-                        Box::new(mention_users),
-                        Box::new(mention_ordinals),
-                    ],
-                )
-                .await?,
-            );
-        }
-        let append = self.client().prepare_cached(APPEND).await?;
-        // Everything in flight at once, in order: one round trip for the batch.
-        let (begun, written, logged) = tokio::join!(
-            self.begin_now(),
-            join_all(writes),
-            self.append_prepared(&append, &changes)
-        );
-        begun?;
-        // After a failure the later statements fail only because the
-        // transaction is aborted: report the one that failed first.
-        let mut failures = written.into_iter().filter_map(Result::err);
-        let cause = failures.find(|e| !is_aborted(e));
-        match (cause, logged) {
-            (None, Ok(logged)) => Ok(logged),
-            (Some(cause), _) | (None, Err(cause)) => Err(duplicate_on_unique(cause)),
-        }
+        Ok((logged, Box::pin(async move { finish(client, FLUSH).await })))
     }
 
     async fn mark_read(
