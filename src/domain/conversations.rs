@@ -11,7 +11,9 @@ use super::target::ChatTarget;
 use super::Core;
 use crate::error::{Error, Result};
 use crate::proto::{chats, types, updates};
-use crate::store::{ChatKind, ChatRow, ConversationRange, MemberRow, NewChange, Tx};
+use crate::store::{
+    ChatKey, ChatKind, ChatRow, ConversationRange, MemberRow, NewChange, ReadContext, Tx,
+};
 
 use updates::update::Update as U;
 
@@ -208,12 +210,14 @@ impl Core {
         let mut tx = self.store.begin_relaxed().await?;
         tx.update_member(&member).await?;
         let logged = tx
-            .append_changes(vec![NewChange::to_all(
+            .commit_changes(vec![NewChange::to_all(
                 self.change(U::Chat(updates::UpdateChat { chat: Some(view) }), None),
                 [caller],
             )])
             .await?;
-        self.commit(tx, logged).await
+        self.counters.count_logged(&logged);
+        self.publish(logged).await;
+        Ok(())
     }
 
     /// The caller's conversation, read without a lock; a direct chat's first
@@ -249,11 +253,31 @@ impl Core {
         target: ChatTarget,
         message: MessageId,
     ) -> Result<()> {
-        let (chat, member) = self.own_conversation(caller, target).await?;
         let mut tx = self.store.reader().await?;
-        let row = tx.message(chat.id, message, false).await?;
+        // The usual call needs one round trip to check everything.
+        let context = tx
+            .read_context(chat_key(caller, target), caller, message)
+            .await?;
         tx.commit().await?;
-        let Some(row) = row else {
+        let (chat, member, ordinal) = match context {
+            ReadContext {
+                chat: Some(chat),
+                member: Some(member),
+                ordinal,
+            } => (chat, member, ordinal),
+            _ => {
+                // Not a member (NOT_FOUND), or a direct chat's first use.
+                let (chat, member) = self.own_conversation(caller, target).await?;
+                let mut tx = self.store.reader().await?;
+                let ordinal = tx
+                    .message(chat.id, message, false)
+                    .await?
+                    .map(|m| m.ordinal);
+                tx.commit().await?;
+                (chat, member, ordinal)
+            }
+        };
+        let Some(ordinal) = ordinal else {
             return Err(Error::invalid(
                 "message_id",
                 format!("no message {message} in this chat"),
@@ -263,7 +287,7 @@ impl Core {
             return Ok(());
         }
         let mut tx = self.store.begin_relaxed().await?;
-        let Some(state) = tx.mark_read(caller, &row).await? else {
+        let Some(state) = tx.mark_read(caller, chat.id, message, ordinal).await? else {
             // Already read this far (a concurrent call), or no longer a member.
             return self.commit(tx, Vec::new()).await;
         };
@@ -274,8 +298,25 @@ impl Core {
             unread_mentions_count: Some(state.mentions),
         });
         let logged = tx
-            .append_changes(vec![NewChange::to_all(self.change(update, None), [caller])])
+            .commit_changes(vec![NewChange::to_all(self.change(update, None), [caller])])
             .await?;
-        self.commit(tx, logged).await
+        self.counters.count_logged(&logged);
+        self.publish(logged).await;
+        Ok(())
+    }
+}
+
+/// How a target names its chat in the store.
+pub(super) fn chat_key(caller: UserId, target: ChatTarget) -> ChatKey {
+    match target {
+        ChatTarget::Group(id) => ChatKey::Group(id),
+        ChatTarget::Saved => ChatKey::Direct {
+            low: caller,
+            high: caller,
+        },
+        ChatTarget::Direct(peer) => ChatKey::Direct {
+            low: caller.min(peer),
+            high: caller.max(peer),
+        },
     }
 }

@@ -10,7 +10,7 @@ use super::text;
 use super::Core;
 use crate::error::{Error, Result};
 use crate::proto::{media, messages, types, updates};
-use crate::store::{ChatKey, ChatRow, MessageRow, NewChange, StoreError, Tx};
+use crate::store::{ChatRow, MessageRow, NewChange, StoreError, Tx};
 
 use updates::update::Update as U;
 
@@ -78,17 +78,7 @@ impl Core {
 
     /// Checks the send without any lock, then hands it to its chat's next batch.
     async fn try_send(&self, caller: UserId, new: NewMessage) -> Result<MessageId> {
-        let key = match new.target {
-            ChatTarget::Group(id) => ChatKey::Group(id),
-            ChatTarget::Saved => ChatKey::Direct {
-                low: caller,
-                high: caller,
-            },
-            ChatTarget::Direct(peer) => ChatKey::Direct {
-                low: caller.min(peer),
-                high: caller.max(peer),
-            },
-        };
+        let key = super::conversations::chat_key(caller, new.target);
         let mut tx = self.store.reader().await?;
         // The usual send needs one round trip before it is queued.
         let context = tx.send_context(key, caller, new.client_id).await?;

@@ -192,6 +192,16 @@ pub struct SendContext {
     pub sent: Option<MessageId>,
 }
 
+/// What MarkChatRead checks, read together.
+#[derive(Clone, Debug, Default)]
+pub struct ReadContext {
+    pub chat: Option<ChatRow>,
+    /// The reader's membership, when the chat exists.
+    pub member: Option<MemberRow>,
+    /// The ordinal of the message to mark read, when it is in the chat.
+    pub ordinal: Option<u64>,
+}
+
 /// A member's read state after `MarkChatRead`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadState {
@@ -339,8 +349,17 @@ pub trait Tx: Send {
     async fn mark_read(
         &mut self,
         user: UserId,
-        message: &MessageRow,
+        chat: ChatId,
+        message: MessageId,
+        ordinal: u64,
     ) -> StoreResult<Option<ReadState>>;
+    /// A reader's chat, membership and target message, in one round trip.
+    async fn read_context(
+        &mut self,
+        chat: ChatKey,
+        user: UserId,
+        message: MessageId,
+    ) -> StoreResult<ReadContext>;
     /// Takes deleted messages back out of the counts of members who had not
     /// read them yet.
     async fn forget_messages(&mut self, chat: ChatId, deleted: &[MessageRow]) -> StoreResult<()>;
@@ -410,6 +429,15 @@ pub trait Tx: Send {
     /// Appends each change to its recipients' logs (the payload once);
     /// returns every recipient's entry with its seq.
     async fn append_changes(&mut self, changes: Vec<NewChange>) -> StoreResult<Vec<LoggedUpdate>>;
+    /// [`Tx::append_changes`], then commit: engines send both together.
+    async fn commit_changes(
+        mut self: Box<Self>,
+        changes: Vec<NewChange>,
+    ) -> StoreResult<Vec<LoggedUpdate>> {
+        let logged = self.append_changes(changes).await?;
+        self.commit().await?;
+        Ok(logged)
+    }
     /// The newest seq of the user's log (0 when empty).
     async fn update_head(&mut self, user: UserId) -> StoreResult<u64>;
     /// The oldest seq still kept, if any entry is.

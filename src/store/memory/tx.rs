@@ -11,7 +11,7 @@ use crate::domain::snowflake::now_ms;
 use crate::proto::types;
 use crate::store::{
     ChatKey, ChatKind, ChatRow, ConversationRange, InviteRow, LoggedUpdate, MemberRow, MessageRow,
-    NewChange, PostWrites, ReadState, SendContext, StoreError, StoreResult, Tx,
+    NewChange, PostWrites, ReadContext, ReadState, SendContext, StoreError, StoreResult, Tx,
 };
 
 type Undo = Box<dyn FnOnce(&mut State) + Send>;
@@ -452,19 +452,57 @@ impl Tx for MemoryTx {
         self.append_changes(changes).await
     }
 
+    async fn read_context(
+        &mut self,
+        chat: ChatKey,
+        user: UserId,
+        message: MessageId,
+    ) -> StoreResult<ReadContext> {
+        let chat = match chat {
+            ChatKey::Group(id) => self
+                .state
+                .chats
+                .get(&id)
+                .filter(|c| c.kind == ChatKind::Group),
+            ChatKey::Direct { low, high } => self
+                .state
+                .direct
+                .get(&(low, high))
+                .and_then(|id| self.state.chats.get(id)),
+        }
+        .cloned();
+        let Some(chat) = chat else {
+            return Ok(ReadContext::default());
+        };
+        Ok(ReadContext {
+            member: self
+                .state
+                .members
+                .get(&(chat.id, user))
+                .map(|m| self.state.view(m)),
+            ordinal: self
+                .state
+                .messages
+                .get(&message)
+                .filter(|m| m.chat_id == chat.id)
+                .map(|m| m.ordinal),
+            chat: Some(chat),
+        })
+    }
+
     async fn mark_read(
         &mut self,
         user: UserId,
-        message: &MessageRow,
+        chat: ChatId,
+        message: MessageId,
+        ordinal: u64,
     ) -> StoreResult<Option<ReadState>> {
-        let chat = message.chat_id;
         let Some(member) = self.state.members.get(&(chat, user)) else {
             return Ok(None);
         };
-        if member.last_read >= message.id.get() {
+        if member.last_read >= message.get() {
             return Ok(None);
         }
-        let ordinal = message.ordinal;
         let skipped = self
             .state
             .deletions
@@ -476,7 +514,7 @@ impl Tx for MemoryTx {
             .mentions
             .range((chat, user, ordinal + 1)..=(chat, user, u64::MAX))
             .count() as u32;
-        let id = message.id.get();
+        let id = message.get();
         self.change_member(chat, user, |m| {
             m.last_read = id;
             m.read_seq = ordinal;

@@ -74,26 +74,47 @@ pub(super) fn chat_from(row: &Row) -> StoreResult<ChatRow> {
     })
 }
 
+/// A member's columns, `m` the member and `c` its chat: the unread count is
+/// derived from the chat's `msg_seq`.
+macro_rules! member_columns {
+    () => {
+        "m.chat_id, m.user_id, m.joined, m.sort_key, m.last_read, m.read_seq, m.skipped,
+         GREATEST(c.msg_seq - m.read_seq - m.skipped, 0), m.mentions, m.draft, m.notif"
+    };
+}
+
 /// Members with their unread count, derived from their chat's `msg_seq`:
 /// `m` is the member, `c` its chat.
-pub(super) const MEMBER_SELECT: &str =
-    "SELECT m.chat_id, m.user_id, m.joined, m.sort_key, m.last_read, m.read_seq, m.skipped,
-            GREATEST(c.msg_seq - m.read_seq - m.skipped, 0), m.mentions, m.draft, m.notif
-     FROM members m JOIN chats c ON c.id = m.chat_id";
+pub(super) const MEMBER_SELECT: &str = concat!(
+    "SELECT ",
+    member_columns!(),
+    " FROM members m JOIN chats c ON c.id = m.chat_id"
+);
+
+/// The columns of [`MEMBER_SELECT`], for a query that joins `members m`
+/// and `chats c` itself.
+pub(super) const MEMBER_COLUMNS_OF_M: &str = member_columns!();
+/// How many columns [`MEMBER_COLUMNS_OF_M`] has.
+pub(super) const MEMBER_COLUMN_COUNT: usize = 11;
 
 pub(super) fn member_from(row: &Row) -> MemberRow {
+    member_at(row, 0)
+}
+
+/// A member from [`MEMBER_COLUMNS_OF_M`] starting at column `at`.
+pub(super) fn member_at(row: &Row, at: usize) -> MemberRow {
     MemberRow {
-        chat_id: ChatId(row.get::<_, i64>(0) as u64),
-        user_id: UserId(row.get::<_, i64>(1) as u64),
-        joined: row.get::<_, i64>(2) as u64,
-        sort_key: row.get::<_, i64>(3) as u64,
-        last_read: row.get::<_, i64>(4) as u64,
-        read_seq: row.get::<_, i64>(5) as u64,
-        skipped: row.get::<_, i32>(6) as u32,
-        unread: row.get::<_, i64>(7).clamp(0, i64::from(u32::MAX)) as u32,
-        mentions: row.get::<_, i32>(8).max(0) as u32,
-        draft: row.get(9),
-        notif: i32::from(row.get::<_, i16>(10)),
+        chat_id: ChatId(row.get::<_, i64>(at) as u64),
+        user_id: UserId(row.get::<_, i64>(at + 1) as u64),
+        joined: row.get::<_, i64>(at + 2) as u64,
+        sort_key: row.get::<_, i64>(at + 3) as u64,
+        last_read: row.get::<_, i64>(at + 4) as u64,
+        read_seq: row.get::<_, i64>(at + 5) as u64,
+        skipped: row.get::<_, i32>(at + 6) as u32,
+        unread: row.get::<_, i64>(at + 7).clamp(0, i64::from(u32::MAX)) as u32,
+        mentions: row.get::<_, i32>(at + 8).max(0) as u32,
+        draft: row.get(at + 9),
+        notif: i32::from(row.get::<_, i16>(at + 10)),
     }
 }
 

@@ -18,7 +18,8 @@ use crate::domain::ids::{ChatId, MessageId, UserId};
 use crate::proto::types;
 use crate::store::{
     ChatKey, ChatKind, ChatRow, ConversationRange, Flush, InviteRow, LoggedUpdate, MemberRow,
-    MessageRow, NewChange, PostWrites, ReadState, SendContext, StoreError, StoreResult, Tx,
+    MessageRow, NewChange, PostWrites, ReadContext, ReadState, SendContext, StoreError,
+    StoreResult, Tx,
 };
 
 pub struct PgTx {
@@ -850,15 +851,72 @@ impl Tx for PgTx {
         Ok((logged, Box::pin(async move { finish(client, FLUSH).await })))
     }
 
+    async fn read_context(
+        &mut self,
+        chat: ChatKey,
+        user: UserId,
+        message: MessageId,
+    ) -> StoreResult<ReadContext> {
+        let (on, low_or_id, high) = match chat {
+            ChatKey::Group(id) => ("c.id = $1 AND c.kind = 1", id.get() as i64, 0),
+            ChatKey::Direct { low, high } => (
+                "c.kind = 0 AND c.dm_low = $1 AND c.dm_high = $2",
+                low.get() as i64,
+                high.get() as i64,
+            ),
+        };
+        let sql = format!(
+            "SELECT {chat}, {member},
+                    (SELECT ordinal FROM messages WHERE chat_id = c.id AND id = $4)
+             FROM (SELECT 1) AS one
+             LEFT JOIN chats c ON {on} AND $2::bigint IS NOT NULL
+             LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = $3",
+            chat = prefixed("c", CHAT_COLUMNS),
+            member = MEMBER_COLUMNS_OF_M,
+        );
+        let rows = self
+            .query(
+                &sql,
+                &[
+                    &low_or_id,
+                    &high,
+                    &(user.get() as i64),
+                    &clamp(message.get()),
+                ],
+            )
+            .await?;
+        let Some(row) = rows.first() else {
+            return Ok(ReadContext::default());
+        };
+        let chat_columns = CHAT_COLUMNS.split(',').count();
+        let member_columns = MEMBER_COLUMN_COUNT;
+        let chat = match row.get::<_, Option<i64>>(0) {
+            Some(_) => Some(chat_from(row)?),
+            None => None,
+        };
+        let member = row
+            .get::<_, Option<i64>>(chat_columns)
+            .map(|_| member_at(row, chat_columns));
+        Ok(ReadContext {
+            chat,
+            member,
+            ordinal: row
+                .get::<_, Option<i64>>(chat_columns + member_columns)
+                .map(|o| o as u64),
+        })
+    }
+
     async fn mark_read(
         &mut self,
         user: UserId,
-        message: &MessageRow,
+        chat: ChatId,
+        message: MessageId,
+        ordinal: u64,
     ) -> StoreResult<Option<ReadState>> {
-        let chat = message.chat_id.get() as i64;
+        let chat = chat.get() as i64;
         let user = user.get() as i64;
-        let id = message.id.get() as i64;
-        let ordinal = message.ordinal as i64;
+        let id = message.get() as i64;
+        let ordinal = ordinal as i64;
         // The row lock first, in a statement of its own: the counts below then
         // run in a snapshot taken once any writer of this row has committed.
         let lock_params: [&(dyn ToSql + Sync); 2] = [&chat, &user];
@@ -1155,6 +1213,36 @@ impl Tx for PgTx {
 
     async fn append_changes(&mut self, changes: Vec<NewChange>) -> StoreResult<Vec<LoggedUpdate>> {
         self.append(&changes).await
+    }
+
+    async fn commit_changes(
+        mut self: Box<Self>,
+        changes: Vec<NewChange>,
+    ) -> StoreResult<Vec<LoggedUpdate>> {
+        if self.flush_after_commit || !self.in_transaction {
+            let logged = self.append_changes(changes).await?;
+            self.commit().await?;
+            return Ok(logged);
+        }
+        let statement = self.client().prepare_cached(APPEND).await?;
+        let end = async {
+            self.client().batch_execute("COMMIT").await?;
+            Ok::<_, StoreError>(())
+        };
+        let (begun, logged, ended) = tokio::join!(
+            self.begin_now(),
+            self.append_prepared(&statement, &changes),
+            end
+        );
+        let client = self.client.take().expect("commit happens once");
+        match (begun, logged, ended) {
+            (Ok(()), Ok(logged), Ok(())) => Ok(logged),
+            (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => {
+                // Rolled back by its COMMIT, or its state unknown: never reused.
+                let _ = Object::take(client);
+                Err(error)
+            }
+        }
     }
 
     async fn update_head(&mut self, user: UserId) -> StoreResult<u64> {
