@@ -221,14 +221,6 @@ pub trait Store: Send + Sync + 'static {
     async fn begin_relaxed(&self) -> StoreResult<Box<dyn Tx>> {
         self.begin().await
     }
-    /// Like [`Store::begin`], durable when `commit` returns, but the commit
-    /// releases its locks before waiting for its WAL flush: for a hot row
-    /// (a busy chat's), the next writer need not wait out this one's flush.
-    /// Others may read the change during that flush; a crash in it loses
-    /// the change, which nobody was told had succeeded.
-    async fn begin_unlocking_early(&self) -> StoreResult<Box<dyn Tx>> {
-        self.begin().await
-    }
     /// Reads outside any transaction: each read sees what is committed when
     /// it runs, and nothing is locked. `commit` only hands it back.
     async fn reader(&self) -> StoreResult<Box<dyn Tx>> {
@@ -266,13 +258,6 @@ pub type Flush = std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<
 #[async_trait]
 pub trait Tx: Send {
     async fn commit(self: Box<Self>) -> StoreResult<()>;
-    /// Commits and releases the transaction's locks; the returned future
-    /// resolves once the commit is durable. Only a transaction from
-    /// [`Store::begin_unlocking_early`] may resolve later than `commit`.
-    async fn commit_before_flush(self: Box<Self>) -> StoreResult<Flush> {
-        self.commit().await?;
-        Ok(Box::pin(async { Ok(()) }))
-    }
 
     // users
     async fn users(&mut self, ids: &[UserId]) -> StoreResult<Vec<types::User>>;
@@ -332,16 +317,22 @@ pub trait Tx: Send {
         writes: &PostWrites,
         changes: Vec<NewChange>,
     ) -> StoreResult<Vec<LoggedUpdate>>;
-    /// [`Tx::write_posts`] and the commit together (see
-    /// [`Tx::commit_before_flush`]): engines send the commit with the writes.
+    /// [`Tx::write_posts`] and the commit together: engines send the
+    /// commit with the writes. The returned future resolves once the commit
+    /// is durable. With `unlock_early` the commit releases the locks before
+    /// its WAL flush, so that the next writer of a busy row need not wait
+    /// that out: others may read the writes during the flush, and a crash in
+    /// it loses them, but nobody has been told they succeeded.
     async fn commit_posts(
         mut self: Box<Self>,
         writes: &PostWrites,
         changes: Vec<NewChange>,
+        unlock_early: bool,
     ) -> StoreResult<(Vec<LoggedUpdate>, Flush)> {
+        let _ = unlock_early;
         let logged = self.write_posts(writes, changes).await?;
-        let flush = self.commit_before_flush().await?;
-        Ok((logged, flush))
+        self.commit().await?;
+        Ok((logged, Box::pin(async { Ok(()) })))
     }
     /// Moves `user`'s read pointer forward to `message` (a no-op returning
     /// `None` when it is there or past it already), locking only the

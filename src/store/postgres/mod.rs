@@ -102,11 +102,6 @@ impl Store for PostgresStore {
         Ok(Box::new(PgTx::new(self.pool.get().await?, ASYNC_BEGIN)))
     }
 
-    async fn begin_unlocking_early(&self) -> StoreResult<Box<dyn Tx>> {
-        let tx = PgTx::new(self.pool.get().await?, ASYNC_BEGIN);
-        Ok(Box::new(tx.flushed_after_commit()))
-    }
-
     async fn reader(&self) -> StoreResult<Box<dyn Tx>> {
         Ok(Box::new(PgTx::reader(self.pool.get().await?)))
     }

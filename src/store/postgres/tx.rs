@@ -27,14 +27,13 @@ pub struct PgTx {
     client: Option<Object>,
     /// False for a reader: no transaction is open, nothing to roll back.
     in_transaction: bool,
-    /// The transaction commits asynchronously; `commit` then waits for the
-    /// WAL to be flushed past it (see `Store::begin_unlocking_early`).
-    flush_after_commit: bool,
     /// The statement that opens the transaction, until it is sent: it goes
     /// out with the first statement, in the same round trip.
     begin: std::sync::Mutex<Option<&'static str>>,
 }
 
+/// Commits without waiting for the WAL flush: the locks go at once.
+const ASYNC_COMMIT: &str = "SET LOCAL synchronous_commit = off; COMMIT";
 /// After an asynchronous COMMIT (its locks already released), a transaction
 /// that must write a commit record and wait for its flush: the WAL is
 /// flushed in order, so when it returns the earlier commit is durable too.
@@ -76,7 +75,6 @@ impl PgTx {
         Self {
             client: Some(client),
             in_transaction: true,
-            flush_after_commit: false,
             begin: std::sync::Mutex::new(Some(begin)),
         }
     }
@@ -86,7 +84,6 @@ impl PgTx {
         Self {
             client: Some(client),
             in_transaction: false,
-            flush_after_commit: false,
             begin: std::sync::Mutex::new(None),
         }
     }
@@ -109,11 +106,6 @@ impl PgTx {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .is_none()
-    }
-
-    pub(super) fn flushed_after_commit(mut self) -> Self {
-        self.flush_after_commit = true;
-        self
     }
 
     fn client(&self) -> &Object {
@@ -324,13 +316,13 @@ impl PgTx {
         &self,
         w: &PostWrites,
         changes: &[NewChange],
-        commit: bool,
+        commit: Option<&str>,
     ) -> StoreResult<Vec<LoggedUpdate>> {
         let writes = self.post_writes(w).await?;
         let append = self.client().prepare_cached(APPEND).await?;
         let end = async {
-            if commit {
-                self.client().batch_execute("COMMIT").await?;
+            if let Some(commit) = commit {
+                self.client().batch_execute(commit).await?;
             }
             Ok::<_, StoreError>(())
         };
@@ -452,24 +444,7 @@ impl Tx for PgTx {
             // Nothing ran: there is no transaction to end.
             return Ok(());
         }
-        if self.flush_after_commit {
-            let client = commit_keeping(client).await?;
-            finish(client, FLUSH).await
-        } else {
-            finish(client, "COMMIT").await
-        }
-    }
-
-    async fn commit_before_flush(mut self: Box<Self>) -> StoreResult<Flush> {
-        let client = self.client.take().expect("commit happens once");
-        if !self.in_transaction || !self.started() {
-            return Ok(Box::pin(async { Ok(()) }));
-        }
-        let client = commit_keeping(client).await?;
-        if !self.flush_after_commit {
-            return Ok(Box::pin(async { Ok(()) }));
-        }
-        Ok(Box::pin(async move { finish(client, FLUSH).await }))
+        finish(client, "COMMIT").await
     }
 
     async fn users(&mut self, ids_: &[UserId]) -> StoreResult<Vec<types::User>> {
@@ -827,15 +802,17 @@ impl Tx for PgTx {
         w: &PostWrites,
         changes: Vec<NewChange>,
     ) -> StoreResult<Vec<LoggedUpdate>> {
-        self.run_posts(w, &changes, false).await
+        self.run_posts(w, &changes, None).await
     }
 
     async fn commit_posts(
         mut self: Box<Self>,
         w: &PostWrites,
         changes: Vec<NewChange>,
+        unlock_early: bool,
     ) -> StoreResult<(Vec<LoggedUpdate>, Flush)> {
-        let outcome = self.run_posts(w, &changes, true).await;
+        let end = if unlock_early { ASYNC_COMMIT } else { "COMMIT" };
+        let outcome = self.run_posts(w, &changes, Some(end)).await;
         let client = self.client.take().expect("commit happens once");
         let logged = match outcome {
             Ok(logged) => logged,
@@ -845,7 +822,7 @@ impl Tx for PgTx {
                 return Err(error);
             }
         };
-        if !self.flush_after_commit {
+        if !unlock_early {
             return Ok((logged, Box::pin(async { Ok(()) })));
         }
         Ok((logged, Box::pin(async move { finish(client, FLUSH).await })))
@@ -1219,7 +1196,7 @@ impl Tx for PgTx {
         mut self: Box<Self>,
         changes: Vec<NewChange>,
     ) -> StoreResult<Vec<LoggedUpdate>> {
-        if self.flush_after_commit || !self.in_transaction {
+        if !self.in_transaction {
             let logged = self.append_changes(changes).await?;
             self.commit().await?;
             return Ok(logged);
@@ -1328,15 +1305,6 @@ async fn finish(client: Object, sql: &str) -> StoreResult<()> {
         return Err(error.into());
     }
     Ok(())
-}
-
-/// Commits, keeping the connection for what comes after.
-async fn commit_keeping(client: Object) -> StoreResult<Object> {
-    if let Err(error) = client.batch_execute("COMMIT").await {
-        let _ = Object::take(client);
-        return Err(error.into());
-    }
-    Ok(client)
 }
 
 /// Whether a statement failed only because an earlier one aborted the transaction.
