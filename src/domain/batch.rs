@@ -73,10 +73,12 @@ where
     /// Queues `job` under `key` and waits for its answer. When no batch of
     /// the key is being written, starts a task that writes batches with
     /// `write` until the queue is empty; `write` answers each job of a
-    /// batch, in order. `None`: the task ended without answering (it panicked).
+    /// batch, in order, and is told whether the key is busy (more than one
+    /// job, or the previous batch still finishing). `None`: the task ended
+    /// without answering (it panicked).
     pub async fn submit<F, Fut>(self: &Arc<Self>, key: K, job: J, write: F) -> Option<R>
     where
-        F: Fn(K, Vec<J>) -> Fut + Send + 'static,
+        F: Fn(K, Vec<J>, bool) -> Fut + Send + 'static,
         Fut: Future<Output = Written<R>> + Send,
     {
         let (answer, answered) = oneshot::channel();
@@ -102,7 +104,7 @@ where
 
     async fn drain<F, Fut>(&self, key: K, write: F)
     where
-        F: Fn(K, Vec<J>) -> Fut,
+        F: Fn(K, Vec<J>, bool) -> Fut,
         Fut: Future<Output = Written<R>>,
     {
         // The previous batch's finish: the next one's waits for it, so that
@@ -130,7 +132,8 @@ where
                 continue;
             }
             let (jobs, answers): (Vec<J>, Vec<oneshot::Sender<R>>) = batch.into_iter().unzip();
-            let written = write(key, jobs).await;
+            let busy = jobs.len() > 1 || previous.as_ref().is_some_and(|p| !p.is_finished());
+            let written = write(key, jobs, busy).await;
             let before = previous.take();
             previous = Some(tokio::spawn(async move {
                 let (durable, _) = tokio::join!(written.durable, async {
@@ -164,7 +167,7 @@ mod tests {
         let (release, released) = tokio::sync::watch::channel(false);
         let write = {
             let calls = calls.clone();
-            move |_key: u8, jobs: Vec<u32>| {
+            move |_key: u8, jobs: Vec<u32>, _busy: bool| {
                 let calls = calls.clone();
                 let mut released = released.clone();
                 async move {

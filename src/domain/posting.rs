@@ -40,9 +40,6 @@ pub struct Post {
     pub system: bool,
 }
 
-/// A wait for the chat's lock longer than this means another writer held it.
-const CONTENDED_LOCK: std::time::Duration = std::time::Duration::from_millis(1);
-
 /// One send's answer.
 type Answer = Result<MessageId>;
 
@@ -59,9 +56,9 @@ impl Core {
         let Some(core) = self.me.upgrade() else {
             return Err(Error::Unavailable("the service is stopping".into()));
         };
-        let write = move |chat, posts| {
+        let write = move |chat, posts, busy| {
             let core = core.clone();
-            async move { core.write_batch(chat, posts).await }
+            async move { core.write_batch(chat, posts, busy).await }
         };
         self.posts
             .submit(chat, post, write)
@@ -73,16 +70,21 @@ impl Core {
             })
     }
 
-    async fn write_batch(self: Arc<Self>, chat: ChatId, posts: Vec<Post>) -> Written<Answer> {
+    async fn write_batch(
+        self: Arc<Self>,
+        chat: ChatId,
+        posts: Vec<Post>,
+        busy: bool,
+    ) -> Written<Answer> {
         let count = posts.len();
-        match self.clone().try_batch(chat, &posts).await {
+        match self.clone().try_batch(chat, &posts, busy).await {
             Ok(written) => written,
             // A client id taken meanwhile (a retry on another replica): one
             // at a time, so that only that send sees it.
             Err(Error::Store(StoreError::Duplicate)) if count > 1 => {
                 let mut answers = Vec::with_capacity(count);
                 for post in posts {
-                    answers.push(match self.clone().try_batch(chat, &[post]).await {
+                    answers.push(match self.clone().try_batch(chat, &[post], false).await {
                         Ok(one) => one
                             .complete()
                             .await
@@ -117,9 +119,13 @@ impl Core {
 
     /// Writes a batch up to its commit. Its finish waits until it is
     /// durable, then publishes it and answers.
-    async fn try_batch(self: Arc<Self>, chat: ChatId, posts: &[Post]) -> Result<Written<Answer>> {
+    async fn try_batch(
+        self: Arc<Self>,
+        chat: ChatId,
+        posts: &[Post],
+        busy: bool,
+    ) -> Result<Written<Answer>> {
         let mut tx = self.begin().await?;
-        let asked = std::time::Instant::now();
         let Some((chat, members)) = tx.lock_chat(chat).await? else {
             return Ok(Written::ready(
                 posts.iter().map(|_| Err(Error::chat_not_found())).collect(),
@@ -130,12 +136,10 @@ impl Core {
             tx.commit().await?;
             return Ok(Written::ready(composed.answers));
         }
-        // A busy chat (several sends at once here, or its lock held by
-        // another replica) releases the lock at commit, before the WAL
-        // flush, so that the next batch need not wait that out; nobody hears
-        // of the batch before it is durable. A quiet chat commits plainly,
-        // a transaction cheaper.
-        let busy = posts.len() > 1 || asked.elapsed() > CONTENDED_LOCK;
+        // A busy chat releases its lock at commit, before the WAL flush, so
+        // that the next batch (this replica's or another's) need not wait
+        // that out; nobody hears of the batch before it is durable. A quiet
+        // chat commits plainly, a transaction cheaper.
         let (logged, flush) = tx
             .commit_posts(&composed.writes, composed.changes, busy)
             .await?;
