@@ -35,11 +35,10 @@ use std::time::{Duration, Instant};
 
 use osmium_chat::bus::local::{LocalBus, LocalEphemeral};
 use osmium_chat::config::{Secret, Settings};
-use osmium_chat::domain::ids::UserId;
 use osmium_chat::domain::messages::Anchor;
-use osmium_chat::domain::snowflake::Snowflakes;
 use osmium_chat::domain::target::ChatTarget;
 use osmium_chat::domain::Core;
+use osmium_chat::model::{Snowflakes, UserId};
 use osmium_chat::proto::service::chat_service_client::ChatServiceClient;
 use osmium_chat::proto::service::user_directory_client::UserDirectoryClient;
 use osmium_chat::proto::service::UpsertUsers;
@@ -63,7 +62,7 @@ const WARMUP: usize = 20;
 const DEFAULT_ITERS: usize = 200;
 const SENDS: usize = 300;
 
-/// Same as the service's snowflakes (src/domain/snowflake.rs): ms since
+/// Same as the service's snowflakes (src/model/snowflake.rs): ms since
 /// 2020-01-01 above 22 bits of worker and sequence.
 const EPOCH_MS: u64 = 1_577_836_800_000;
 
@@ -240,7 +239,7 @@ async fn connect(url: &str) -> Result<tokio_postgres::Client> {
 /// history, and in a millisecond the service never used, so nothing collides.
 /// Offsets stay below 2^22, inside that millisecond.
 fn bulk_id_base() -> i64 {
-    let now = osmium_chat::domain::snowflake::now_ms();
+    let now = osmium_chat::model::clock::now_ms();
     ((now - 86_400_000 - EPOCH_MS) << 22) as i64
 }
 const OTHER_CHAT_IDS: i64 = 0; // + 0 .. OTHER_CHATS

@@ -10,7 +10,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Status};
 
-use crate::domain::ids::UserId;
+use crate::model::UserId;
 
 /// The development secret used when none is configured in embedded mode.
 /// Public by design: it protects nothing but a developer's own machine.
@@ -163,7 +163,7 @@ pub fn issue(
 ) -> Result<String, jsonwebtoken::errors::Error> {
     let claims = Claims {
         sub: user.to_string(),
-        exp: crate::domain::snowflake::now_ms() / 1000 + ttl_secs,
+        exp: crate::model::clock::now_ms() / 1000 + ttl_secs,
         aud: audience.to_owned(),
         role: service.then(|| SERVICE_ROLE.to_owned()),
         name: name.map(str::to_owned),

@@ -8,6 +8,9 @@
 //!   one mapping to gRPC status codes.
 //! - [`store`] persists (Postgres, or the embedded memory engine);
 //!   [`bus`] fans new updates out to open streams.
+//! - [`model`] is the bottom layer of plain nouns (ids, chats, members,
+//!   messages, invites, logged changes, the clock) that store, bus and
+//!   domain share; it imports nothing of theirs.
 //! - [`proto`] is the generated protocol code.
 
 pub mod api;
@@ -16,6 +19,7 @@ pub mod bus;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod model;
 pub mod proto;
 pub mod shutdown;
 pub mod startup;

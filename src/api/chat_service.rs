@@ -187,7 +187,7 @@ impl ChatService for ChatApi {
             let anchor = match r.offset {
                 None => Anchor::Latest,
                 Some(Offset::Before(id)) => Anchor::Before(parse::message_id("before", id)?),
-                Some(Offset::Since(id)) => Anchor::Since(crate::domain::ids::MessageId(id)),
+                Some(Offset::Since(id)) => Anchor::Since(crate::model::MessageId(id)),
                 Some(Offset::Around(id)) => Anchor::Around(parse::message_id("around", id)?),
             };
             self.core

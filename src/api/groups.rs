@@ -7,11 +7,11 @@ use tonic::{Request, Response, Status};
 use super::parse::{self, group};
 use super::{caller, respond};
 use crate::domain::groups::{GroupEdit, NewGroup};
-use crate::domain::ids::{MessageId, UserId};
 use crate::domain::invites::NewInvite;
 use crate::domain::limits::MAX_NAME_BYTES;
 use crate::domain::Core;
 use crate::error::Error;
+use crate::model::{MessageId, UserId};
 use crate::proto::{auth, chats, types};
 
 type Reply<T> = Result<Response<T>, Status>;

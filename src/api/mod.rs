@@ -15,9 +15,9 @@ use tonic::{Request, Response, Status};
 use tracing::Span;
 
 use crate::auth::Caller;
-use crate::domain::ids::UserId;
 use crate::domain::Core;
 use crate::error::Error;
+use crate::model::UserId;
 
 pub use directory::DirectoryApi;
 

@@ -1,13 +1,13 @@
 //! Protocol fields into domain values, each checked once at the boundary;
 //! errors name the offending field.
 
-use crate::domain::ids::{ChatId, MessageId, UserId};
 use crate::domain::limits::{
     MAX_CLOAK_NAME_CHARS, MAX_LIST_ITEMS, MAX_MEDIA_ITEMS, MAX_NAME_BYTES, MAX_PREVIEW_BYTES,
     MAX_PRE_LANGUAGE_BYTES, MAX_URL_BYTES,
 };
 use crate::domain::target::ChatTarget;
 use crate::error::{Error, Result};
+use crate::model::{ChatId, MessageId, UserId};
 use crate::proto::types::message_entity::Entity;
 use crate::proto::{media, refs, types};
 

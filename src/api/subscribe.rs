@@ -14,9 +14,9 @@ use tokio_stream::Stream;
 use tonic::Status;
 
 use crate::bus::{Delivery, Event, Subscription};
-use crate::domain::ids::UserId;
 use crate::domain::Core;
 use crate::error::Result;
+use crate::model::UserId;
 use crate::proto::service::UpdateEnvelope;
 
 /// What the client reads. Ends with `RESOURCE_EXHAUSTED` as soon as the

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::broadcast;
 
 use super::Delivery;
-use crate::domain::ids::UserId;
+use crate::model::UserId;
 
 /// How many events a user's channel holds for its slowest stream before
 /// that stream sees `Lagged` (and refills from the log).

@@ -11,8 +11,7 @@ use super::{
     Bus, BusError, BusStats, Delivery, Ephemeral, Subscription, TypingChange, TYPING_PER_SECOND,
     TYPING_SUPPRESS_MS, TYPING_TTL_MS,
 };
-use crate::domain::ids::UserId;
-use crate::domain::snowflake::now_ms;
+use crate::model::{clock::now_ms, UserId};
 
 pub struct LocalBus {
     hub: Hub,

@@ -13,9 +13,8 @@ use async_trait::async_trait;
 
 pub use hub::{Event, Subscription};
 
-use crate::domain::ids::UserId;
+use crate::model::{Change, LoggedUpdate, Personal, UserId};
 use crate::proto::updates;
-use crate::store::{Change, LoggedUpdate, Personal};
 
 /// One update on its way to one user's streams: the change's shared payload
 /// (one allocation for all its recipients) and this user's part of it.

@@ -35,9 +35,7 @@ use super::{
     Bus, BusError, BusStats, Delivery, Ephemeral, Subscription, TypingChange, TYPING_PER_SECOND,
     TYPING_SUPPRESS_MS, TYPING_TTL_MS,
 };
-use crate::domain::ids::UserId;
-use crate::domain::snowflake::now_ms;
-use crate::store::{Change, Personal};
+use crate::model::{clock::now_ms, Change, Personal, UserId};
 
 /// How long a publish or an ephemeral command may take before it counts as failed.
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);

@@ -4,11 +4,11 @@
 //! checked before any lock is taken, and a write that needs the chat's
 //! lock takes it afterwards with [`Core::lock_as_member`], which re-checks.
 
-use super::ids::{ChatId, UserId};
 use super::target::ChatTarget;
 use super::Core;
 use crate::error::{Error, Result};
-use crate::store::{ChatKind, ChatRow, MemberRow, StoreError, Tx};
+use crate::model::{ChatId, ChatKind, ChatRow, MemberRow, UserId};
+use crate::store::{StoreError, Tx};
 
 /// Whether resolving may create the direct chat and the caller's membership.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

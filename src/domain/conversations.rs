@@ -4,16 +4,14 @@
 use std::collections::HashMap;
 
 use super::access::{Access, Mode};
-use super::ids::{ChatId, MessageId, UserId};
 use super::posting::PARTICIPANT_USERS_PER_GROUP;
 use super::render;
 use super::target::ChatTarget;
 use super::Core;
 use crate::error::{Error, Result};
+use crate::model::{ChatId, ChatKey, ChatKind, ChatRow, MemberRow, MessageId, NewChange, UserId};
 use crate::proto::{chats, types, updates};
-use crate::store::{
-    ChatKey, ChatKind, ChatRow, ConversationRange, MemberRow, NewChange, ReadContext, Tx,
-};
+use crate::store::{ConversationRange, ReadContext, Tx};
 
 use updates::update::Update as U;
 

@@ -6,14 +6,14 @@
 //! `UpdateGroup` with the users that changed, never every member's.
 
 use super::access::Locked;
-use super::ids::{ChatId, MessageId, UserId};
 use super::posting::Post;
 use super::render;
 use super::target::ChatTarget;
 use super::Core;
 use crate::error::{Error, Result};
+use crate::model::{ChatId, ChatKind, ChatRow, MemberRow, MessageId, NewChange, UserId};
 use crate::proto::{chats, types, updates};
-use crate::store::{ChatKind, ChatRow, MemberRow, NewChange, PostWrites, Tx};
+use crate::store::{PostWrites, Tx};
 
 use updates::update::Update as U;
 
@@ -188,7 +188,7 @@ impl Core {
         chat: &ChatRow,
         mut members: Vec<MemberRow>,
         user: UserId,
-    ) -> Result<Vec<crate::store::LoggedUpdate>> {
+    ) -> Result<Vec<crate::model::LoggedUpdate>> {
         let newcomer = tx
             .users(&[user])
             .await?

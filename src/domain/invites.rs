@@ -3,14 +3,13 @@
 
 use super::access::{Access, Mode};
 use super::conversations::participants;
-use super::ids::{ChatId, UserId};
 use super::render;
-use super::snowflake::now_ms;
 use super::target::ChatTarget;
 use super::Core;
 use crate::error::{Error, Result};
+use crate::model::{clock::now_ms, ChatId, ChatRow, InviteRow, UserId};
 use crate::proto::{auth, types};
-use crate::store::{ChatRow, InviteRow, StoreError, Tx};
+use crate::store::{StoreError, Tx};
 
 /// 64 URL-safe symbols: a random byte masked to 6 bits picks one uniformly.
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

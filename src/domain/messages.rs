@@ -2,15 +2,15 @@
 //! deletions, each with its updates to every participant.
 
 use super::access::{Access, Locked, Mode};
-use super::ids::{MessageId, UserId};
 use super::posting::Post;
 use super::render;
 use super::target::ChatTarget;
 use super::text;
 use super::Core;
 use crate::error::{Error, Result};
+use crate::model::{ChatRow, MessageId, MessageRow, NewChange, UserId};
 use crate::proto::{media, messages, types, updates};
-use crate::store::{ChatRow, MessageRow, NewChange, StoreError, Tx};
+use crate::store::{StoreError, Tx};
 
 use updates::update::Update as U;
 
@@ -311,7 +311,7 @@ impl Core {
         }
         // What the edit keeps counts too: measured under the message's lock.
         text::message_size("message", body)?;
-        body.edited_at = Some(super::snowflake::now_ms());
+        body.edited_at = Some(crate::model::clock::now_ms());
 
         let members = tx.members(chat.id).await?;
         let mentioned = self

@@ -6,13 +6,11 @@ pub mod access;
 pub mod batch;
 pub mod conversations;
 pub mod groups;
-pub mod ids;
 pub mod invites;
 pub mod limits;
 pub mod messages;
 pub mod posting;
 pub mod render;
-pub mod snowflake;
 pub mod target;
 pub mod text;
 pub mod typing;
@@ -27,12 +25,11 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::bus::{Bus, Delivery, Ephemeral};
 use crate::error::Result;
-use crate::store::{Change, LoggedUpdate, Scope, Store, Tx};
+use crate::model::{Change, ChatId, LoggedUpdate, MessageId, Scope, Snowflakes, UserId};
+use crate::store::{Store, Tx};
 use batch::Batches;
-use ids::{ChatId, MessageId};
 use limits::Limits;
 use posting::Post;
-use snowflake::Snowflakes;
 
 /// Everything a use-case needs; one per replica, shared by all requests.
 pub struct Core {
@@ -45,7 +42,7 @@ pub struct Core {
     pub counters: Counters,
     /// Callers already registered from a token's `name` claim by this
     /// replica, so that registration writes once per user, not per request.
-    registered: Mutex<HashSet<ids::UserId>>,
+    registered: Mutex<HashSet<UserId>>,
     /// Sends waiting to be written with the next batch of their chat.
     posts: Arc<Batches<ChatId, Post, Result<MessageId>>>,
     /// This core, for the tasks that write batches.
@@ -87,7 +84,7 @@ impl Core {
         })
     }
 
-    fn registered_users(&self) -> std::sync::MutexGuard<'_, HashSet<ids::UserId>> {
+    fn registered_users(&self) -> std::sync::MutexGuard<'_, HashSet<UserId>> {
         self.registered.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -10,15 +10,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::batch::Written;
-use super::ids::{ChatId, MessageId, UserId};
 use super::render;
 use super::Core;
 use crate::error::{Error, Result};
-use crate::proto::{chats, types, updates};
-use crate::store::{
-    Change, ChatRow, MemberRow, MessageRow, NewChange, Personal, PostWrites, ReadMove, StoreError,
-    Tx,
+use crate::model::{
+    Change, ChatId, ChatRow, MemberRow, MessageId, MessageRow, NewChange, Personal, ReadMove,
+    ReadPoint, UserId,
 };
+use crate::proto::{chats, types, updates};
+use crate::store::{PostWrites, StoreError, Tx};
 
 use updates::update::Update as U;
 
@@ -254,11 +254,11 @@ impl Core {
             last_message: writes.last_message,
             ..chat.clone()
         };
-        // Each member's (read_seq, skipped) as the batch goes, for the unread
-        // count each message's update carries.
-        let mut reads: HashMap<UserId, (u64, u32)> = members
+        // Each member's read point as the batch goes, for the unread count
+        // each message's update carries.
+        let mut reads: HashMap<UserId, ReadPoint> = members
             .iter()
-            .map(|m| (m.user_id, (m.read_seq, m.skipped)))
+            .map(|m| (m.user_id, m.read_point()))
             .collect();
         let mut readers: Vec<ReadMove> = Vec::new();
         let mut mentioned: Vec<(UserId, u32)> = Vec::new();
@@ -266,7 +266,10 @@ impl Core {
         for (post, row) in &accepted {
             if let Some(read) = reads.get_mut(&row.author) {
                 // Sending marks the chat read for its author.
-                *read = (row.ordinal, 0);
+                *read = ReadPoint {
+                    read_seq: row.ordinal,
+                    skipped: 0,
+                };
                 mentioned.retain(|(u, _)| *u != row.author);
                 let moved = ReadMove {
                     user: row.author,
@@ -294,10 +297,7 @@ impl Core {
                     let unread = if m.user_id == row.author {
                         0
                     } else {
-                        let (read_seq, skipped) = reads[&m.user_id];
-                        row.ordinal
-                            .saturating_sub(read_seq)
-                            .saturating_sub(u64::from(skipped)) as u32
+                        reads[&m.user_id].unread_at(row.ordinal)
                     };
                     (
                         m.user_id,
@@ -333,16 +333,16 @@ impl Core {
                 else {
                     continue;
                 };
-                let now = MemberRow {
+                let mut now = MemberRow {
                     sort_key: member.sort_key.max(newest.id.get()),
                     last_read: reader.last_read.get(),
                     read_seq: reader.read_seq,
                     skipped: 0,
-                    unread: (after.msg_seq - reader.read_seq) as u32,
                     mentions: reader.mentions,
                     draft: None,
                     ..member.clone()
                 };
+                now.unread = now.unread_at(after.msg_seq);
                 let participants: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
                 let view = self
                     .update_view(tx, &after, &now, Some(newest), &participants)
@@ -373,7 +373,7 @@ impl Core {
         last: Option<&MessageRow>,
         participants: &[UserId],
     ) -> Result<chats::Chat> {
-        let is_group = chat.kind == crate::store::ChatKind::Group;
+        let is_group = chat.kind == crate::model::ChatKind::Group;
         let mut wanted = render::referenced_users(chat, member.user_id, last);
         if is_group {
             for user in participants.iter().take(PARTICIPANT_USERS_PER_GROUP) {

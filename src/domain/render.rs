@@ -2,9 +2,8 @@
 //! chat is `user{peer}` to each side, saved messages are `self`, and
 //! `Group.owner` is true only in the owner's copy.
 
-use super::ids::UserId;
+use crate::model::{ChatKind, ChatRow, MemberRow, MessageRow, UserId};
 use crate::proto::{chats, refs, types, updates};
-use crate::store::{ChatKind, ChatRow, MemberRow, MessageRow};
 
 /// The other user of a direct chat, as seen by `viewer`; `None` for saved
 /// messages and groups.

@@ -1,6 +1,6 @@
 //! What a `ChatRef` means once parsed: always relative to the caller.
 
-use super::ids::{ChatId, UserId};
+use crate::model::{ChatId, UserId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChatTarget {

@@ -1,8 +1,8 @@
 //! Message text and its entities: validation, and who a text mentions.
 
-use super::ids::UserId;
 use super::limits::{MAX_LIST_ITEMS, MAX_MESSAGE_BYTES, MAX_TEXT_CHARS};
 use crate::error::{Error, Result};
+use crate::model::UserId;
 use crate::proto::types::message_entity::Entity;
 use crate::proto::types::MessageEntity;
 use crate::proto::{refs, types};

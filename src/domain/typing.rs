@@ -3,13 +3,12 @@
 
 use super::access::{Access, Mode};
 use super::conversations::participants;
-use super::ids::UserId;
 use super::target::ChatTarget;
 use super::Core;
 use crate::bus::{BusError, Delivery, TypingChange};
 use crate::error::{Error, Result};
+use crate::model::{ChatRow, Personal, Scope, UserId};
 use crate::proto::updates;
-use crate::store::{ChatRow, Personal, Scope};
 
 use updates::update::Update as U;
 

@@ -1,9 +1,8 @@
 //! Reading a user's update log, for Subscribe's replay and gap filling.
 
-use super::ids::UserId;
 use super::Core;
 use crate::error::{Error, Result};
-use crate::store::LoggedUpdate;
+use crate::model::{LoggedUpdate, UserId};
 
 /// Entries read from the log at a time while replaying.
 pub const REPLAY_BATCH: usize = 256;

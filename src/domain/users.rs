@@ -1,8 +1,8 @@
 //! The users the service knows, from the account service or from tokens.
 
-use super::ids::UserId;
 use super::Core;
 use crate::error::Result;
+use crate::model::UserId;
 use crate::proto::types;
 
 /// Registrations remembered per replica before the memory is reset; a reset

@@ -2,16 +2,21 @@
 //! production and [`memory`] for the embedded mode. The domain runs every
 //! use-case inside one [`Tx`], so both engines share all the rules and only
 //! differ in how rows are kept; the integration suite runs against both.
+//!
+//! The rows themselves are nouns of [`crate::model`]. What stays here are
+//! the shapes of single store operations (a page of conversations, a
+//! batch's writes, what a send or a mark-read reads in one round trip):
+//! each belongs to one method of [`Tx`] and means nothing without it.
 
-pub mod change;
 pub mod memory;
 pub mod postgres;
 
-pub use change::{Change, LoggedUpdate, NewChange, Personal, Scope};
-
 use async_trait::async_trait;
 
-use crate::domain::ids::{ChatId, MessageId, UserId};
+use crate::model::{
+    ChatId, ChatKey, ChatRow, InviteRow, LoggedUpdate, MemberRow, MessageId, MessageRow, NewChange,
+    ReadMove, ReadState, UserId,
+};
 use crate::proto::types;
 
 /// Failures of the storage itself (not of the request).
@@ -34,101 +39,6 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
-
-/// How a chat's members find each other: a direct chat is keyed by its two
-/// users (equal for saved messages), a group by its id alone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ChatKind {
-    /// `low <= high`; `low == high` is the user's saved messages.
-    Direct {
-        low: UserId,
-        high: UserId,
-    },
-    Group,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct ChatRow {
-    pub id: ChatId,
-    pub kind: ChatKind,
-    /// Groups only; empty for direct chats.
-    pub name: String,
-    pub owner: Option<UserId>,
-    pub photo: Option<types::ChatPhoto>,
-    pub highlighted: Option<MessageId>,
-    /// The newest message still present, if any.
-    pub last_message: Option<MessageId>,
-    /// The ordinal of the newest message ever sent (1, 2, 3, ... per chat;
-    /// deletions leave holes), 0 before any.
-    pub msg_seq: u64,
-}
-
-impl ChatRow {
-    /// How the chat looks to each recipient of a change in it.
-    pub fn scope(&self) -> Scope {
-        match self.kind {
-            ChatKind::Direct { low, high } => Scope::Direct { low, high },
-            ChatKind::Group => Scope::Group {
-                id: self.id,
-                owner: self.owner,
-            },
-        }
-    }
-}
-
-/// One user's place in one chat: their conversation.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MemberRow {
-    pub chat_id: ChatId,
-    pub user_id: UserId,
-    /// When the user joined (a snowflake), for "longest-standing member".
-    pub joined: u64,
-    /// The newest message id seen in the chat, or the chat id before any:
-    /// the conversation's place in GetChats; never moves back.
-    pub sort_key: u64,
-    /// The read pointer; 0 before anything was read.
-    pub last_read: u64,
-    /// The ordinal of the newest message at or before `last_read`.
-    pub read_seq: u64,
-    /// Deleted messages after `read_seq` (none of them this user's).
-    pub skipped: u32,
-    /// Messages after `last_read` not written by this user: derived by the
-    /// store from the chat's `msg_seq` when the row is read, never written.
-    pub unread: u32,
-    /// Of those, the ones that mention this user.
-    pub mentions: u32,
-    pub draft: Option<String>,
-    pub notif: i32,
-}
-
-/// A message as kept: the protocol message without its (per-reader) chat_ref.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MessageRow {
-    pub chat_id: ChatId,
-    pub id: MessageId,
-    pub author: UserId,
-    /// Its place in the chat: 1, 2, 3, ... in id order.
-    pub ordinal: u64,
-    pub client_id: Option<u64>,
-    /// Users the text mentions, for unread-mention counters.
-    pub mentions: Vec<UserId>,
-    pub body: types::Message,
-}
-
-/// A group invite.
-#[derive(Clone, Debug, PartialEq)]
-pub struct InviteRow {
-    pub code: String,
-    pub chat_id: ChatId,
-    pub creator: UserId,
-    /// Unix milliseconds.
-    pub created_at: u64,
-    /// Unix milliseconds; `None` never expires.
-    pub expires_at: Option<u64>,
-    /// `None`: unlimited.
-    pub max_uses: Option<u32>,
-    pub uses: u32,
-}
 
 /// A page of one user's conversations, newest activity first.
 #[derive(Clone, Copy, Debug)]
@@ -159,27 +69,6 @@ pub struct PostWrites {
     pub mentioned: Vec<(UserId, u32)>,
 }
 
-/// An author's read state after a batch.
-#[derive(Clone, Copy, Debug)]
-pub struct ReadMove {
-    pub user: UserId,
-    pub last_read: MessageId,
-    pub read_seq: u64,
-    /// Mentions of this user in the batch after their own newest message.
-    pub mentions: u32,
-}
-
-/// How a send names its chat.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChatKey {
-    Group(ChatId),
-    /// `low <= high`.
-    Direct {
-        low: UserId,
-        high: UserId,
-    },
-}
-
 /// What a send checks before it is queued, read together.
 #[derive(Clone, Debug, Default)]
 pub struct SendContext {
@@ -200,13 +89,6 @@ pub struct ReadContext {
     pub member: Option<MemberRow>,
     /// The ordinal of the message to mark read, when it is in the chat.
     pub ordinal: Option<u64>,
-}
-
-/// A member's read state after `MarkChatRead`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ReadState {
-    pub unread: u32,
-    pub mentions: u32,
 }
 
 /// Starts transactions. Cheap to clone behind an `Arc`.

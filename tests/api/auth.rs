@@ -167,7 +167,7 @@ async fn tokens_signed_with_a_configured_public_key_are_chosen_by_kid() {
         header.kid = Some(kid.to_owned());
         let claims = Claims {
             sub: ann.id.to_string(),
-            exp: osmium_chat::domain::snowflake::now_ms() / 1000 + 60,
+            exp: osmium_chat::model::clock::now_ms() / 1000 + 60,
             aud: AUDIENCE.to_owned(),
         };
         let signing = jsonwebtoken::EncodingKey::from_ed_pem(key.serialize_pem().as_bytes())

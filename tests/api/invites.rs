@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use osmium_chat::domain::snowflake::now_ms;
+use osmium_chat::model::clock::now_ms;
 use osmium_chat::proto::{auth, chats};
 use tonic::Code;
 

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use tokio::sync::Mutex;
 
 use super::{Store, StoreResult, Tx};
-use crate::domain::snowflake::now_ms;
+use crate::model::clock::now_ms;
 use state::State;
 use tx::MemoryTx;
 

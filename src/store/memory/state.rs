@@ -3,9 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use crate::domain::ids::{ChatId, MessageId, UserId};
+use crate::model::{
+    ChatId, ChatKind, ChatRow, InviteRow, LoggedUpdate, MemberRow, MessageId, MessageRow, UserId,
+};
 use crate::proto::types;
-use crate::store::{ChatKind, ChatRow, InviteRow, LoggedUpdate, MemberRow, MessageRow};
 
 #[derive(Default)]
 pub(super) struct Log {
@@ -140,10 +141,7 @@ impl State {
     pub(super) fn view(&self, member: &MemberRow) -> MemberRow {
         let msg_seq = self.chats.get(&member.chat_id).map_or(0, |c| c.msg_seq);
         MemberRow {
-            unread: msg_seq
-                .saturating_sub(member.read_seq)
-                .saturating_sub(u64::from(member.skipped))
-                .min(u64::from(u32::MAX)) as u32,
+            unread: member.unread_at(msg_seq),
             ..member.clone()
         }
     }

@@ -6,12 +6,13 @@ use prost::Message as _;
 use tokio::sync::OwnedMutexGuard;
 
 use super::state::State;
-use crate::domain::ids::{ChatId, MessageId, UserId};
-use crate::domain::snowflake::now_ms;
+use crate::model::{
+    clock::now_ms, ChatId, ChatKey, ChatKind, ChatRow, InviteRow, LoggedUpdate, MemberRow,
+    MessageId, MessageRow, NewChange, ReadState, UserId,
+};
 use crate::proto::types;
 use crate::store::{
-    ChatKey, ChatKind, ChatRow, ConversationRange, InviteRow, LoggedUpdate, MemberRow, MessageRow,
-    NewChange, PostWrites, ReadContext, ReadState, SendContext, StoreError, StoreResult, Tx,
+    ConversationRange, PostWrites, ReadContext, SendContext, StoreError, StoreResult, Tx,
 };
 
 type Undo = Box<dyn FnOnce(&mut State) + Send>;

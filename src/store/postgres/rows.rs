@@ -4,12 +4,12 @@
 use prost::Message as _;
 use tokio_postgres::Row;
 
-use crate::domain::ids::{ChatId, MessageId, UserId};
-use crate::proto::{types, updates};
-use crate::store::{
-    Change, ChatKind, ChatRow, InviteRow, LoggedUpdate, MemberRow, MessageRow, Personal,
-    StoreError, StoreResult,
+use crate::model::{
+    Change, ChatId, ChatKind, ChatRow, InviteRow, LoggedUpdate, MemberRow, MessageId, MessageRow,
+    Personal, UserId,
 };
+use crate::proto::{types, updates};
+use crate::store::{StoreError, StoreResult};
 
 pub(super) fn ids<T: Copy>(values: &[T], get: impl Fn(T) -> u64) -> Vec<i64> {
     values.iter().map(|v| get(*v) as i64).collect()
@@ -75,7 +75,9 @@ pub(super) fn chat_from(row: &Row) -> StoreResult<ChatRow> {
 }
 
 /// A member's columns, `m` the member and `c` its chat: the unread count is
-/// derived from the chat's `msg_seq`.
+/// derived from the chat's `msg_seq`. That expression is
+/// [`MemberRow::unread_at`](crate::model::MemberRow::unread_at) in SQL and
+/// must stay equal to it (as must `mark_read`'s `RETURNING` in `tx.rs`).
 macro_rules! member_columns {
     () => {
         "m.chat_id, m.user_id, m.joined, m.sort_key, m.last_read, m.read_seq, m.skipped,
@@ -155,7 +157,7 @@ pub(super) fn logged_from(user: UserId, row: &Row) -> StoreResult<LoggedUpdate> 
             let payload = payload.ok_or_else(|| {
                 StoreError::Corrupt(format!("log entry {user}/{seq} names a missing change"))
             })?;
-            Change::decode(id as u64, payload)?
+            Change::decode(id as u64, payload).map_err(|e| StoreError::Corrupt(e.to_string()))?
         }
         (None, None) => {
             return Err(StoreError::Corrupt(format!(

@@ -14,12 +14,13 @@ use tokio_postgres::{Row, Statement};
 use tracing::Instrument as _;
 
 use super::rows::*;
-use crate::domain::ids::{ChatId, MessageId, UserId};
+use crate::model::{
+    ChatId, ChatKey, ChatKind, ChatRow, InviteRow, LoggedUpdate, MemberRow, MessageId, MessageRow,
+    NewChange, ReadState, UserId,
+};
 use crate::proto::types;
 use crate::store::{
-    ChatKey, ChatKind, ChatRow, ConversationRange, Flush, InviteRow, LoggedUpdate, MemberRow,
-    MessageRow, NewChange, PostWrites, ReadContext, ReadState, SendContext, StoreError,
-    StoreResult, Tx,
+    ConversationRange, Flush, PostWrites, ReadContext, SendContext, StoreError, StoreResult, Tx,
 };
 
 pub struct PgTx {
@@ -904,6 +905,8 @@ impl Tx for PgTx {
                 &lock_params,
             )
             .await?;
+        // The unread count as `MemberRow::unread_at` defines it (see
+        // `member_columns!` in rows.rs).
         let update = self
             .pending_rows(
                 "UPDATE members m SET last_read = $3, read_seq = $4,

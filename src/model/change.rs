@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use prost::Message as _;
 
-use super::{StoreError, StoreResult};
-use crate::domain::ids::{ChatId, UserId};
+use super::ids::{ChatId, UserId};
 use crate::proto::{refs, updates};
 
 use updates::update::Update as U;
@@ -156,8 +155,9 @@ impl Change {
         .encode_to_vec()
     }
 
-    pub fn decode(id: u64, bytes: &[u8]) -> StoreResult<Self> {
-        let stored = StoredChange::decode(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    /// The change from its stored form; fails on bytes that are not one.
+    pub fn decode(id: u64, bytes: &[u8]) -> Result<Self, prost::DecodeError> {
+        let stored = StoredChange::decode(bytes)?;
         let scope = match (stored.direct_low, stored.direct_high, stored.group_id) {
             (Some(low), Some(high), _) => Some(Scope::Direct {
                 low: UserId(low),

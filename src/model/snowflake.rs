@@ -1,10 +1,13 @@
 //! Snowflake ids: 41 bits of milliseconds since [`EPOCH_MS`], 10 bits of
 //! worker, 12 bits of sequence. Ids are time-sortable, and unique across
 //! replicas because each replica leases its worker number from the store
-//! rather than having it set by hand.
+//! rather than having it set by hand. The generator reads [`now_ms`] plus a
+//! skew of its own: the seam through which tests play replicas whose clocks
+//! disagree.
 
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::clock::now_ms;
 
 /// 2020-01-01T00:00:00Z: keeps ids positive as Postgres `BIGINT` until 2089.
 pub const EPOCH_MS: u64 = 1_577_836_800_000;
@@ -66,14 +69,6 @@ impl Snowflakes {
         *state = (ms, seq + 1);
         ((ms - EPOCH_MS) << (WORKER_BITS + SEQUENCE_BITS)) | (self.worker << SEQUENCE_BITS) | seq
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(EPOCH_MS)
 }
 
 #[cfg(test)]

@@ -1,0 +1,17 @@
+//! The time source: wall-clock milliseconds, as every timestamp the service
+//! writes (invite expiry, edit times, log retention, rate-limit windows,
+//! token expiry) reads them. Ids read it too, through
+//! [`Snowflakes`](super::snowflake::Snowflakes), whose skew is the test seam
+//! for a replica whose clock is off.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::snowflake::EPOCH_MS;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(EPOCH_MS)
+}

@@ -1,0 +1,18 @@
+//! A group invite as kept.
+
+use super::ids::{ChatId, UserId};
+
+/// A group invite.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InviteRow {
+    pub code: String,
+    pub chat_id: ChatId,
+    pub creator: UserId,
+    /// Unix milliseconds.
+    pub created_at: u64,
+    /// Unix milliseconds; `None` never expires.
+    pub expires_at: Option<u64>,
+    /// `None`: unlimited.
+    pub max_uses: Option<u32>,
+    pub uses: u32,
+}
