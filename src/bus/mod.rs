@@ -10,6 +10,7 @@ pub mod redis;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
 pub use hub::{Event, Subscription};
 
@@ -61,6 +62,31 @@ pub trait Bus: Send + Sync + 'static {
     fn engine(&self) -> &'static str;
     /// Readings for metrics.
     fn stats(&self) -> BusStats;
+    /// Histograms of how long updates take to cross replicas, for a bus
+    /// that carries them between replicas.
+    fn lag(&self) -> Option<BusLag> {
+        None
+    }
+}
+
+/// How long updates take on their way between replicas.
+#[derive(Clone, Debug)]
+pub struct BusLag {
+    /// From commit to the publish being acknowledged by the broker.
+    pub publish: Histogram,
+    /// From the publish to its arrival at a subscribing replica (wall
+    /// clocks of two replicas: skew shows here).
+    pub delivery: Histogram,
+}
+
+impl Default for BusLag {
+    fn default() -> Self {
+        let histogram = || Histogram::new(exponential_buckets(0.000_5, 2.0, 14));
+        Self {
+            publish: histogram(),
+            delivery: histogram(),
+        }
+    }
 }
 
 /// What the bus has seen, for metrics.

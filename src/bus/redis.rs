@@ -22,7 +22,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
@@ -32,8 +32,8 @@ use tracing::Instrument as _;
 
 use super::hub::{Hub, LastGone};
 use super::{
-    Bus, BusError, BusStats, Delivery, Ephemeral, Subscription, TypingChange, TYPING_PER_SECOND,
-    TYPING_SUPPRESS_MS, TYPING_TTL_MS,
+    Bus, BusError, BusLag, BusStats, Delivery, Ephemeral, Subscription, TypingChange,
+    TYPING_PER_SECOND, TYPING_SUPPRESS_MS, TYPING_TTL_MS,
 };
 use crate::model::{clock::now_ms, Change, Personal, UserId};
 
@@ -53,8 +53,9 @@ const INLINE_BUDGET: usize = 64 * 1024;
 const PAYLOAD_TTL_MS: u64 = 60_000;
 /// Named payloads a replica keeps after fetching them, for its other streams.
 const PAYLOAD_CACHE: usize = 256;
-/// origin, seq, change id (8 bytes each), form, unread flag, unread (u32).
-const HEADER: usize = 30;
+/// origin, seq, change id (8 bytes each), form, unread flag, unread (u32),
+/// when it was published (unix ms).
+const HEADER: usize = 38;
 const INLINE: u8 = 0;
 const NAMED: u8 = 1;
 
@@ -120,7 +121,7 @@ enum Command {
 pub struct RedisBus {
     inner: Arc<Inner>,
     commands: mpsc::UnboundedSender<Command>,
-    outbox: mpsc::Sender<Vec<Delivery>>,
+    outbox: mpsc::Sender<(Instant, Vec<Delivery>)>,
 }
 
 struct Inner {
@@ -132,6 +133,7 @@ struct Inner {
     /// Created on first use and reconnecting by itself afterwards.
     publisher: Mutex<PublisherSlot>,
     resync_pending: AtomicBool,
+    lag: BusLag,
     /// Payloads fetched by name, newest last.
     fetched: std::sync::Mutex<std::collections::VecDeque<Arc<Change>>>,
     stats: RedisStats,
@@ -161,6 +163,7 @@ impl RedisBus {
             origin: u64::from_le_bytes(origin),
             publisher: Mutex::new(PublisherSlot::default()),
             resync_pending: AtomicBool::new(false),
+            lag: BusLag::default(),
             fetched: std::sync::Mutex::default(),
             stats: RedisStats::default(),
             start_typing: redis::Script::new(START_TYPING),
@@ -260,6 +263,7 @@ impl Inner {
         message.push(if inline.is_some() { INLINE } else { NAMED });
         message.push(u8::from(delivery.personal.unread.is_some()));
         message.extend_from_slice(&delivery.personal.unread.unwrap_or(0).to_le_bytes());
+        message.extend_from_slice(&now_ms().to_le_bytes());
         if let Some(payload) = inline {
             message.extend_from_slice(payload);
         }
@@ -292,6 +296,8 @@ impl Inner {
             return;
         }
         let (seq, id) = (word(8), word(16));
+        let delay_ms = now_ms().saturating_sub(word(30));
+        self.lag.delivery.observe(delay_ms as f64 / 1000.0);
         let personal = Personal {
             unread: (head[25] == 1)
                 .then(|| u32::from_le_bytes(head[26..30].try_into().unwrap_or_default())),
@@ -379,8 +385,8 @@ impl Inner {
 
 /// Publishes queued batches in order, each as one pipeline (one round trip
 /// however many recipients). Ends when the bus is dropped.
-async fn publisher(inner: Arc<Inner>, mut outbox: mpsc::Receiver<Vec<Delivery>>) {
-    while let Some(deliveries) = outbox.recv().await {
+async fn publisher(inner: Arc<Inner>, mut outbox: mpsc::Receiver<(Instant, Vec<Delivery>)>) {
+    while let Some((committed, deliveries)) = outbox.recv().await {
         let mut pipe = redis::pipe();
         // Each change's payload is encoded once, however many it reaches.
         let mut encoded: Vec<(u64, Vec<u8>, bool)> = Vec::new();
@@ -422,10 +428,13 @@ async fn publisher(inner: Arc<Inner>, mut outbox: mpsc::Receiver<Vec<Delivery>>)
             }
             Err(error) => Err(error),
         };
-        if let Err(error) = outcome {
-            inner.stats.publish_failures.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%error, "publish to redis failed; other replicas will resync");
-            inner.resync_later();
+        match outcome {
+            Ok(()) => inner.lag.publish.observe(committed.elapsed().as_secs_f64()),
+            Err(error) => {
+                inner.stats.publish_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, "publish to redis failed; other replicas will resync");
+                inner.resync_later();
+            }
         }
     }
 }
@@ -525,7 +534,7 @@ impl Bus for RedisBus {
             inner.hub.deliver(delivery.clone());
         }
         // Queued, not awaited: a slow or absent Redis never holds up an RPC.
-        if self.outbox.try_send(deliveries).is_err() {
+        if self.outbox.try_send((Instant::now(), deliveries)).is_err() {
             inner.stats.publish_failures.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("redis publish queue full; dropping a publish, replicas will resync");
             inner.resync_later();
@@ -544,6 +553,10 @@ impl Bus for RedisBus {
 
     fn engine(&self) -> &'static str {
         "redis"
+    }
+
+    fn lag(&self) -> Option<BusLag> {
+        Some(self.inner.lag.clone())
     }
 
     fn stats(&self) -> BusStats {

@@ -99,6 +99,20 @@ impl Metrics {
             "Subscribe streams ended because the client fell behind",
             lag_ended.clone(),
         );
+        if let Some(lag) = core.bus.lag() {
+            registry.register_with_unit(
+                "publish_lag",
+                "Time from a commit to its publish being acknowledged by Redis",
+                Unit::Seconds,
+                lag.publish,
+            );
+            registry.register_with_unit(
+                "delivery_lag",
+                "Time from a publish on another replica to its arrival here (wall clocks)",
+                Unit::Seconds,
+                lag.delivery,
+            );
+        }
         let log_entries = Counter::default();
         registry.register(
             "update_log_entries",
