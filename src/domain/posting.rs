@@ -40,6 +40,10 @@ pub struct Post {
     pub system: bool,
 }
 
+/// How long a batch waits for its WAL flush to be confirmed before its
+/// senders are told to retry (with their client ids).
+const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// One send's answer.
 type Answer = Result<MessageId>;
 
@@ -146,10 +150,15 @@ impl Core {
         let answers = composed.answers;
         Ok(Written {
             durable: Box::pin(async move {
-                match flush.await {
-                    Ok(()) => true,
-                    Err(error) => {
+                // Bounded: the batches after this one wait for its finish.
+                match tokio::time::timeout(FLUSH_TIMEOUT, flush).await {
+                    Ok(Ok(())) => true,
+                    Ok(Err(error)) => {
                         tracing::warn!(%error, "a batch of messages could not be confirmed durable");
+                        false
+                    }
+                    Err(_) => {
+                        tracing::warn!("a batch of messages was not confirmed durable in time");
                         false
                     }
                 }
