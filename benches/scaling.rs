@@ -33,11 +33,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use osmium_chat::bus::local::{LocalBus, LocalEphemeral};
+use osmium_chat::bus::local::LocalBus;
 use osmium_chat::config::{Secret, Settings};
 use osmium_chat::domain::messages::Anchor;
 use osmium_chat::domain::target::ChatTarget;
 use osmium_chat::domain::Core;
+use osmium_chat::ephemeral::local::LocalEphemeral;
 use osmium_chat::model::{Snowflakes, UserId};
 use osmium_chat::proto::service::chat_service_client::ChatServiceClient;
 use osmium_chat::proto::service::user_directory_client::UserDirectoryClient;

@@ -7,7 +7,9 @@
 //! - [`domain`] holds the rules and use-cases; [`error`] its error and the
 //!   one mapping to gRPC status codes.
 //! - [`store`] persists (Postgres, or the embedded memory engine);
-//!   [`bus`] fans new updates out to open streams.
+//!   [`bus`] fans new updates out to open streams; [`ephemeral`] keeps
+//!   typing and rate-limit state (per replica, or in Redis), and
+//!   [`redis_conn`] is the Redis command connection the two share.
 //! - [`model`] is the bottom layer of plain nouns (ids, chats, members,
 //!   messages, invites, logged changes, the clock) that store, bus and
 //!   domain share; it imports nothing of theirs.
@@ -18,9 +20,11 @@ pub mod auth;
 pub mod bus;
 pub mod config;
 pub mod domain;
+pub mod ephemeral;
 pub mod error;
 pub mod model;
 pub mod proto;
+pub mod redis_conn;
 pub mod shutdown;
 pub mod startup;
 pub mod store;

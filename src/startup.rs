@@ -25,15 +25,19 @@ use tonic_health::ServingStatus;
 
 use crate::api::{ChatApi, DirectoryApi};
 use crate::auth::{Authenticate, Verifier};
-use crate::bus::local::{LocalBus, LocalEphemeral};
+use crate::bus::local::LocalBus;
 use crate::bus::redis::RedisBus;
-use crate::bus::{Bus, Ephemeral};
+use crate::bus::Bus;
 use crate::config::{ConfigError, Settings};
 use crate::domain::Core;
+use crate::ephemeral::local::LocalEphemeral;
+use crate::ephemeral::redis::RedisEphemeral;
+use crate::ephemeral::Ephemeral;
 use crate::model::Snowflakes;
 use crate::proto::service::chat_service_server::ChatServiceServer;
 use crate::proto::service::user_directory_server::UserDirectoryServer;
 use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::redis_conn::RedisCommands;
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::PostgresStore;
 use crate::store::Store;
@@ -144,11 +148,15 @@ impl Application {
         let store = open_store(settings).await?;
         let (bus, ephemeral): (Arc<dyn Bus>, Arc<dyn Ephemeral>) = match &settings.redis_url {
             Some(url) => {
+                // One command connection, shared by the bus and the ephemeral store.
                 let redis = Arc::new(
-                    RedisBus::start(url.expose(), &settings.redis_prefix)
-                        .map_err(|e| ConfigError(format!("REDIS_URL: {e}")))?,
+                    RedisCommands::open(url.expose())
+                        .map_err(|e| ConfigError(format!("REDIS_URL: bus unavailable: {e}")))?,
                 );
-                (redis.clone(), redis)
+                let bus = RedisBus::start(redis.clone(), &settings.redis_prefix)
+                    .map_err(|e| ConfigError(format!("REDIS_URL: {e}")))?;
+                let ephemeral = RedisEphemeral::new(redis, &settings.redis_prefix);
+                (Arc::new(bus), Arc::new(ephemeral))
             }
             None => (
                 Arc::new(LocalBus::default()),

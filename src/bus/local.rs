@@ -1,17 +1,11 @@
-//! The in-process bus and ephemeral state, for a single replica (the
-//! embedded mode): the same behaviour as Redis, without the network.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! The in-process bus, for a single replica (the embedded mode): the same
+//! behaviour as Redis, without the network.
 
 use async_trait::async_trait;
 
 use super::hub::Hub;
-use super::{
-    Bus, BusError, BusStats, Delivery, Ephemeral, Subscription, TypingChange, TYPING_PER_SECOND,
-    TYPING_SUPPRESS_MS, TYPING_TTL_MS,
-};
-use crate::model::{clock::now_ms, UserId};
+use super::{Bus, BusStats, Delivery, Subscription};
+use crate::model::UserId;
 
 pub struct LocalBus {
     hub: Hub,
@@ -46,86 +40,5 @@ impl Bus for LocalBus {
             open_streams: self.hub.streams(),
             ..BusStats::default()
         }
-    }
-}
-
-/// What a typing key holds.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Typing {
-    Action(i32),
-    /// The user just sent a message.
-    Sent,
-}
-
-#[derive(Default)]
-pub struct LocalEphemeral {
-    /// (chat, user) -> (state, expires at ms). Expired entries are swept
-    /// whenever the map is touched and larger than the last sweep left it.
-    typing: Mutex<HashMap<(String, UserId), (Typing, u64)>>,
-    /// user -> (second, calls in it).
-    budget: Mutex<HashMap<UserId, (u64, u64)>>,
-}
-
-fn sweep<K, V>(map: &mut HashMap<K, V>, expired: impl Fn(&V) -> bool) {
-    if map.len() > 10_000 {
-        map.retain(|_, v| !expired(v));
-    }
-}
-
-#[async_trait]
-impl Ephemeral for LocalEphemeral {
-    async fn start_typing(
-        &self,
-        chat: &str,
-        user: UserId,
-        action: i32,
-    ) -> Result<TypingChange, BusError> {
-        let now = now_ms();
-        let mut typing = self.typing.lock().unwrap_or_else(|e| e.into_inner());
-        sweep(&mut typing, |(_, until)| *until <= now);
-        let key = (chat.to_owned(), user);
-        let current = typing
-            .get(&key)
-            .filter(|(_, until)| *until > now)
-            .map(|(t, _)| *t);
-        if current == Some(Typing::Sent) {
-            return Ok(TypingChange::Suppressed);
-        }
-        typing.insert(key, (Typing::Action(action), now + TYPING_TTL_MS));
-        Ok(if current == Some(Typing::Action(action)) {
-            TypingChange::Same
-        } else {
-            TypingChange::Changed
-        })
-    }
-
-    async fn stop_typing(
-        &self,
-        chat: &str,
-        user: UserId,
-        after_send: bool,
-    ) -> Result<bool, BusError> {
-        let now = now_ms();
-        let mut typing = self.typing.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (chat.to_owned(), user);
-        let was = matches!(typing.get(&key), Some((Typing::Action(_), until)) if *until > now);
-        if after_send {
-            typing.insert(key, (Typing::Sent, now + TYPING_SUPPRESS_MS));
-        } else if was {
-            typing.remove(&key);
-        }
-        Ok(was)
-    }
-
-    async fn allow_typing(&self, user: UserId) -> Result<bool, BusError> {
-        let second = now_ms() / 1000;
-        let mut budget = self.budget.lock().unwrap_or_else(|e| e.into_inner());
-        sweep(&mut budget, |(s, _)| *s < second);
-        let entry = budget.entry(user).or_insert((second, 0));
-        if entry.0 != second {
-            *entry = (second, 0);
-        }
-        entry.1 += 1;
-        Ok(entry.1 <= TYPING_PER_SECOND)
     }
 }

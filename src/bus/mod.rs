@@ -1,7 +1,7 @@
-//! Fan-out of new updates to the streams that deliver them, and the
-//! ephemeral state (typing, rate-limit windows) that must never touch the
-//! database. The bus is a doorbell with the update attached: the update log
-//! is the truth, and a stream that misses something fills it from the log.
+//! Fan-out of new updates to the streams that deliver them. The bus is a
+//! doorbell with the update attached: the update log is the truth, and a
+//! stream that misses something fills it from the log. Typing and
+//! rate-limit state live in [`crate::ephemeral`].
 
 pub mod hub;
 pub mod local;
@@ -46,7 +46,7 @@ impl From<LoggedUpdate> for Delivery {
     }
 }
 
-/// The bus could not do what was asked (only ephemeral operations report this).
+/// The bus could not start or reach its broker.
 #[derive(Debug, thiserror::Error)]
 #[error("bus unavailable: {0}")]
 pub struct BusError(pub String);
@@ -96,44 +96,3 @@ pub struct BusStats {
     pub reconnects: u64,
     pub publish_failures: u64,
 }
-
-/// What a typing call changed, and so whether to tell anyone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TypingChange {
-    /// Started, or switched to another action: broadcast.
-    Changed,
-    /// The same action inside its TTL: the others know already.
-    Same,
-    /// Just after a message from the same user: a late `typing = true`
-    /// racing the send, which must not light the indicator again.
-    Suppressed,
-}
-
-/// Short-lived state with TTLs, kept per replica or in Redis.
-#[async_trait]
-pub trait Ephemeral: Send + Sync + 'static {
-    /// Marks `user` typing `action` in `chat` for the typing TTL.
-    async fn start_typing(
-        &self,
-        chat: &str,
-        user: UserId,
-        action: i32,
-    ) -> Result<TypingChange, BusError>;
-    /// Ends typing; `after_send` also suppresses a late start for a moment.
-    /// Returns whether the user was typing (so that the end is news).
-    async fn stop_typing(
-        &self,
-        chat: &str,
-        user: UserId,
-        after_send: bool,
-    ) -> Result<bool, BusError>;
-    /// Counts one typing call against the user's per-second budget.
-    async fn allow_typing(&self, user: UserId) -> Result<bool, BusError>;
-}
-
-/// How long a typing indicator lives without being renewed.
-pub const TYPING_TTL_MS: u64 = 6_000;
-/// How long after a send a late `typing = true` from its author is ignored.
-pub const TYPING_SUPPRESS_MS: u64 = 1_000;
-/// Typing calls a user may make per second.
-pub const TYPING_PER_SECOND: u64 = 5;

@@ -19,30 +19,29 @@
 //! under `{prefix}:c:{change id}` for a minute and each user's message names
 //! it. A replica fetches such a payload once and shares it between its
 //! streams; one it cannot fetch makes that user's streams catch up from the log.
+//!
+//! Commands (publishes, payload fetches) go over the replica's shared
+//! command connection ([`RedisCommands`]), which the ephemeral store uses too.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use redis::aio::PubSub;
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::StreamExt;
 use tracing::Instrument as _;
 
 use super::hub::{Hub, LastGone};
-use super::{
-    Bus, BusError, BusLag, BusStats, Delivery, Ephemeral, Subscription, TypingChange,
-    TYPING_PER_SECOND, TYPING_SUPPRESS_MS, TYPING_TTL_MS,
-};
+use super::{Bus, BusError, BusLag, BusStats, Delivery, Subscription};
 use crate::model::{clock::now_ms, Change, Personal, UserId};
+use crate::redis_conn::{
+    redis_span, RedisCommands, Unavailable, COMMAND_TIMEOUT, CONNECT_TIMEOUT, MAX_BACKOFF,
+};
 
-/// How long a publish or an ephemeral command may take before it counts as failed.
-const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long Subscribe waits for Redis to confirm a new channel.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(1);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 const RESYNC: &str = "resync";
 
@@ -59,40 +58,6 @@ const HEADER: usize = 38;
 const INLINE: u8 = 0;
 const NAMED: u8 = 1;
 
-const START_TYPING: &str = r"
-local old = redis.call('GET', KEYS[1])
-if old == 'sent' then return 2 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if old == ARGV[1] then return 1 end
-return 0";
-
-const STOP_TYPING: &str = r"
-local old = redis.call('GET', KEYS[1])
-local was = 0
-if old and old ~= 'sent' then was = 1 end
-if ARGV[1] == '1' then
-  redis.call('SET', KEYS[1], 'sent', 'PX', ARGV[2])
-elseif was == 1 then
-  redis.call('DEL', KEYS[1])
-end
-return was";
-
-const COUNT_CALL: &str = r"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n";
-
-/// A span per Redis command, under the RPC's.
-fn redis_span(command: &'static str) -> tracing::Span {
-    tracing::info_span!(
-        "redis",
-        otel.name = command,
-        otel.kind = "client",
-        db.system = "redis",
-        db.operation.name = command,
-    )
-}
-
 /// Counters of what went wrong, for logs and metrics.
 #[derive(Default)]
 pub struct RedisStats {
@@ -100,18 +65,9 @@ pub struct RedisStats {
     pub publish_failures: AtomicU64,
 }
 
-#[derive(Default)]
-struct PublisherSlot {
-    connection: Option<ConnectionManager>,
-    /// When connecting last failed.
-    failed_at: Option<std::time::Instant>,
-}
-
 /// Batches of deliveries waiting for the publisher task; past this, a
 /// publish is dropped and replicas resync from the log instead.
 const OUTBOX_CAPACITY: usize = 4096;
-/// How long callers fail fast after a failed connection attempt.
-const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
 
 enum Command {
     Subscribe(UserId, oneshot::Sender<()>),
@@ -126,26 +82,21 @@ pub struct RedisBus {
 
 struct Inner {
     hub: Hub,
-    client: redis::Client,
+    /// The command connection, shared with the ephemeral store.
+    redis: Arc<RedisCommands>,
     prefix: String,
     /// Tells this replica's own deliveries apart from other replicas'.
     origin: u64,
-    /// Created on first use and reconnecting by itself afterwards.
-    publisher: Mutex<PublisherSlot>,
     resync_pending: AtomicBool,
     lag: BusLag,
     /// Payloads fetched by name, newest last.
     fetched: std::sync::Mutex<std::collections::VecDeque<Arc<Change>>>,
     stats: RedisStats,
-    start_typing: redis::Script,
-    stop_typing: redis::Script,
-    count_call: redis::Script,
 }
 
 impl RedisBus {
     /// Starts the subscriber task; nothing here waits for Redis to be up.
-    pub fn start(url: &str, prefix: &str) -> Result<Self, BusError> {
-        let client = redis::Client::open(url).map_err(|e| BusError(e.to_string()))?;
+    pub fn start(redis: Arc<RedisCommands>, prefix: &str) -> Result<Self, BusError> {
         let (commands, command_rx) = mpsc::unbounded_channel();
         // Weak, so that dropping the bus closes the command queue and ends the task.
         let weak = commands.downgrade();
@@ -158,17 +109,13 @@ impl RedisBus {
         getrandom::fill(&mut origin).map_err(|e| BusError(e.to_string()))?;
         let inner = Arc::new(Inner {
             hub: Hub::new(Some(on_last_gone)),
-            client,
+            redis,
             prefix: prefix.to_owned(),
             origin: u64::from_le_bytes(origin),
-            publisher: Mutex::new(PublisherSlot::default()),
             resync_pending: AtomicBool::new(false),
             lag: BusLag::default(),
             fetched: std::sync::Mutex::default(),
             stats: RedisStats::default(),
-            start_typing: redis::Script::new(START_TYPING),
-            stop_typing: redis::Script::new(STOP_TYPING),
-            count_call: redis::Script::new(COUNT_CALL),
         });
         tokio::spawn(subscriber(inner.clone(), command_rx));
         let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
@@ -194,10 +141,6 @@ impl Inner {
         format!("{}:c:{change}", self.prefix)
     }
 
-    fn typing_key(&self, chat: &str, user: UserId) -> String {
-        format!("{}:typing:{chat}:{user}", self.prefix)
-    }
-
     /// After a publish failed: until it goes through (or the bus is gone),
     /// tell every replica to catch up from the log.
     fn resync_later(self: &Arc<Self>) {
@@ -217,41 +160,12 @@ impl Inner {
         });
     }
 
-    /// The command connection. After a failed attempt, callers fail fast for
-    /// a moment instead of queueing behind another connect timeout.
-    async fn publisher(&self) -> Result<ConnectionManager, BusError> {
-        let mut slot = self.publisher.lock().await;
-        if let Some(connection) = slot.connection.as_ref() {
-            return Ok(connection.clone());
-        }
-        if slot
-            .failed_at
-            .is_some_and(|at| at.elapsed() < RECONNECT_PAUSE)
-        {
-            return Err(BusError("redis unreachable".into()));
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(MAX_BACKOFF);
-        let connection = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            self.client.get_connection_manager_with_config(config),
-        )
-        .await
-        .map_err(|_| BusError("timed out connecting".into()))
-        .and_then(|r| r.map_err(|e| BusError(e.to_string())));
-        match connection {
-            Ok(connection) => {
-                slot.connection = Some(connection.clone());
-                Ok(connection)
-            }
-            Err(error) => {
-                slot.failed_at = Some(std::time::Instant::now());
-                Err(error)
-            }
-        }
+    /// The shared command connection.
+    async fn publisher(&self) -> Result<redis::aio::ConnectionManager, BusError> {
+        self.redis
+            .connection()
+            .await
+            .map_err(|Unavailable(e)| BusError(e))
     }
 
     /// One user's message: the header, then the payload inline or nothing.
@@ -363,24 +277,6 @@ impl Inner {
             .map_err(|_| BusError("timed out".into()))?
             .map_err(|e| BusError(e.to_string()))
     }
-
-    async fn script<T: redis::FromRedisValue>(
-        &self,
-        script: &redis::Script,
-        key: &str,
-        args: &[String],
-    ) -> Result<T, BusError> {
-        let mut connection = self.publisher().await?;
-        let mut invocation = script.key(key);
-        for arg in args {
-            invocation.arg(arg);
-        }
-        tokio::time::timeout(COMMAND_TIMEOUT, invocation.invoke_async(&mut connection))
-            .instrument(redis_span("EVALSHA"))
-            .await
-            .map_err(|_| BusError("timed out".into()))?
-            .map_err(|e| BusError(e.to_string()))
-    }
 }
 
 /// Publishes queued batches in order, each as one pipeline (one round trip
@@ -445,7 +341,7 @@ async fn subscriber(inner: Arc<Inner>, mut commands: mpsc::UnboundedReceiver<Com
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
     loop {
-        match tokio::time::timeout(CONNECT_TIMEOUT, inner.client.get_async_pubsub()).await {
+        match tokio::time::timeout(CONNECT_TIMEOUT, inner.redis.client().get_async_pubsub()).await {
             Ok(Ok(pubsub)) => {
                 if !first {
                     inner.stats.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -565,59 +461,5 @@ impl Bus for RedisBus {
             reconnects: self.inner.stats.reconnects.load(Ordering::Relaxed),
             publish_failures: self.inner.stats.publish_failures.load(Ordering::Relaxed),
         }
-    }
-}
-
-#[async_trait]
-impl Ephemeral for RedisBus {
-    async fn start_typing(
-        &self,
-        chat: &str,
-        user: UserId,
-        action: i32,
-    ) -> Result<TypingChange, BusError> {
-        let key = self.inner.typing_key(chat, user);
-        let code: i64 = self
-            .inner
-            .script(
-                &self.inner.start_typing,
-                &key,
-                &[action.to_string(), TYPING_TTL_MS.to_string()],
-            )
-            .await?;
-        Ok(match code {
-            0 => TypingChange::Changed,
-            1 => TypingChange::Same,
-            _ => TypingChange::Suppressed,
-        })
-    }
-
-    async fn stop_typing(
-        &self,
-        chat: &str,
-        user: UserId,
-        after_send: bool,
-    ) -> Result<bool, BusError> {
-        let key = self.inner.typing_key(chat, user);
-        let flag = if after_send { "1" } else { "0" };
-        let was: i64 = self
-            .inner
-            .script(
-                &self.inner.stop_typing,
-                &key,
-                &[flag.to_owned(), TYPING_SUPPRESS_MS.to_string()],
-            )
-            .await?;
-        Ok(was == 1)
-    }
-
-    async fn allow_typing(&self, user: UserId) -> Result<bool, BusError> {
-        let second = now_ms() / 1000;
-        let key = format!("{}:rate:typing:{user}:{second}", self.inner.prefix);
-        let calls: u64 = self
-            .inner
-            .script(&self.inner.count_call, &key, &["2000".to_owned()])
-            .await?;
-        Ok(calls <= TYPING_PER_SECOND)
     }
 }

@@ -23,7 +23,8 @@ use prost::Message as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::bus::{Bus, Delivery, Ephemeral};
+use crate::bus::{Bus, Delivery};
+use crate::ephemeral::Ephemeral;
 use crate::error::Result;
 use crate::model::{Change, ChatId, LoggedUpdate, MessageId, Scope, Snowflakes, UserId};
 use crate::store::{Store, Tx};

@@ -5,15 +5,16 @@ use super::access::{Access, Mode};
 use super::conversations::participants;
 use super::target::ChatTarget;
 use super::Core;
-use crate::bus::{BusError, Delivery, TypingChange};
+use crate::bus::Delivery;
+use crate::ephemeral::{EphemeralError, TypingChange};
 use crate::error::{Error, Result};
 use crate::model::{ChatRow, Personal, Scope, UserId};
 use crate::proto::updates;
 
 use updates::update::Update as U;
 
-impl From<BusError> for Error {
-    fn from(error: BusError) -> Self {
+impl From<EphemeralError> for Error {
+    fn from(error: EphemeralError) -> Self {
         Error::Unavailable(error.to_string())
     }
 }

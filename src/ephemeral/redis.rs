@@ -1,0 +1,137 @@
+//! Typing and rate-limit state in Redis, shared by every replica: one key
+//! per (chat, user) for typing, one per (user, second) for the budget, each
+//! changed by a Lua script so that read and write are one atomic step.
+//!
+//! Commands go over the replica's shared command connection
+//! ([`RedisCommands`]), the same one the bus publishes on.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tracing::Instrument as _;
+
+use super::{
+    Ephemeral, EphemeralError, TypingChange, TYPING_PER_SECOND, TYPING_SUPPRESS_MS, TYPING_TTL_MS,
+};
+use crate::model::{clock::now_ms, UserId};
+use crate::redis_conn::{redis_span, RedisCommands, COMMAND_TIMEOUT};
+
+const START_TYPING: &str = r"
+local old = redis.call('GET', KEYS[1])
+if old == 'sent' then return 2 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if old == ARGV[1] then return 1 end
+return 0";
+
+const STOP_TYPING: &str = r"
+local old = redis.call('GET', KEYS[1])
+local was = 0
+if old and old ~= 'sent' then was = 1 end
+if ARGV[1] == '1' then
+  redis.call('SET', KEYS[1], 'sent', 'PX', ARGV[2])
+elseif was == 1 then
+  redis.call('DEL', KEYS[1])
+end
+return was";
+
+const COUNT_CALL: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n";
+
+pub struct RedisEphemeral {
+    redis: Arc<RedisCommands>,
+    prefix: String,
+    start_typing: redis::Script,
+    stop_typing: redis::Script,
+    count_call: redis::Script,
+}
+
+impl RedisEphemeral {
+    pub fn new(redis: Arc<RedisCommands>, prefix: &str) -> Self {
+        Self {
+            redis,
+            prefix: prefix.to_owned(),
+            start_typing: redis::Script::new(START_TYPING),
+            stop_typing: redis::Script::new(STOP_TYPING),
+            count_call: redis::Script::new(COUNT_CALL),
+        }
+    }
+
+    fn typing_key(&self, chat: &str, user: UserId) -> String {
+        format!("{}:typing:{chat}:{user}", self.prefix)
+    }
+
+    async fn script<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        key: &str,
+        args: &[String],
+    ) -> Result<T, EphemeralError> {
+        let mut connection = self
+            .redis
+            .connection()
+            .await
+            .map_err(|e| EphemeralError(e.0))?;
+        let mut invocation = script.key(key);
+        for arg in args {
+            invocation.arg(arg);
+        }
+        tokio::time::timeout(COMMAND_TIMEOUT, invocation.invoke_async(&mut connection))
+            .instrument(redis_span("EVALSHA"))
+            .await
+            .map_err(|_| EphemeralError("timed out".into()))?
+            .map_err(|e| EphemeralError(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl Ephemeral for RedisEphemeral {
+    async fn start_typing(
+        &self,
+        chat: &str,
+        user: UserId,
+        action: i32,
+    ) -> Result<TypingChange, EphemeralError> {
+        let key = self.typing_key(chat, user);
+        let code: i64 = self
+            .script(
+                &self.start_typing,
+                &key,
+                &[action.to_string(), TYPING_TTL_MS.to_string()],
+            )
+            .await?;
+        Ok(match code {
+            0 => TypingChange::Changed,
+            1 => TypingChange::Same,
+            _ => TypingChange::Suppressed,
+        })
+    }
+
+    async fn stop_typing(
+        &self,
+        chat: &str,
+        user: UserId,
+        after_send: bool,
+    ) -> Result<bool, EphemeralError> {
+        let key = self.typing_key(chat, user);
+        let flag = if after_send { "1" } else { "0" };
+        let was: i64 = self
+            .script(
+                &self.stop_typing,
+                &key,
+                &[flag.to_owned(), TYPING_SUPPRESS_MS.to_string()],
+            )
+            .await?;
+        Ok(was == 1)
+    }
+
+    async fn allow_typing(&self, user: UserId) -> Result<bool, EphemeralError> {
+        let second = now_ms() / 1000;
+        let key = format!("{}:rate:typing:{user}:{second}", self.prefix);
+        let calls: u64 = self
+            .script(&self.count_call, &key, &["2000".to_owned()])
+            .await?;
+        Ok(calls <= TYPING_PER_SECOND)
+    }
+}

@@ -1,0 +1,103 @@
+//! The one command connection to Redis that a replica shares between the bus
+//! (publishing, fetching named payloads) and the ephemeral store (typing and
+//! rate-limit scripts).
+//!
+//! It lives here, beside both, rather than inside either, so that neither
+//! module imports the other: startup opens one [`RedisCommands`] and hands
+//! the same handle to [`crate::bus::redis::RedisBus`] and
+//! [`crate::ephemeral::redis::RedisEphemeral`]. The bus's pub/sub connection
+//! is its own and is opened from [`RedisCommands::client`].
+
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::Mutex;
+
+/// How long a publish or an ephemeral command may take before it counts as failed.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long callers fail fast after a failed connection attempt.
+const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
+
+/// Redis could not be reached or did not answer in time.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
+
+/// A span per Redis command, under the RPC's.
+pub fn redis_span(command: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "redis",
+        otel.name = command,
+        otel.kind = "client",
+        db.system = "redis",
+        db.operation.name = command,
+    )
+}
+
+#[derive(Default)]
+struct Slot {
+    connection: Option<ConnectionManager>,
+    /// When connecting last failed.
+    failed_at: Option<Instant>,
+}
+
+/// The client, and the command connection created on first use and
+/// reconnecting by itself afterwards.
+pub struct RedisCommands {
+    client: redis::Client,
+    slot: Mutex<Slot>,
+}
+
+impl RedisCommands {
+    /// Parses the URL; nothing here waits for Redis to be up.
+    pub fn open(url: &str) -> Result<Self, Unavailable> {
+        let client = redis::Client::open(url).map_err(|e| Unavailable(e.to_string()))?;
+        Ok(Self {
+            client,
+            slot: Mutex::default(),
+        })
+    }
+
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// The command connection. After a failed attempt, callers fail fast for
+    /// a moment instead of queueing behind another connect timeout.
+    pub async fn connection(&self) -> Result<ConnectionManager, Unavailable> {
+        let mut slot = self.slot.lock().await;
+        if let Some(connection) = slot.connection.as_ref() {
+            return Ok(connection.clone());
+        }
+        if slot
+            .failed_at
+            .is_some_and(|at| at.elapsed() < RECONNECT_PAUSE)
+        {
+            return Err(Unavailable("redis unreachable".into()));
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(MAX_BACKOFF);
+        let connection = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            self.client.get_connection_manager_with_config(config),
+        )
+        .await
+        .map_err(|_| Unavailable("timed out connecting".into()))
+        .and_then(|r| r.map_err(|e| Unavailable(e.to_string())));
+        match connection {
+            Ok(connection) => {
+                slot.connection = Some(connection.clone());
+                Ok(connection)
+            }
+            Err(error) => {
+                slot.failed_at = Some(Instant::now());
+                Err(error)
+            }
+        }
+    }
+}
