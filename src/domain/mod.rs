@@ -11,6 +11,7 @@ pub mod limits;
 pub mod messages;
 pub mod posting;
 pub mod render;
+pub mod streams;
 pub mod target;
 pub mod text;
 pub mod typing;
