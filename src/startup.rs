@@ -23,7 +23,7 @@ use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
 use tonic_health::ServingStatus;
 
-use crate::api::{ChatApi, DirectoryApi};
+use crate::api::{ChatApi, DirectoryApi, Register};
 use crate::auth::{Authenticate, Verifier};
 use crate::bus::local::LocalBus;
 use crate::bus::redis::RedisBus;
@@ -272,7 +272,10 @@ impl Application {
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(InterceptedService::new(chat, auth.clone()))
+            .add_service(InterceptedService::new(
+                Register::new(self.core.clone(), chat),
+                auth.clone(),
+            ))
             .add_service(InterceptedService::new(directory, auth))
             .serve_with_incoming_shutdown(Incoming(self.listener), signal);
 

@@ -18,7 +18,7 @@ type Reply_<T> = Result<Response<T>, Status>;
 #[tonic::async_trait]
 impl ChatService for ChatApi {
     async fn get_chats(&self, request: Request<chats::GetChats>) -> Reply_<chats::Chats> {
-        let user = caller(&self.core, &request).await?;
+        let user = caller(&request)?;
         let r = request.into_inner();
         // No id is 0, so a 0 bound is read as no bound rather than "nothing".
         let range = ConversationRange {
@@ -30,7 +30,7 @@ impl ChatService for ChatApi {
     }
 
     async fn get_chat(&self, request: Request<chats::GetChat>) -> Reply_<chats::Chat> {
-        let user = caller(&self.core, &request).await?;
+        let user = caller(&request)?;
         let r = request.into_inner();
         let result = async {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
@@ -85,7 +85,7 @@ impl ChatService for ChatApi {
     }
 
     async fn mark_chat_read(&self, request: Request<chats::MarkChatRead>) -> Reply_<()> {
-        let user = caller(&self.core, &request).await?;
+        let user = caller(&request)?;
         let r = request.into_inner();
         let result = async {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
@@ -96,7 +96,7 @@ impl ChatService for ChatApi {
     }
 
     async fn set_typing(&self, request: Request<chats::SetTyping>) -> Reply_<()> {
-        let user = caller(&self.core, &request).await?;
+        let user = caller(&request)?;
         let r = request.into_inner();
         let result = async {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
@@ -110,7 +110,7 @@ impl ChatService for ChatApi {
     }
 
     async fn set_draft(&self, request: Request<SetDraft>) -> Reply_<()> {
-        let user = caller(&self.core, &request).await?;
+        let user = caller(&request)?;
         let r = request.into_inner();
         let result = async {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
@@ -133,7 +133,7 @@ impl ChatService for ChatApi {
         &self,
         request: Request<settings::ChangeNotificationPreferences>,
     ) -> Reply_<()> {
-        let user = caller(&self.core, &request).await?;
+        let user = caller(&request)?;
         let r = request.into_inner();
         let result = async {
             let prefs = types::NotifPrefs::try_from(r.prefs)
@@ -159,7 +159,7 @@ impl ChatService for ChatApi {
         &self,
         request: Request<messages::SendMessage>,
     ) -> Reply_<messages::SentMessage> {
-        let user = caller(&self.core, &request).await?;
+        let user = caller(&request)?;
         let r = request.into_inner();
         let result = async {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
@@ -180,7 +180,7 @@ impl ChatService for ChatApi {
         request: Request<messages::GetHistory>,
     ) -> Reply_<messages::Messages> {
         use messages::get_history::Offset;
-        let user = caller(&self.core, &request).await?;
+        let user = caller(&request)?;
         let r = request.into_inner();
         let result = async {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
@@ -198,7 +198,7 @@ impl ChatService for ChatApi {
     }
 
     async fn edit_message(&self, request: Request<messages::EditMessage>) -> Reply_<()> {
-        let user = caller(&self.core, &request).await?;
+        let user = caller(&request)?;
         let r = request.into_inner();
         let result = async {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
@@ -229,7 +229,7 @@ impl ChatService for ChatApi {
     }
 
     async fn delete_message(&self, request: Request<messages::DeleteMessage>) -> Reply_<()> {
-        let user = caller(&self.core, &request).await?;
+        let user = caller(&request)?;
         let r = request.into_inner();
         let result = async {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
@@ -252,7 +252,7 @@ impl ChatService for ChatApi {
     type SubscribeStream = super::subscribe::UpdateStream;
 
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Reply_<Self::SubscribeStream> {
-        let user = caller(&self.core, &request).await?;
+        let user = caller(&request)?;
         let since = request.into_inner().since_seq;
         respond(super::subscribe::open(self.core.clone(), user, since, self.stopping.clone()).await)
     }

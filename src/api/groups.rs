@@ -17,7 +17,7 @@ use crate::proto::{auth, chats, types};
 type Reply<T> = Result<Response<T>, Status>;
 
 pub async fn create_chat(core: &Core, request: Request<chats::CreateChat>) -> Reply<types::Group> {
-    let user = caller(core, &request).await?;
+    let user = caller(&request)?;
     let r = request.into_inner();
     let result = async {
         let name = parse::group_name("name", &r.name)?;
@@ -50,7 +50,7 @@ pub async fn create_chat(core: &Core, request: Request<chats::CreateChat>) -> Re
 }
 
 pub async fn edit_chat(core: &Core, request: Request<chats::EditChat>) -> Reply<chats::Chat> {
-    let user = caller(core, &request).await?;
+    let user = caller(&request)?;
     let r = request.into_inner();
     let result = async {
         let id = group("chat_ref", r.chat_ref.as_ref(), user)?;
@@ -86,7 +86,7 @@ pub async fn edit_chat(core: &Core, request: Request<chats::EditChat>) -> Reply<
 }
 
 pub async fn add_chat_member(core: &Core, request: Request<chats::AddChatMember>) -> Reply<()> {
-    let user = caller(core, &request).await?;
+    let user = caller(&request)?;
     let r = request.into_inner();
     let result = async {
         let id = group("chat_ref", r.chat_ref.as_ref(), user)?;
@@ -100,7 +100,7 @@ pub async fn remove_chat_member(
     core: &Core,
     request: Request<chats::RemoveChatMember>,
 ) -> Reply<()> {
-    let user = caller(core, &request).await?;
+    let user = caller(&request)?;
     let r = request.into_inner();
     let result = async {
         let id = group("chat_ref", r.chat_ref.as_ref(), user)?;
@@ -114,7 +114,7 @@ pub async fn create_chat_invite(
     core: &Core,
     request: Request<chats::CreateChatInvite>,
 ) -> Reply<auth::CreatedInvite> {
-    let user = caller(core, &request).await?;
+    let user = caller(&request)?;
     let r = request.into_inner();
     let result = async {
         let chat = group("chat_ref", r.chat_ref.as_ref(), user)
@@ -137,7 +137,7 @@ pub async fn list_chat_invites(
     core: &Core,
     request: Request<chats::ListChatInvites>,
 ) -> Reply<auth::InviteList> {
-    let user = caller(core, &request).await?;
+    let user = caller(&request)?;
     let r = request.into_inner();
     let result = async {
         let chat = group("chat_ref", r.chat_ref.as_ref(), user)?;
@@ -150,7 +150,7 @@ pub async fn delete_chat_invite(
     core: &Core,
     request: Request<chats::DeleteChatInvite>,
 ) -> Reply<()> {
-    let user = caller(core, &request).await?;
+    let user = caller(&request)?;
     let r = request.into_inner();
     let result = async { core.delete_invite(user, parse::invite_code(&r.code)?).await };
     respond(result.await)
@@ -160,14 +160,14 @@ pub async fn lookup_invite(
     core: &Core,
     request: Request<auth::LookupInvite>,
 ) -> Reply<auth::InvitePreview> {
-    let user = caller(core, &request).await?;
+    let user = caller(&request)?;
     let r = request.into_inner();
     let result = async { core.lookup_invite(user, parse::invite_code(&r.code)?).await };
     respond(result.await)
 }
 
 pub async fn use_invite(core: &Core, request: Request<auth::UseInvite>) -> Reply<()> {
-    let user = caller(core, &request).await?;
+    let user = caller(&request)?;
     let r = request.into_inner();
     let result = async { core.use_invite(user, parse::invite_code(&r.code)?).await };
     respond(result.await)

@@ -6,6 +6,7 @@ mod chat_service;
 mod directory;
 mod groups;
 mod parse;
+mod register;
 mod subscribe;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::error::Error;
 use crate::model::UserId;
 
 pub use directory::DirectoryApi;
+pub use register::Register;
 
 /// `ChatService`: one per replica, cloned into each connection.
 #[derive(Clone)]
@@ -35,16 +37,14 @@ impl ChatApi {
     }
 }
 
-/// The verified caller, registered on first use when the token names them.
-async fn caller<T>(core: &Core, request: &Request<T>) -> Result<UserId, Status> {
+/// The verified caller (already registered by [`Register`] when the token
+/// names them).
+fn caller<T>(request: &Request<T>) -> Result<UserId, Status> {
     let caller = request
         .extensions()
         .get::<Caller>()
         .ok_or_else(|| Status::unauthenticated("missing bearer token"))?;
     Span::current().record("user", caller.user.get());
-    if let Some(name) = &caller.name {
-        core.register(caller.user, name).await?;
-    }
     Ok(caller.user)
 }
 
