@@ -165,9 +165,6 @@ impl ChatService for ChatApi {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
             let new = parse_new_message(chat, r)?;
             let id = self.core.send_message(user, new).await?;
-            // Off the request path: the send is done, and Redis may be slow.
-            let core = self.core.clone();
-            tokio::spawn(async move { core.typing_ended_by_send(user, chat).await });
             Ok(messages::SentMessage {
                 message_id: id.get(),
             })

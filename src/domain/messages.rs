@@ -1,14 +1,15 @@
-//! Messages: sending (idempotent per client id), history pages, edits and
-//! deletions, each with its updates to every participant.
+//! Messages: sending (idempotent per client id, ending the author's typing
+//! after), history pages and edits, each with its updates to every
+//! participant. Deletions are in [`super::deletions`].
 
-use super::access::{Access, Locked, Mode};
+use super::access::{Access, Mode};
 use super::posting::Post;
 use super::render;
 use super::target::ChatTarget;
 use super::text;
 use super::Core;
 use crate::error::{Error, Result};
-use crate::model::{ChatRow, MessageId, MessageRow, NewChange, UserId};
+use crate::model::{ChatRow, MessageId, NewChange, UserId};
 use crate::proto::{media, messages, types, updates};
 use crate::store::{StoreError, Tx};
 
@@ -54,7 +55,18 @@ pub enum Anchor {
 }
 
 impl Core {
+    /// Sends, then ends the author's typing there: off the request's path,
+    /// since the send is done and Redis may be slow.
     pub async fn send_message(&self, caller: UserId, new: NewMessage) -> Result<MessageId> {
+        let target = new.target;
+        let sent = self.send_once(caller, new).await?;
+        if let Some(core) = self.me.upgrade() {
+            tokio::spawn(async move { core.typing_ended_by_send(caller, target).await });
+        }
+        Ok(sent)
+    }
+
+    async fn send_once(&self, caller: UserId, new: NewMessage) -> Result<MessageId> {
         let client_id = new.client_id;
         match self.try_send(caller, new).await {
             // A concurrent retry with the same client id won: answer with its message.
@@ -342,56 +354,6 @@ impl Core {
         let change = self.change(
             U::Message(updates::UpdateMessage {
                 message: Some(row.body.clone()),
-            }),
-            Some(chat.scope()),
-        );
-        let logged = tx
-            .append_changes(vec![NewChange::to_all(
-                change,
-                members.iter().map(|m| m.user_id),
-            )])
-            .await?;
-        self.commit(tx, logged).await
-    }
-
-    pub async fn delete_messages(
-        &self,
-        caller: UserId,
-        target: ChatTarget,
-        ids: Vec<MessageId>,
-    ) -> Result<()> {
-        self.member_chat(caller, target).await?;
-        let mut tx = self.begin().await?;
-        let Locked { chat, members, .. } = self.lock_as_member(tx.as_mut(), caller, target).await?;
-        let mut doomed = Vec::with_capacity(ids.len());
-        for id in &ids {
-            let row = tx.message(chat.id, *id, true).await?.ok_or_else(|| {
-                Error::invalid("message_ids", format!("no message {id} in this chat"))
-            })?;
-            let may = row.author == caller || chat.owner == Some(caller);
-            if !may {
-                return Err(Error::PermissionDenied(format!(
-                    "message {id}: only its author or the group owner may delete it"
-                )));
-            }
-            if !doomed.iter().any(|d: &MessageRow| d.id == row.id) {
-                doomed.push(row);
-            }
-        }
-        tx.forget_messages(chat.id, &doomed).await?;
-        tx.delete_messages(chat.id, &ids).await?;
-        if chat.last_message.is_some_and(|last| ids.contains(&last)) {
-            let newest = tx
-                .messages_before(chat.id, None, 1)
-                .await?
-                .pop()
-                .map(|m| m.id);
-            tx.set_last_message(chat.id, newest).await?;
-        }
-        let change = self.change(
-            U::MessageDeleted(updates::UpdateMessageDeleted {
-                chat_ref: None,
-                message_ids: ids.iter().map(|i| i.get()).collect(),
             }),
             Some(chat.scope()),
         );

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod batch;
 pub mod conversations;
+pub mod deletions;
 pub mod groups;
 pub mod invites;
 pub mod limits;
