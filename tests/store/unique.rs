@@ -1,0 +1,283 @@
+//! Unique keys: one direct chat per pair, one message per (author, client
+//! id). A second writer gets `StoreError::Duplicate`, also when it raced
+//! the first, and a batch that fails on one leaves nothing behind.
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use osmium_chat::model::{ChatId, ChatKind, ChatRow, MessageId, MessageRow, UserId};
+use osmium_chat::proto::types;
+use osmium_chat::store::Store;
+
+use crate::fixtures::{
+    begin, compose, fresh, group, outcome, post, snapshot, users, Commit, Gate, Outcome, Post,
+};
+
+fn direct_row(a: UserId, b: UserId) -> ChatRow {
+    ChatRow {
+        id: ChatId(fresh()),
+        kind: ChatKind::Direct {
+            low: a.min(b),
+            high: a.max(b),
+        },
+        name: String::new(),
+        owner: None,
+        photo: None,
+        highlighted: None,
+        last_message: None,
+        msg_seq: 0,
+    }
+}
+
+pub async fn a_second_direct_chat_of_a_pair_is_a_duplicate(store: Arc<dyn Store>) {
+    let store = &*store;
+    let ab = users(store, 3).await;
+    let (a, b, c) = (ab[0], ab[1], ab[2]);
+    let first = direct_row(a, b);
+    let saved = direct_row(a, a);
+    let mut tx = begin(store).await;
+    assert_eq!(outcome(tx.insert_chat(&first).await), Outcome::Done);
+    assert_eq!(outcome(tx.insert_chat(&saved).await), Outcome::Done);
+    tx.commit().await.expect("commit");
+
+    let mut tx = begin(store).await;
+    // The pair in either order is the same pair.
+    assert_eq!(
+        outcome(tx.insert_chat(&direct_row(b, a)).await),
+        Outcome::Duplicate,
+        "a second direct chat of a pair"
+    );
+    assert_eq!(
+        outcome(tx.insert_chat(&direct_row(a, a)).await),
+        Outcome::Duplicate,
+        "a second saved-messages chat"
+    );
+    assert_eq!(
+        outcome(tx.insert_chat(&direct_row(a, c)).await),
+        Outcome::Done,
+        "another pair with one user in common"
+    );
+    tx.commit().await.expect("commit");
+
+    let mut tx = begin(store).await;
+    let (low, high) = (a.min(b), a.max(b));
+    assert_eq!(
+        tx.direct_chat(low, high, false).await.expect("read"),
+        Some(first)
+    );
+    assert_eq!(
+        tx.direct_chat(a, a, false).await.expect("read"),
+        Some(saved)
+    );
+    tx.commit().await.expect("commit");
+}
+
+pub async fn racing_creators_of_a_direct_chat_make_one_chat_and_a_duplicate(store: Arc<dyn Store>) {
+    let store = &*store;
+    let pair = users(store, 2).await;
+    let (low, high) = (pair[0].min(pair[1]), pair[0].max(pair[1]));
+    let gate = Gate::new(store, 2);
+    let racer = |chat: ChatRow| {
+        let gate = &gate;
+        async move {
+            let mut tx = begin(store).await;
+            // Both look first, as the domain does, and find nothing when they overlap.
+            tx.direct_chat(low, high, true).await.expect("read");
+            gate.pass().await;
+            let result = outcome(tx.insert_chat(&chat).await);
+            if result == Outcome::Done {
+                tx.commit().await.expect("commit");
+            }
+            (chat.id, result)
+        }
+    };
+    let results = join_all([racer(direct_row(low, high)), racer(direct_row(high, low))]).await;
+    let winners: Vec<ChatId> = results
+        .iter()
+        .filter(|(_, r)| *r == Outcome::Done)
+        .map(|(id, _)| *id)
+        .collect();
+    let duplicates = results
+        .iter()
+        .filter(|(_, r)| *r == Outcome::Duplicate)
+        .count();
+    assert_eq!((winners.len(), duplicates), (1, 1), "{results:?}");
+    let mut tx = begin(store).await;
+    let chat = tx.direct_chat(low, high, false).await.expect("read");
+    assert_eq!(chat.map(|c| c.id), Some(winners[0]));
+    for (id, _) in &results {
+        let exists = tx.chat(*id, false).await.expect("read").is_some();
+        assert_eq!(exists, *id == winners[0], "chat {id}");
+    }
+    tx.commit().await.expect("commit");
+}
+
+pub async fn a_taken_client_id_is_a_duplicate_and_its_batch_leaves_nothing(store: Arc<dyn Store>) {
+    let store = &*store;
+    let people = users(store, 2).await;
+    let (a, b) = (people[0], people[1]);
+    let chat = group(store, &people).await;
+    let taken = fresh();
+    let sent = post(
+        store,
+        chat.id,
+        &[Post::by(a).with_client_id(taken)],
+        Commit::AfterWrites,
+    )
+    .await;
+    let before = snapshot(store, chat.id, &people).await;
+
+    // One message at a time.
+    let single = |author: UserId, client_id: u64| {
+        let id = MessageId(fresh());
+        MessageRow {
+            chat_id: chat.id,
+            id,
+            author,
+            ordinal: 0,
+            client_id: Some(client_id),
+            mentions: Vec::new(),
+            body: types::Message {
+                message_id: id.get(),
+                author_id: author.get(),
+                ..Default::default()
+            },
+        }
+    };
+    let mut tx = begin(store).await;
+    assert_eq!(
+        outcome(tx.insert_message(&single(a, taken)).await),
+        Outcome::Duplicate,
+        "the author's client id is taken"
+    );
+    drop(tx);
+    let mut tx = begin(store).await;
+    assert_eq!(
+        outcome(tx.insert_message(&single(b, taken)).await),
+        Outcome::Done,
+        "client ids are per author"
+    );
+    assert_eq!(
+        outcome(tx.insert_message(&single(a, fresh())).await),
+        Outcome::Done,
+        "another client id of the same author"
+    );
+    drop(tx);
+
+    // A batch with a taken client id after a good message: neither the
+    // batch nor its log entries remain, however it is committed.
+    for commit in [
+        Commit::AfterWrites,
+        Commit::WithWrites {
+            unlock_early: false,
+        },
+        Commit::WithWrites { unlock_early: true },
+    ] {
+        let mut tx = begin(store).await;
+        let (locked, members) = tx
+            .lock_chat(chat.id)
+            .await
+            .expect("lock")
+            .expect("the chat exists");
+        let batch = compose(
+            &locked,
+            &members,
+            &[
+                Post::by(b).mentioning(&[a]),
+                Post::by(a).with_client_id(taken),
+            ],
+        );
+        let result = match commit {
+            Commit::AfterWrites => {
+                let result = outcome(tx.write_posts(&batch.writes, batch.changes.clone()).await);
+                drop(tx);
+                result
+            }
+            Commit::WithWrites { unlock_early } => outcome(
+                tx.commit_posts(&batch.writes, batch.changes.clone(), unlock_early)
+                    .await
+                    .map(|_| ()),
+            ),
+        };
+        assert_eq!(result, Outcome::Duplicate, "{commit:?}");
+        let after = snapshot(store, chat.id, &people).await;
+        assert_eq!(after, before, "after a failed batch ({commit:?})");
+        let mut tx = begin(store).await;
+        assert!(
+            tx.messages_by_id(&batch.ids())
+                .await
+                .expect("read")
+                .is_empty(),
+            "{commit:?}"
+        );
+        let found = tx.message_by_client_id(a, taken).await.expect("read");
+        assert_eq!(found.map(|m| m.id), Some(sent.ids()[0]));
+        tx.commit().await.expect("commit");
+    }
+}
+
+pub async fn racing_sends_with_one_client_id_make_one_message_and_a_duplicate(
+    store: Arc<dyn Store>,
+) {
+    let store = &*store;
+    let people = users(store, 2).await;
+    let (a, b) = (people[0], people[1]);
+    // Two chats, so that the sends do not wait for each other's chat lock:
+    // only the unique key orders them.
+    let chats = [group(store, &[a, b]).await, group(store, &[b, a]).await];
+    let client_id = fresh();
+    let gate = Gate::new(store, chats.len());
+    let racer = |chat: ChatId| {
+        let gate = &gate;
+        async move {
+            let mut tx = begin(store).await;
+            let (locked, members) = tx
+                .lock_chat(chat)
+                .await
+                .expect("lock")
+                .expect("the chat exists");
+            let batch = compose(&locked, &members, &[Post::by(a).with_client_id(client_id)]);
+            gate.pass().await;
+            let result = outcome(tx.write_posts(&batch.writes, batch.changes.clone()).await);
+            if result == Outcome::Done {
+                tx.commit().await.expect("commit");
+            }
+            (chat, batch.ids()[0], result)
+        }
+    };
+    let results = join_all(chats.iter().map(|c| racer(c.id))).await;
+    let winners: Vec<_> = results
+        .iter()
+        .filter(|(_, _, r)| *r == Outcome::Done)
+        .collect();
+    let duplicates = results
+        .iter()
+        .filter(|(_, _, r)| *r == Outcome::Duplicate)
+        .count();
+    assert_eq!((winners.len(), duplicates), (1, 1), "{results:?}");
+    let (winning_chat, winning_message, _) = *winners[0];
+
+    let mut tx = begin(store).await;
+    let found = tx.message_by_client_id(a, client_id).await.expect("read");
+    assert_eq!(found.map(|m| m.id), Some(winning_message));
+    for (chat, _, _) in &results {
+        let row = tx.chat(*chat, false).await.expect("read").expect("chat");
+        let messages = tx.messages_before(*chat, None, 10).await.expect("read");
+        if *chat == winning_chat {
+            assert_eq!((row.msg_seq, row.last_message), (1, Some(winning_message)));
+            assert_eq!(messages.len(), 1);
+        } else {
+            assert_eq!(
+                (row.msg_seq, row.last_message),
+                (0, None),
+                "the losing chat"
+            );
+            assert!(messages.is_empty(), "the losing chat has {messages:?}");
+        }
+    }
+    // Only the winner's message reached the logs.
+    for user in [a, b] {
+        assert_eq!(tx.update_head(user).await.expect("head"), 1, "user {user}");
+    }
+    tx.commit().await.expect("commit");
+}
