@@ -1,0 +1,199 @@
+//! The subscribing half of the Redis bus: a task that owns the replica's
+//! one pub/sub connection, follows the streams that open and close,
+//! reconnects with backoff and resyncs every stream after connecting; and
+//! the decoding of each message received, fetching a named payload once.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::PubSub;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::StreamExt;
+use tracing::Instrument as _;
+
+use super::{Inner, HEADER, INLINE, RESYNC, SUBSCRIBE_TIMEOUT};
+use crate::bus::Delivery;
+use crate::model::{clock::now_ms, Change, Personal, UserId};
+use crate::redis_conn::{redis_span, COMMAND_TIMEOUT, CONNECT_TIMEOUT, MAX_BACKOFF};
+
+/// Named payloads a replica keeps after fetching them, for its other streams.
+const PAYLOAD_CACHE: usize = 256;
+
+/// What the bus asks of the subscriber task as streams open and close.
+pub(super) enum Command {
+    Subscribe(UserId, oneshot::Sender<()>),
+    Unsubscribe(UserId),
+}
+
+impl Inner {
+    async fn receive(&self, message: &redis::Msg) {
+        let channel = message.get_channel_name();
+        let payload = message.get_payload_bytes();
+        if channel == self.control_channel() {
+            if payload == RESYNC.as_bytes() {
+                self.hub.resync_all();
+            }
+            return;
+        }
+        let Some(user) = channel
+            .rsplit(':')
+            .next()
+            .and_then(|id| id.parse::<u64>().ok())
+            .map(UserId)
+        else {
+            return;
+        };
+        if payload.len() < HEADER {
+            return;
+        }
+        let (head, body) = payload.split_at(HEADER);
+        let word = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().unwrap_or_default());
+        if word(0) == self.origin {
+            return;
+        }
+        let (seq, id) = (word(8), word(16));
+        let delay_ms = now_ms().saturating_sub(word(30));
+        self.lag.delivery.observe(delay_ms as f64 / 1000.0);
+        let personal = Personal {
+            unread: (head[25] == 1)
+                .then(|| u32::from_le_bytes(head[26..30].try_into().unwrap_or_default())),
+        };
+        let change = match head[24] {
+            INLINE => Change::decode(id, body)
+                .map(Arc::new)
+                .map_err(|e| e.to_string()),
+            _ => self.fetch(id).await,
+        };
+        match change {
+            Ok(change) => self.hub.deliver(Delivery {
+                user,
+                seq,
+                change,
+                personal,
+            }),
+            Err(error) => {
+                tracing::warn!(%error, %user, "update payload unavailable on the bus; the user's streams catch up from the log");
+                self.hub.resync(user);
+            }
+        }
+    }
+
+    /// A named payload: from this replica's recent ones, else from Redis.
+    async fn fetch(&self, id: u64) -> Result<Arc<Change>, String> {
+        let cached = self
+            .fetched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|c| c.id == id)
+            .cloned();
+        if let Some(change) = cached {
+            return Ok(change);
+        }
+        let mut connection = self.publisher().await.map_err(|e| e.to_string())?;
+        let mut command = redis::cmd("GET");
+        command.arg(self.payload_key(id));
+        let bytes: Option<Vec<u8>> =
+            tokio::time::timeout(COMMAND_TIMEOUT, command.query_async(&mut connection))
+                .instrument(redis_span("GET"))
+                .await
+                .map_err(|_| "timed out".to_owned())?
+                .map_err(|e| e.to_string())?;
+        let bytes = bytes.ok_or_else(|| format!("payload {id} expired"))?;
+        let change = Arc::new(Change::decode(id, &bytes).map_err(|e| e.to_string())?);
+        let mut fetched = self.fetched.lock().unwrap_or_else(|e| e.into_inner());
+        if fetched.len() >= PAYLOAD_CACHE {
+            fetched.pop_front();
+        }
+        fetched.push_back(change.clone());
+        Ok(change)
+    }
+}
+
+/// Owns the pub/sub connection: reconnects with backoff, follows the
+/// streams that open and close, and resyncs every stream after connecting.
+pub(super) async fn subscriber(inner: Arc<Inner>, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let mut backoff = Duration::from_millis(100);
+    let mut first = true;
+    loop {
+        match tokio::time::timeout(CONNECT_TIMEOUT, inner.redis.client().get_async_pubsub()).await {
+            Ok(Ok(pubsub)) => {
+                if !first {
+                    inner.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("redis pub/sub reconnected; streams catch up from the log");
+                }
+                first = false;
+                backoff = Duration::from_millis(100);
+                if serve(&inner, pubsub, &mut commands).await.is_none() {
+                    return;
+                }
+                tracing::warn!("redis pub/sub connection lost; reconnecting");
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "cannot connect to redis pub/sub"),
+            Err(_) => tracing::warn!("timed out connecting to redis pub/sub"),
+        }
+        // While disconnected, subscriptions are acknowledged at once: the
+        // reconnect subscribes every open stream and makes it catch up.
+        let pause = tokio::time::sleep(backoff);
+        tokio::pin!(pause);
+        loop {
+            tokio::select! {
+                _ = &mut pause => break,
+                command = commands.recv() => match command {
+                    Some(Command::Subscribe(_, ack)) => { let _ = ack.send(()); }
+                    Some(Command::Unsubscribe(_)) => {}
+                    None => return,
+                },
+            }
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Runs one connection until it drops (`Some`) or the bus is gone (`None`).
+async fn serve(
+    inner: &Inner,
+    pubsub: PubSub,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+) -> Option<()> {
+    let (mut sink, mut stream) = pubsub.split();
+    let mut channels = vec![inner.control_channel()];
+    channels.extend(inner.hub.users().into_iter().map(|u| inner.user_channel(u)));
+    for chunk in channels.chunks(500) {
+        if sink.subscribe(chunk).await.is_err() {
+            return Some(());
+        }
+    }
+    inner.hub.resync_all();
+    loop {
+        tokio::select! {
+            message = stream.next() => match message {
+                Some(message) => inner.receive(&message).await,
+                None => return Some(()),
+            },
+            command = commands.recv() => match command {
+                Some(Command::Subscribe(user, ack)) => {
+                    if inner.hub.has(user) {
+                        let confirmed = tokio::time::timeout(SUBSCRIBE_TIMEOUT, sink.subscribe(inner.user_channel(user))).await;
+                        let _ = ack.send(());
+                        if !matches!(confirmed, Ok(Ok(()))) {
+                            return Some(());
+                        }
+                    } else {
+                        let _ = ack.send(());
+                    }
+                }
+                Some(Command::Unsubscribe(user)) => {
+                    // A stream of the user may have opened since it was queued.
+                    if !inner.hub.has(user)
+                        && tokio::time::timeout(COMMAND_TIMEOUT, sink.unsubscribe(inner.user_channel(user))).await.is_err()
+                    {
+                        return Some(());
+                    }
+                }
+                None => return None,
+            },
+        }
+    }
+}
