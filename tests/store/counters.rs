@@ -122,6 +122,34 @@ fn assert_answer(state: Option<ReadState>, members: &[MemberRow], user: UserId, 
     assert_eq!(state, Some(ReadState { unread, mentions }), "{step}");
 }
 
+/// Edits whom `message` mentions as EditMessage does: the counters of
+/// those removed and added first, then the message.
+async fn edit_mentions(store: &dyn Store, chat: ChatId, message: MessageId, now: &[UserId]) {
+    let mut tx = begin(store).await;
+    let mut row = tx
+        .message(chat, message, true)
+        .await
+        .expect("read")
+        .expect("message");
+    let removed: Vec<UserId> = row
+        .mentions
+        .iter()
+        .copied()
+        .filter(|u| !now.contains(u))
+        .collect();
+    let added: Vec<UserId> = now
+        .iter()
+        .copied()
+        .filter(|u| !row.mentions.contains(u))
+        .collect();
+    tx.remention(&row, &removed, &added)
+        .await
+        .expect("remention");
+    row.mentions = now.to_vec();
+    tx.update_message(&row).await.expect("edit");
+    tx.commit().await.expect("commit");
+}
+
 pub async fn counters_follow_sends_reads_deletions_and_edits(store: Arc<dyn Store>) {
     let store = &*store;
     let people = users(store, 5).await;
@@ -191,8 +219,9 @@ pub async fn counters_follow_sends_reads_deletions_and_edits(store: Arc<dyn Stor
     assert_answer(state, &members, e, "E marks 6 read");
     assert_eq!(counts(&members, e), (4, 1));
 
-    // Deletions before and after the pointers, the newest among them.
-    let doomed = [m(2), m(7), m(8), m(10)];
+    // Deletions before and after the pointers, one where E's pointer
+    // stands, the newest among them.
+    let doomed = [m(2), m(6), m(7), m(8), m(10)];
     let mut tx = begin(store).await;
     let (locked, _) = tx.lock_chat(chat).await.expect("lock").expect("chat");
     let mut rows = Vec::new();
@@ -211,37 +240,14 @@ pub async fn counters_follow_sends_reads_deletions_and_edits(store: Arc<dyn Stor
     assert_eq!(newest.first().map(|x| x.id), Some(m(9)));
     tx.set_last_message(chat, Some(m(9))).await.expect("last");
     tx.commit().await.expect("commit");
-    let members = assert_counters(store, chat, "after deleting 2, 7, 8 and 10").await;
+    let members = assert_counters(store, chat, "after deleting 2, 6, 7, 8 and 10").await;
     assert_eq!(counts(&members, c), (1, 1));
     assert_eq!(counts(&members, e), (1, 1));
 
     // Edits that change whom a message mentions: after some pointers, and
     // before every pointer of those it adds.
-    let mut tx = begin(store).await;
-    for (id, now) in [(m(9), vec![b, e]), (m(4), vec![b, e])] {
-        let mut row = tx
-            .message(chat, id, true)
-            .await
-            .expect("read")
-            .expect("message");
-        let removed: Vec<UserId> = row
-            .mentions
-            .iter()
-            .copied()
-            .filter(|u| !now.contains(u))
-            .collect();
-        let added: Vec<UserId> = now
-            .iter()
-            .copied()
-            .filter(|u| !row.mentions.contains(u))
-            .collect();
-        tx.remention(&row, &removed, &added)
-            .await
-            .expect("remention");
-        row.mentions = now;
-        tx.update_message(&row).await.expect("edit");
-    }
-    tx.commit().await.expect("commit");
+    edit_mentions(store, chat, m(9), &[b, e]).await;
+    edit_mentions(store, chat, m(4), &[b, e]).await;
     let members = assert_counters(store, chat, "after edits of 9 and 4").await;
     assert_eq!(counts(&members, c), (1, 0));
     assert_eq!(counts(&members, d), (1, 0));
@@ -260,6 +266,10 @@ pub async fn counters_follow_sends_reads_deletions_and_edits(store: Arc<dyn Stor
     let state = mark(store, chat, e, m(9)).await;
     let members = assert_counters(store, chat, "E marks 9 read, past deleted 7 and 8").await;
     assert_answer(state, &members, e, "E marks 9 read");
+    assert_eq!(counts(&members, e), (1, 1));
+    // An edit of the very message a pointer stands on leaves that reader's count.
+    edit_mentions(store, chat, m(9), &[b]).await;
+    let members = assert_counters(store, chat, "E's mention dropped from 9, which E read").await;
     assert_eq!(counts(&members, e), (1, 1));
     let state = mark(store, chat, c, m11).await;
     let members = assert_counters(store, chat, "C marks the newest read").await;
