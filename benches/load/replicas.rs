@@ -1,0 +1,187 @@
+//! The replicas under load: each a separate process of the release binary
+//! behind a wrapper that kills it when this process ends, with its health
+//! check, its log and its memory readings.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+use crate::{Result, AUDIENCE, BINARY, READY_TIMEOUT, SECRET};
+
+/// Runs the replica (`$2...`) with its output in the file `$1`, prints its
+/// pid, and kills it when stdin, a pipe only this process holds, reaches end
+/// of file: on drop, and also when this process dies however it dies.
+pub(crate) const WRAPPER: &str = r#"
+log=$1; shift
+"$@" >"$log" 2>&1 </dev/null &
+pid=$!
+echo "$pid"
+read -r _ignored
+kill -KILL "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+exit 0
+"#;
+
+pub(crate) struct Replica {
+    pub(crate) index: usize,
+    /// The replica's own pid (not the wrapper's), for /proc.
+    pub(crate) pid: u32,
+    pub(crate) port: u16,
+    pub(crate) log: PathBuf,
+    pub(crate) wrapper: Child,
+    pub(crate) stdin: Option<ChildStdin>,
+}
+
+pub(crate) struct ReplicaConfig<'a> {
+    pub(crate) database_url: &'a str,
+    pub(crate) redis_url: &'a str,
+    pub(crate) redis_prefix: &'a str,
+    pub(crate) log_dir: &'a Path,
+}
+
+impl Replica {
+    pub(crate) fn spawn(index: usize, config: &ReplicaConfig<'_>) -> Result<Self> {
+        let port = free_port()?;
+        let metrics_port = free_port()?;
+        let log = config.log_dir.join(format!("replica-{index}.log"));
+        let log_filter = std::env::var("LOAD_RUST_LOG").unwrap_or_else(|_| "warn".into());
+        let mut wrapper = Command::new("sh")
+            .args(["-c", WRAPPER, "osmium-load-replica"])
+            .arg(&log)
+            .arg(BINARY)
+            .env("DATABASE_URL", config.database_url)
+            .env("REDIS_URL", config.redis_url)
+            .env("OSMIUM_REDIS_PREFIX", config.redis_prefix)
+            .env("OSMIUM_JWT_SECRET", SECRET)
+            .env("OSMIUM_JWT_AUDIENCE", AUDIENCE)
+            .env("OSMIUM_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("OSMIUM_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
+            .env("RUST_LOG", log_filter)
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OSMIUM_JWT_PUBLIC_KEYS")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {BINARY}: {e}"))?;
+        let stdin = wrapper.stdin.take();
+        let stdout = wrapper.stdout.take().ok_or("the wrapper has no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let pid = line
+            .trim()
+            .parse()
+            .map_err(|_| format!("the replica wrapper printed {line:?}, not a pid"))?;
+        Ok(Self {
+            index,
+            pid,
+            port,
+            log,
+            wrapper,
+            stdin,
+        })
+    }
+
+    pub(crate) fn alive(&self) -> bool {
+        match std::fs::read_to_string(format!("/proc/{}/status", self.pid)) {
+            Ok(status) => !status
+                .lines()
+                .any(|l| l.starts_with("State:") && (l.contains('Z') || l.contains('X'))),
+            Err(_) => false,
+        }
+    }
+
+    pub(crate) fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Waits until the health service answers SERVING.
+    pub(crate) async fn wait_ready(&self) -> Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok(channel) = self.endpoint()?.connect().await {
+                let request = HealthCheckRequest {
+                    service: String::new(),
+                };
+                if let Ok(reply) = HealthClient::new(channel).check(request).await {
+                    if reply.into_inner().status == ServingStatus::Serving as i32 {
+                        return Ok(());
+                    }
+                }
+            }
+            if !self.alive() {
+                return Err(format!(
+                    "replica {} exited during start-up; {} ends with:\n{}",
+                    self.index,
+                    self.log.display(),
+                    self.log_tail()
+                )
+                .into());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "replica {} not SERVING within {READY_TIMEOUT:?}; {} ends with:\n{}",
+                    self.index,
+                    self.log.display(),
+                    self.log_tail()
+                )
+                .into());
+            }
+            // Readiness polling of another process: nothing to await but time.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub(crate) fn endpoint(&self) -> Result<tonic::transport::Endpoint> {
+        Ok(Channel::from_shared(format!(
+            "http://127.0.0.1:{}",
+            self.port
+        ))?)
+    }
+
+    /// `(VmRSS, VmHWM)` in bytes.
+    pub(crate) fn memory(&self) -> Result<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
+        let field = |name: &str| -> Result<u64> {
+            let line = status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .ok_or_else(|| format!("no {name} in /proc/{}/status", self.pid))?;
+            let kb: u64 = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("cannot read {line:?}"))?;
+            Ok(kb * 1024)
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
+    /// Resets VmHWM to the current RSS.
+    pub(crate) fn reset_peak(&self) -> Result<()> {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5")
+            .map_err(|e| format!("cannot reset the peak RSS of pid {}: {e}", self.pid).into())
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.write_all(b"stop\n");
+        }
+        let _ = self.wrapper.wait();
+    }
+}
+
+pub(crate) fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
+}

@@ -1,0 +1,72 @@
+//! A second `Core` on an app's database, with the same calls as over gRPC:
+//! the use-cases and their SQL without the transport.
+
+use std::sync::Arc;
+
+use osmium_chat::bus::local::LocalBus;
+use osmium_chat::config::{Secret, Settings};
+use osmium_chat::domain::messages::Anchor;
+use osmium_chat::domain::target::ChatTarget;
+use osmium_chat::domain::Core;
+use osmium_chat::ephemeral::local::LocalEphemeral;
+use osmium_chat::model::{Snowflakes, UserId};
+use osmium_chat::startup::open_store;
+use osmium_chat::store::ConversationRange;
+
+use crate::{Result, SECRET};
+
+/// A second `Core` on an app's database, as a second replica would have: the
+/// use-cases and their SQL, without gRPC in front.
+pub(crate) async fn core_on(url: &str) -> Result<Arc<Core>> {
+    let settings = Settings {
+        database_url: Some(Secret::new(url)),
+        jwt_secret: Some(Secret::new(SECRET)),
+        ..Settings::default()
+    };
+    let store = open_store(&settings).await?;
+    let worker = store.lease_worker_id().await?;
+    Ok(Core::new(
+        store,
+        Arc::new(LocalBus::default()),
+        Arc::new(LocalEphemeral::default()),
+        Snowflakes::new(worker),
+        settings.limits(),
+    ))
+}
+
+pub(crate) async fn core_get_chats(core: Arc<Core>, user: u64) -> Result<()> {
+    let range = ConversationRange {
+        before: None,
+        after: None,
+        limit: 20,
+    };
+    let page = core
+        .get_chats(UserId(user), range)
+        .await
+        .map_err(|e| e.to_string())?;
+    std::hint::black_box(page);
+    Ok(())
+}
+
+pub(crate) async fn core_history(core: Arc<Core>, user: u64, peer: u64) -> Result<()> {
+    let page = core
+        .get_history(
+            UserId(user),
+            ChatTarget::Direct(UserId(peer)),
+            Anchor::Latest,
+            50,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    std::hint::black_box(page);
+    Ok(())
+}
+
+pub(crate) async fn core_get_chat(core: Arc<Core>, user: u64, peer: u64) -> Result<()> {
+    let chat = core
+        .get_chat(UserId(user), ChatTarget::Direct(UserId(peer)))
+        .await
+        .map_err(|e| e.to_string())?;
+    std::hint::black_box(chat);
+    Ok(())
+}
