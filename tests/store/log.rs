@@ -227,6 +227,16 @@ pub async fn a_page_of_the_log_keeps_to_its_limit_and_byte_budget(store: Arc<dyn
         [4],
         "a tiny budget still gives one"
     );
+    assert_eq!(
+        page(tx.as_mut(), &all, user, 0, 100, 0).await,
+        [1],
+        "no budget at all still gives one"
+    );
+    assert_eq!(
+        page(tx.as_mut(), &all, user, 0, 100, usize::MAX).await,
+        [1, 2, 3, 4, 5],
+        "the largest budget is no budget"
+    );
     // About two and a half payloads: fewer than the limit, at least one,
     // and always the first ones in order.
     let some = page(tx.as_mut(), &all, user, 0, 100, 2500).await;

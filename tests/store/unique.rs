@@ -214,6 +214,30 @@ pub async fn a_taken_client_id_is_a_duplicate_and_its_batch_leaves_nothing(store
         assert_eq!(found.map(|m| m.id), Some(sent.ids()[0]));
         tx.commit().await.expect("commit");
     }
+
+    // One client id twice within a batch is a duplicate too.
+    let twice = fresh();
+    let mut tx = begin(store).await;
+    let (locked, members) = tx
+        .lock_chat(chat.id)
+        .await
+        .expect("lock")
+        .expect("the chat exists");
+    let batch = compose(
+        &locked,
+        &members,
+        &[
+            Post::by(b).with_client_id(twice),
+            Post::by(b).with_client_id(twice),
+        ],
+    );
+    assert_eq!(
+        outcome(tx.write_posts(&batch.writes, batch.changes.clone()).await),
+        Outcome::Duplicate,
+        "a client id twice in one batch"
+    );
+    drop(tx);
+    assert_eq!(snapshot(store, chat.id, &people).await, before);
 }
 
 pub async fn racing_sends_with_one_client_id_make_one_message_and_a_duplicate(

@@ -406,13 +406,11 @@ impl Tx for MemoryTx {
         w: &PostWrites,
         changes: Vec<NewChange>,
     ) -> StoreResult<Vec<LoggedUpdate>> {
+        let mut batch_ids = std::collections::HashSet::new();
         for message in &w.messages {
             if let Some(client_id) = message.client_id {
-                if self
-                    .state
-                    .client_ids
-                    .contains_key(&(message.author, client_id))
-                {
+                let key = (message.author, client_id);
+                if self.state.client_ids.contains_key(&key) || !batch_ids.insert(key) {
                     return Err(StoreError::Duplicate);
                 }
             }
@@ -772,7 +770,7 @@ impl Tx for MemoryTx {
         let mut bytes = 0;
         let mut page = Vec::new();
         for (_, entry) in log.entries.iter().skip(skip).take(limit) {
-            if bytes >= max_bytes {
+            if bytes >= max_bytes && !page.is_empty() {
                 break;
             }
             bytes += entry.change.update.encoded_len();

@@ -1262,12 +1262,12 @@ impl Tx for PgTx {
                                 COALESCE(octet_length(c.payload), octet_length(u.payload), 0) AS size
                          FROM updates u LEFT JOIN changes c ON c.id = u.change_id
                          WHERE u.user_id = $1 AND u.seq > $2 ORDER BY u.seq LIMIT $3) t) w
-                 WHERE running - size < $4 ORDER BY seq",
+                 WHERE running - size < $4 OR running = size ORDER BY seq",
                 &[
                     &(user.get() as i64),
                     &clamp(after),
                     &(limit as i64),
-                    &(max_bytes as i64),
+                    &(max_bytes.min(i64::MAX as usize) as i64),
                 ],
             )
             .await?;
