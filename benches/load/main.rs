@@ -55,6 +55,9 @@
 //! Run by `cargo test --all-targets` (without `--bench`), it only says what
 //! it is and exits.
 
+// Test and bench code: a panic is how a failed expectation is reported.
+#![allow(clippy::expect_used, clippy::indexing_slicing)]
+
 #[path = "../../tests/api/support/postgres.rs"]
 mod postgres;
 // The tests also stop and restart their Redis; here it only starts and ends.

@@ -25,6 +25,9 @@
 //!
 //! `SCALING_ITERS` sets the measured calls per row (default 200).
 
+// Test and bench code: a panic is how a failed expectation is reported.
+#![allow(clippy::expect_used, clippy::indexing_slicing)]
+
 #[path = "../../tests/api/support/postgres.rs"]
 mod postgres;
 

@@ -1,42 +1,41 @@
 //! `osmium.chat.v1.ChatService`.
 
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 use super::parse::{self, target};
-use super::{caller, respond, ChatApi};
+use super::{handle, ChatApi, Reply as Reply_};
 use crate::domain::limits::{page_size, MAX_TEXT_CHARS};
 use crate::domain::messages::{Anchor, MessageEdit, NewMessage, Reply};
+use crate::domain::target::ChatTarget;
 use crate::domain::text;
-use crate::error::Error;
+use crate::error::{Error, Result};
+use crate::model::MessageId;
 use crate::proto::service::chat_service_server::ChatService;
 use crate::proto::service::{SetDraft, SubscribeRequest};
 use crate::proto::{auth, chats, messages, settings, types};
 use crate::store::ConversationRange;
 
-type Reply_<T> = Result<Response<T>, Status>;
-
 #[tonic::async_trait]
 impl ChatService for ChatApi {
     async fn get_chats(&self, request: Request<chats::GetChats>) -> Reply_<chats::Chats> {
-        let user = caller(&request)?;
-        let r = request.into_inner();
-        // No id is 0, so a 0 bound is read as no bound rather than "nothing".
-        let range = ConversationRange {
-            before: r.max_id.filter(|id| *id != 0),
-            after: r.min_id,
-            limit: page_size(r.limit),
-        };
-        respond(self.core.get_chats(user, range).await)
+        handle(request, |user, r| async move {
+            // No id is 0, so a 0 bound is read as no bound rather than "nothing".
+            let range = ConversationRange {
+                before: r.max_id.filter(|id| *id != 0),
+                after: r.min_id,
+                limit: page_size(r.limit),
+            };
+            self.core.get_chats(user, range).await
+        })
+        .await
     }
 
     async fn get_chat(&self, request: Request<chats::GetChat>) -> Reply_<chats::Chat> {
-        let user = caller(&request)?;
-        let r = request.into_inner();
-        let result = async {
+        handle(request, |user, r| async move {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
             self.core.get_chat(user, chat).await
-        };
-        respond(result.await)
+        })
+        .await
     }
 
     async fn create_chat(&self, request: Request<chats::CreateChat>) -> Reply_<types::Group> {
@@ -85,174 +84,191 @@ impl ChatService for ChatApi {
     }
 
     async fn mark_chat_read(&self, request: Request<chats::MarkChatRead>) -> Reply_<()> {
-        let user = caller(&request)?;
-        let r = request.into_inner();
-        let result = async {
+        handle(request, |user, r| async move {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
             let message = parse::message_id("message_id", r.message_id)?;
             self.core.mark_read(user, chat, message).await
-        };
-        respond(result.await)
+        })
+        .await
     }
 
     async fn set_typing(&self, request: Request<chats::SetTyping>) -> Reply_<()> {
-        let user = caller(&request)?;
-        let r = request.into_inner();
-        let result = async {
+        handle(request, |user, r| async move {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
-            let action = r.action.unwrap_or(chats::TypingAction::Typing as i32);
-            if chats::TypingAction::try_from(action).is_err() {
-                return Err(Error::invalid("action", format!("unknown value {action}")));
-            }
+            let action = typing_action(r.action)?;
             self.core.set_typing(user, chat, r.typing, action).await
-        };
-        respond(result.await)
+        })
+        .await
     }
 
     async fn set_draft(&self, request: Request<SetDraft>) -> Reply_<()> {
-        let user = caller(&request)?;
-        let r = request.into_inner();
-        let result = async {
+        handle(request, |user, r| async move {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
-            let draft = r.draft.filter(|d| !d.is_empty());
-            if let Some(d) = &draft {
-                let chars = d.chars().count();
-                if chars > MAX_TEXT_CHARS {
-                    return Err(Error::invalid(
-                        "draft",
-                        format!("{chars} characters, at most {MAX_TEXT_CHARS} allowed"),
-                    ));
-                }
-            }
+            let draft = draft(r.draft)?;
             self.core.set_draft(user, chat, draft).await
-        };
-        respond(result.await)
+        })
+        .await
     }
 
     async fn change_notification_preferences(
         &self,
         request: Request<settings::ChangeNotificationPreferences>,
     ) -> Reply_<()> {
-        let user = caller(&request)?;
-        let r = request.into_inner();
-        let result = async {
+        handle(request, |user, r| async move {
             let prefs = types::NotifPrefs::try_from(r.prefs)
                 .map_err(|_| Error::invalid("prefs", format!("unknown value {}", r.prefs)))?;
-            let chat = match &r.scope {
-                Some(settings::change_notification_preferences::Scope::ChatRef(chat_ref)) => {
-                    target("scope.chat_ref", Some(chat_ref), user)?
-                }
-                Some(settings::change_notification_preferences::Scope::CommunityId(_)) => {
-                    return Err(Error::invalid(
-                        "scope.community_id",
-                        "community preferences are served by the communities service",
-                    ))
-                }
-                None => return Err(Error::invalid("scope", "required: set chat_ref")),
-            };
+            let chat = prefs_scope(r.scope.as_ref(), user)?;
             self.core.set_notif_prefs(user, chat, prefs).await
-        };
-        respond(result.await)
+        })
+        .await
     }
 
     async fn send_message(
         &self,
         request: Request<messages::SendMessage>,
     ) -> Reply_<messages::SentMessage> {
-        let user = caller(&request)?;
-        let r = request.into_inner();
-        let result = async {
+        handle(request, |user, r| async move {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
             let new = parse_new_message(chat, r)?;
             let id = self.core.send_message(user, new).await?;
             Ok(messages::SentMessage {
                 message_id: id.get(),
             })
-        };
-        respond(result.await)
+        })
+        .await
     }
 
     async fn get_history(
         &self,
         request: Request<messages::GetHistory>,
     ) -> Reply_<messages::Messages> {
-        use messages::get_history::Offset;
-        let user = caller(&request)?;
-        let r = request.into_inner();
-        let result = async {
+        handle(request, |user, r| async move {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
-            let anchor = match r.offset {
-                None => Anchor::Latest,
-                Some(Offset::Before(id)) => Anchor::Before(parse::message_id("before", id)?),
-                Some(Offset::Since(id)) => Anchor::Since(crate::model::MessageId(id)),
-                Some(Offset::Around(id)) => Anchor::Around(parse::message_id("around", id)?),
-            };
+            let anchor = anchor(r.offset)?;
             self.core
                 .get_history(user, chat, anchor, page_size(r.limit))
                 .await
-        };
-        respond(result.await)
+        })
+        .await
     }
 
     async fn edit_message(&self, request: Request<messages::EditMessage>) -> Reply_<()> {
-        let user = caller(&request)?;
-        let r = request.into_inner();
-        let result = async {
+        handle(request, |user, r| async move {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
-            let message_id = parse::message_id("message_id", r.message_id)?;
-            if r.message.is_none() && r.entities.is_empty() && r.media.is_empty() && !r.remove_media
-            {
-                return Err(Error::invalid(
-                    "message",
-                    "nothing to change: set message, entities, media or remove_media",
-                ));
-            }
-            if let Some(text) = &r.message {
-                text::validate("message", text, &r.entities)?;
-            }
-            parse::bounded_len("entities", &r.entities)?;
-            parse::entity_fields("entities", &r.entities)?;
-            let edit = MessageEdit {
-                target: chat,
-                message_id,
-                text: r.message,
-                entities: r.entities,
-                remove_media: r.remove_media,
-                media: parse::media("media", r.media)?,
-            };
+            let edit = parse_edit(chat, r)?;
             self.core.edit_message(user, edit).await
-        };
-        respond(result.await)
+        })
+        .await
     }
 
     async fn delete_message(&self, request: Request<messages::DeleteMessage>) -> Reply_<()> {
-        let user = caller(&request)?;
-        let r = request.into_inner();
-        let result = async {
+        handle(request, |user, r| async move {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
-            if r.message_ids.is_empty() {
-                return Err(Error::invalid("message_ids", "required: at least one id"));
-            }
-            parse::bounded_len("message_ids", &r.message_ids)?;
-            let mut ids = Vec::with_capacity(r.message_ids.len());
-            for (i, id) in r.message_ids.iter().enumerate() {
-                let id = parse::message_id(&format!("message_ids[{i}]"), *id)?;
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
-            }
+            let ids = message_ids(&r.message_ids)?;
             self.core.delete_messages(user, chat, ids).await
-        };
-        respond(result.await)
+        })
+        .await
     }
 
     type SubscribeStream = super::subscribe::UpdateStream;
 
     async fn subscribe(&self, request: Request<SubscribeRequest>) -> Reply_<Self::SubscribeStream> {
-        let user = caller(&request)?;
-        let since = request.into_inner().since_seq;
-        respond(super::subscribe::open(self.core.clone(), user, since, self.stopping.clone()).await)
+        handle(request, |user, r| {
+            super::subscribe::open(self.core.clone(), user, r.since_seq, self.stopping.clone())
+        })
+        .await
     }
+}
+
+/// `SetTyping.action`: a known [`chats::TypingAction`], typing when unset.
+fn typing_action(action: Option<i32>) -> Result<i32> {
+    let action = action.unwrap_or(chats::TypingAction::Typing as i32);
+    if chats::TypingAction::try_from(action).is_err() {
+        return Err(Error::invalid("action", format!("unknown value {action}")));
+    }
+    Ok(action)
+}
+
+/// `SetDraft.draft`: empty clears it, like unset; otherwise bounded like a message.
+fn draft(draft: Option<String>) -> Result<Option<String>> {
+    let draft = draft.filter(|d| !d.is_empty());
+    if let Some(d) = &draft {
+        let chars = d.chars().count();
+        if chars > MAX_TEXT_CHARS {
+            return Err(Error::invalid(
+                "draft",
+                format!("{chars} characters, at most {MAX_TEXT_CHARS} allowed"),
+            ));
+        }
+    }
+    Ok(draft)
+}
+
+/// `ChangeNotificationPreferences.scope`: only a chat is ours to serve.
+fn prefs_scope(
+    scope: Option<&settings::change_notification_preferences::Scope>,
+    caller: crate::model::UserId,
+) -> Result<ChatTarget> {
+    use settings::change_notification_preferences::Scope;
+    match scope {
+        Some(Scope::ChatRef(chat_ref)) => target("scope.chat_ref", Some(chat_ref), caller),
+        Some(Scope::CommunityId(_)) => Err(Error::invalid(
+            "scope.community_id",
+            "community preferences are served by the communities service",
+        )),
+        None => Err(Error::invalid("scope", "required: set chat_ref")),
+    }
+}
+
+/// `GetHistory.offset`: where the page starts.
+fn anchor(offset: Option<messages::get_history::Offset>) -> Result<Anchor> {
+    use messages::get_history::Offset;
+    Ok(match offset {
+        None => Anchor::Latest,
+        Some(Offset::Before(id)) => Anchor::Before(parse::message_id("before", id)?),
+        Some(Offset::Since(id)) => Anchor::Since(MessageId(id)),
+        Some(Offset::Around(id)) => Anchor::Around(parse::message_id("around", id)?),
+    })
+}
+
+/// `EditMessage` into an edit of one message in `chat`.
+fn parse_edit(chat: ChatTarget, r: messages::EditMessage) -> Result<MessageEdit> {
+    let message_id = parse::message_id("message_id", r.message_id)?;
+    if r.message.is_none() && r.entities.is_empty() && r.media.is_empty() && !r.remove_media {
+        return Err(Error::invalid(
+            "message",
+            "nothing to change: set message, entities, media or remove_media",
+        ));
+    }
+    if let Some(text) = &r.message {
+        text::validate("message", text, &r.entities)?;
+    }
+    parse::bounded_len("entities", &r.entities)?;
+    parse::entity_fields("entities", &r.entities)?;
+    Ok(MessageEdit {
+        target: chat,
+        message_id,
+        text: r.message,
+        entities: r.entities,
+        remove_media: r.remove_media,
+        media: parse::media("media", r.media)?,
+    })
+}
+
+/// `DeleteMessage.message_ids`: at least one, each nonzero, repeats dropped.
+fn message_ids(listed: &[u64]) -> Result<Vec<MessageId>> {
+    if listed.is_empty() {
+        return Err(Error::invalid("message_ids", "required: at least one id"));
+    }
+    parse::bounded_len("message_ids", listed)?;
+    let mut ids = Vec::with_capacity(listed.len());
+    for (i, id) in listed.iter().enumerate() {
+        let id = parse::message_id(&format!("message_ids[{i}]"), *id)?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }
 
 /// The message `new` would store, for measuring it as a whole.
@@ -281,10 +297,7 @@ fn stored_shape(new: &NewMessage) -> types::Message {
 
 // `reply_to_old` is deprecated but older clients still send it.
 #[allow(deprecated)]
-fn parse_new_message(
-    chat: crate::domain::target::ChatTarget,
-    r: messages::SendMessage,
-) -> Result<NewMessage, Error> {
+fn parse_new_message(chat: ChatTarget, r: messages::SendMessage) -> Result<NewMessage> {
     text::validate("message", &r.message, &r.entities)?;
     parse::entity_fields("entities", &r.entities)?;
     let media = parse::media("media", r.media)?;

@@ -306,7 +306,13 @@ impl Core {
                     let unread = if m.user_id == row.author {
                         0
                     } else {
-                        reads[&m.user_id].unread_at(row.ordinal)
+                        // `reads` holds every member; its own read point
+                        // would be the answer if it did not.
+                        reads
+                            .get(&m.user_id)
+                            .copied()
+                            .unwrap_or_else(|| m.read_point())
+                            .unread_at(row.ordinal)
                     };
                     (
                         m.user_id,

@@ -1,6 +1,9 @@
 //! The integration suite: every scenario runs against a real server over
 //! gRPC, once on the embedded engine and once on a real Postgres.
 
+// Test and bench code: a panic is how a failed expectation is reported.
+#![allow(clippy::expect_used, clippy::indexing_slicing)]
+
 mod helpers;
 mod support;
 

@@ -12,6 +12,9 @@
 //! listed in [`conformance!`] at the end: that gives it one test per engine,
 //! `memory::<check>` and `postgres::<check>`.
 
+// Test and bench code: a panic is how a failed expectation is reported.
+#![allow(clippy::expect_used, clippy::indexing_slicing)]
+
 mod atomic;
 mod counters;
 mod fixtures;
