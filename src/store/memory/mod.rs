@@ -4,8 +4,16 @@
 //! without commit replays those in reverse, which gives the same
 //! all-or-nothing behaviour as Postgres.
 
+mod chats;
+mod invites;
+mod log;
+mod members;
+mod messages;
+mod posts;
+mod reads;
 mod state;
 mod tx;
+mod users;
 
 use std::sync::Arc;
 

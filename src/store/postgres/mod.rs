@@ -2,8 +2,16 @@
 //! `tx.rs` holds the statements of a transaction, `rows.rs` the column
 //! lists and row conversions, this file the pool, migrations and pruning.
 
+mod chats;
+mod invites;
+mod log;
+mod members;
+mod messages;
+mod posts;
+mod reads;
 mod rows;
 mod tx;
+mod users;
 
 pub use tx::PgTx;
 
