@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::StreamExt;
 use tracing::Instrument as _;
 
-use super::{Inner, HEADER, INLINE, RESYNC, SUBSCRIBE_TIMEOUT};
+use super::{Inner, INLINE, RESYNC, SUBSCRIBE_TIMEOUT};
 use crate::bus::Delivery;
 use crate::model::{clock::now_ms, Change, Personal, UserId};
 use crate::redis_conn::{redis_span, COMMAND_TIMEOUT, CONNECT_TIMEOUT, MAX_BACKOFF};
@@ -44,22 +44,22 @@ impl Inner {
         else {
             return;
         };
-        if payload.len() < HEADER {
+        let Some((head, body)) = Header::read(payload) else {
             return;
-        }
-        let (head, body) = payload.split_at(HEADER);
-        let word = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().unwrap_or_default());
-        if word(0) == self.origin {
-            return;
-        }
-        let (seq, id) = (word(8), word(16));
-        let delay_ms = now_ms().saturating_sub(word(30));
-        self.lag.delivery.observe(delay_ms as f64 / 1000.0);
-        let personal = Personal {
-            unread: (head[25] == 1)
-                .then(|| u32::from_le_bytes(head[26..30].try_into().unwrap_or_default())),
         };
-        let change = match head[24] {
+        if head.origin == self.origin {
+            return;
+        }
+        let delay_ms = now_ms().saturating_sub(head.sent_ms);
+        self.lag.delivery.observe(delay_ms as f64 / 1000.0);
+        let (seq, id, personal) = (
+            head.seq,
+            head.change,
+            Personal {
+                unread: head.unread,
+            },
+        );
+        let change = match head.form {
             INLINE => Change::decode(id, body)
                 .map(Arc::new)
                 .map_err(|e| e.to_string()),
@@ -195,5 +195,36 @@ async fn serve(
                 None => return None,
             },
         }
+    }
+}
+
+/// A message's header (see `publish::message`), read without indexing.
+struct Header {
+    origin: u64,
+    seq: u64,
+    change: u64,
+    form: u8,
+    unread: Option<u32>,
+    sent_ms: u64,
+}
+
+impl Header {
+    /// The header and the rest; `None` when the message is too short.
+    fn read(bytes: &[u8]) -> Option<(Self, &[u8])> {
+        let (origin, rest) = bytes.split_first_chunk::<8>()?;
+        let (seq, rest) = rest.split_first_chunk::<8>()?;
+        let (change, rest) = rest.split_first_chunk::<8>()?;
+        let ([form, has_unread], rest) = rest.split_first_chunk::<2>()?;
+        let (unread, rest) = rest.split_first_chunk::<4>()?;
+        let (sent_ms, body) = rest.split_first_chunk::<8>()?;
+        let header = Self {
+            origin: u64::from_le_bytes(*origin),
+            seq: u64::from_le_bytes(*seq),
+            change: u64::from_le_bytes(*change),
+            form: *form,
+            unread: (*has_unread == 1).then(|| u32::from_le_bytes(*unread)),
+            sent_ms: u64::from_le_bytes(*sent_ms),
+        };
+        Some((header, body))
     }
 }

@@ -99,14 +99,14 @@ impl State {
     }
 
     pub(super) fn put_member(&mut self, member: MemberRow) -> Option<MemberRow> {
+        let sort_key = member.sort_key;
         self.by_user
             .insert((member.user_id, member.sort_key, member.chat_id));
         let previous = self
             .members
             .insert((member.chat_id, member.user_id), member);
         if let Some(p) = &previous {
-            let current = &self.members[&(p.chat_id, p.user_id)];
-            if p.sort_key != current.sort_key {
+            if p.sort_key != sort_key {
                 self.by_user.remove(&(p.user_id, p.sort_key, p.chat_id));
             }
         }

@@ -73,7 +73,10 @@ impl PgTx {
         for row in &heads {
             let user = UserId(row.get::<_, i64>(0) as u64);
             let head = row.get::<_, i64>(1) as u64;
-            next.insert(user, head + 1 - counts[&user] as u64);
+            let count = counts.get(&user).ok_or_else(|| {
+                StoreError::Corrupt(format!("an update head came back for user {user}"))
+            })?;
+            next.insert(user, head + 1 - *count as u64);
         }
         let mut logged = Vec::with_capacity(entry_user.len());
         for new in changes {

@@ -101,10 +101,21 @@ impl PgTx {
             .is_none()
     }
 
+    /// The connection. `client` is `Some` from construction until a commit,
+    /// and every commit takes `self` by value: no call can come after it,
+    /// so this cannot fail.
+    #[allow(clippy::expect_used)]
     pub(super) fn client(&self) -> &Object {
         self.client
             .as_ref()
             .expect("a transaction is used only until it commits")
+    }
+
+    /// The connection, for the commit that ends the transaction (see
+    /// [`PgTx::client`] for why it is there); `Drop` then finds none.
+    #[allow(clippy::expect_used)]
+    fn take_client(&mut self) -> Object {
+        self.client.take().expect("commit happens once")
     }
 
     pub(super) async fn query(
@@ -188,7 +199,7 @@ pub(super) fn statement_span(sql: &str) -> tracing::Span {
 #[async_trait]
 impl Tx for PgTx {
     async fn commit(mut self: Box<Self>) -> StoreResult<()> {
-        let client = self.client.take().expect("commit happens once");
+        let client = self.take_client();
         if !self.in_transaction || !self.started() {
             // Nothing ran: there is no transaction to end.
             return Ok(());
@@ -204,7 +215,7 @@ impl Tx for PgTx {
     ) -> StoreResult<(Vec<LoggedUpdate>, Flush)> {
         let end = if unlock_early { ASYNC_COMMIT } else { "COMMIT" };
         let outcome = self.run_posts(w, &changes, Some(end)).await;
-        let client = self.client.take().expect("commit happens once");
+        let client = self.take_client();
         let logged = match outcome {
             Ok(logged) => logged,
             Err(error) => {
@@ -238,7 +249,7 @@ impl Tx for PgTx {
             self.append_prepared(&statement, &changes),
             end
         );
-        let client = self.client.take().expect("commit happens once");
+        let client = self.take_client();
         match (begun, logged, ended) {
             (Ok(()), Ok(logged), Ok(())) => Ok(logged),
             (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => {
