@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 
 use super::access::{Access, Mode};
-use super::posting::PARTICIPANT_USERS_PER_GROUP;
 use super::render;
 use super::target::ChatTarget;
 use super::Core;
 use crate::error::{Error, Result};
-use crate::model::{ChatId, ChatKey, ChatKind, ChatRow, MemberRow, MessageId, NewChange, UserId};
+use crate::model::{
+    ChatId, ChatKey, ChatKind, ChatRow, MemberRow, MessageId, MessageRow, NewChange, UserId,
+};
 use crate::proto::{chats, types, updates};
 use crate::store::{ConversationRange, ReadContext, Tx};
 
@@ -24,6 +25,11 @@ pub async fn participants(tx: &mut dyn Tx, chat: ChatId) -> Result<Vec<UserId>> 
         .map(|(_, u)| u)
         .collect())
 }
+
+/// Users sent along per group in a page or a chat update: enough for a
+/// title and avatars, bounded so a page or an update of big groups stays
+/// small. The full participant ids are in each `Group`.
+pub const PARTICIPANT_USERS_PER_GROUP: usize = 10;
 
 impl Core {
     /// One page of the caller's conversations, newest activity first, with
@@ -301,6 +307,37 @@ impl Core {
         self.counters.count_logged(&logged);
         self.publish(logged).await;
         Ok(())
+    }
+}
+
+impl Core {
+    /// The `Chat` an update carries for `member`: like GetChat's, with the
+    /// users bounded to the peer, the last author and a few participants.
+    pub(super) async fn update_view(
+        &self,
+        tx: &mut dyn Tx,
+        chat: &ChatRow,
+        member: &MemberRow,
+        last: Option<&MessageRow>,
+        participants: &[UserId],
+    ) -> Result<chats::Chat> {
+        let is_group = chat.kind == ChatKind::Group;
+        let mut wanted = render::referenced_users(chat, member.user_id, last);
+        if is_group {
+            for user in participants.iter().take(PARTICIPANT_USERS_PER_GROUP) {
+                if !wanted.contains(user) {
+                    wanted.push(*user);
+                }
+            }
+        }
+        let users = tx.users(&wanted).await?;
+        Ok(render::chat(
+            chat,
+            member,
+            last,
+            is_group.then_some(participants),
+            users,
+        ))
     }
 }
 

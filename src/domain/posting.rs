@@ -17,14 +17,10 @@ use crate::model::{
     Change, ChatId, ChatRow, MemberRow, MessageId, MessageRow, NewChange, Personal, ReadMove,
     ReadPoint, UserId,
 };
-use crate::proto::{chats, types, updates};
+use crate::proto::{types, updates};
 use crate::store::{PostWrites, StoreError, Tx};
 
 use updates::update::Update as U;
-
-/// Users sent along in a chat update, per group: enough for a title and
-/// avatars, bounded so an update to a big group stays small.
-pub const PARTICIPANT_USERS_PER_GROUP: usize = 10;
 
 /// A message checked and ready to write; its id and ordinal come with the batch.
 #[derive(Clone, Debug)]
@@ -376,34 +372,5 @@ impl Core {
             changes,
             answers,
         })
-    }
-
-    /// The `Chat` an update carries for `member`: like GetChat's, with the
-    /// users bounded to the peer, the last author and a few participants.
-    pub(super) async fn update_view(
-        &self,
-        tx: &mut dyn Tx,
-        chat: &ChatRow,
-        member: &MemberRow,
-        last: Option<&MessageRow>,
-        participants: &[UserId],
-    ) -> Result<chats::Chat> {
-        let is_group = chat.kind == crate::model::ChatKind::Group;
-        let mut wanted = render::referenced_users(chat, member.user_id, last);
-        if is_group {
-            for user in participants.iter().take(PARTICIPANT_USERS_PER_GROUP) {
-                if !wanted.contains(user) {
-                    wanted.push(*user);
-                }
-            }
-        }
-        let users = tx.users(&wanted).await?;
-        Ok(render::chat(
-            chat,
-            member,
-            last,
-            is_group.then_some(participants),
-            users,
-        ))
     }
 }
