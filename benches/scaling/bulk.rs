@@ -40,9 +40,9 @@ pub(crate) async fn load_other_data(db: &tokio_postgres::Client, base: i64) -> R
     )
     .await?;
     db.execute(
-        "INSERT INTO chats (id, kind, dm_low, dm_high, last_message_id)
+        "INSERT INTO chats (id, kind, dm_low, dm_high, last_message_id, msg_seq)
          SELECT $1::bigint + k, 0, $3::bigint + least(a, b), $3::bigint + greatest(a, b),
-                $2::bigint + 2 * k + 1
+                $2::bigint + 2 * k + 1, 2
          FROM (SELECT k, k % $4::bigint AS a, (k % $4::bigint + 1 + k / $4::bigint) % $4::bigint AS b
                FROM generate_series(0, $5::bigint - 1) k) pairs",
         &[
@@ -55,17 +55,17 @@ pub(crate) async fn load_other_data(db: &tokio_postgres::Client, base: i64) -> R
     )
     .await?;
     db.execute(
-        "INSERT INTO members (chat_id, user_id, joined, sort_key, last_read)
-         SELECT c.id, u.user_id, c.id, c.last_message_id, c.last_message_id
+        "INSERT INTO members (chat_id, user_id, joined, sort_key, last_read, read_seq)
+         SELECT c.id, u.user_id, c.id, c.last_message_id, c.last_message_id, 2
          FROM chats c CROSS JOIN LATERAL (VALUES (c.dm_low), (c.dm_high)) u(user_id)
          WHERE c.id >= $1::bigint AND c.id < $1::bigint + $2::bigint",
         &[&(base + OTHER_CHAT_IDS), &OTHER_CHATS],
     )
     .await?;
     db.execute(
-        "INSERT INTO messages (id, chat_id, author_id, body)
+        "INSERT INTO messages (id, chat_id, author_id, body, ordinal)
          SELECT $2::bigint + 2 * (c.id - $1::bigint) + m.n, c.id,
-                CASE m.n WHEN 0 THEN c.dm_low ELSE c.dm_high END, $4::bytea
+                CASE m.n WHEN 0 THEN c.dm_low ELSE c.dm_high END, $4::bytea, m.n + 1
          FROM chats c CROSS JOIN (VALUES (0), (1)) m(n)
          WHERE c.id >= $1::bigint AND c.id < $1::bigint + $3::bigint",
         &[
@@ -118,16 +118,25 @@ pub(crate) async fn fill_chat(
         .await?;
         start = end;
     }
-    db.execute(
-        "UPDATE members m SET
-             unread = (SELECT count(*) FROM messages x WHERE x.chat_id = m.chat_id
-                       AND x.id > m.last_read AND x.author_id <> m.user_id),
+    // Ordinals in id order, the chat's count, and each member's place: the
+    // messages after a member's pointer that are theirs are left out of
+    // their unread count as the service would (`skipped`).
+    db.batch_execute(&format!(
+        "UPDATE messages m SET ordinal = o.n
+         FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM messages WHERE chat_id = {chat}) o
+         WHERE m.id = o.id;
+         UPDATE chats SET msg_seq = (SELECT count(*) FROM messages WHERE chat_id = {chat})
+         WHERE id = {chat};
+         UPDATE members m SET
+             read_seq = COALESCE((SELECT max(ordinal) FROM messages x
+                                  WHERE x.chat_id = m.chat_id AND x.id <= m.last_read), 0),
+             skipped = (SELECT count(*) FROM messages x WHERE x.chat_id = m.chat_id
+                        AND x.id > m.last_read AND x.author_id = m.user_id),
              mentions = (SELECT count(*) FROM messages x WHERE x.chat_id = m.chat_id
                          AND x.id > m.last_read AND x.author_id <> m.user_id
                          AND m.user_id = ANY(x.mentions))
-         WHERE m.chat_id = $1",
-        &[&chat],
-    )
+         WHERE m.chat_id = {chat};"
+    ))
     .await?;
     Ok(())
 }
