@@ -4,9 +4,8 @@
 use std::collections::BTreeSet;
 
 use osmium_chat::proto::chats;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{Engine, TestApp};
+use crate::helpers::{scrape, Engine, TestApp};
 
 /// The files whose PromQL is checked, from the repository root.
 const QUERY_FILES: [&str; 2] = [
@@ -37,23 +36,6 @@ fn sample_names(exposition: &str) -> BTreeSet<String> {
         .filter_map(|line| line.split(['{', ' ']).next())
         .map(str::to_owned)
         .collect()
-}
-
-async fn scrape(port: u16) -> String {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("metrics port open");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("request sent");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .expect("response read");
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response
 }
 
 #[tokio::test]

@@ -18,12 +18,11 @@ use osmium_chat::proto::updates::update::Update as U;
 use osmium_chat::proto::updates::UpdateMessageCreated;
 use osmium_chat::proto::{chats, messages, refs, types};
 use prost::Message as _;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 use tonic::Code;
 
 use crate::helpers::{
-    assert_code, both_engines, group, next, next_user_id, Client, Engine, TestApp, TestUser,
+    assert_code, both_engines, group, next, next_user_id, scrape, Client, Engine, TestApp, TestUser,
 };
 use crate::support::redis::RedisServer;
 
@@ -183,23 +182,6 @@ async fn log_until(user: &mut TestUser, expected: &[u64]) -> Vec<UpdateMessageCr
         }
     }
     created
-}
-
-async fn scrape(port: u16) -> String {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("metrics port open");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("request sent");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .expect("response read");
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response
 }
 
 /// The update log's two counters, as `/metrics` shows them now.

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 
 use super::tx::MemoryTx;
-use crate::model::{ChatKey, ChatKind, LoggedUpdate, NewChange, UserId};
+use crate::model::{ChatKey, LoggedUpdate, NewChange, UserId};
 use crate::store::{LogStore, PostStore, PostWrites, SendContext, StoreError, StoreResult};
 
 #[async_trait]
@@ -14,19 +14,7 @@ impl PostStore for MemoryTx {
         author: UserId,
         client_id: Option<u64>,
     ) -> StoreResult<SendContext> {
-        let chat = match chat {
-            ChatKey::Group(id) => self
-                .state
-                .chats
-                .get(&id)
-                .filter(|c| c.kind == ChatKind::Group),
-            ChatKey::Direct { low, high } => self
-                .state
-                .direct
-                .get(&(low, high))
-                .and_then(|id| self.state.chats.get(id)),
-        }
-        .cloned();
+        let chat = self.state.chat_by_key(chat).cloned();
         Ok(SendContext {
             member: chat
                 .as_ref()

@@ -4,9 +4,7 @@
 use async_trait::async_trait;
 
 use super::tx::MemoryTx;
-use crate::model::{
-    ChatId, ChatKey, ChatKind, MemberRow, MessageId, MessageRow, ReadState, UserId,
-};
+use crate::model::{ChatId, ChatKey, MemberRow, MessageId, MessageRow, ReadState, UserId};
 use crate::store::{ReadContext, ReadStore, StoreResult};
 
 #[async_trait]
@@ -17,19 +15,7 @@ impl ReadStore for MemoryTx {
         user: UserId,
         message: MessageId,
     ) -> StoreResult<ReadContext> {
-        let chat = match chat {
-            ChatKey::Group(id) => self
-                .state
-                .chats
-                .get(&id)
-                .filter(|c| c.kind == ChatKind::Group),
-            ChatKey::Direct { low, high } => self
-                .state
-                .direct
-                .get(&(low, high))
-                .and_then(|id| self.state.chats.get(id)),
-        }
-        .cloned();
+        let chat = self.state.chat_by_key(chat).cloned();
         let Some(chat) = chat else {
             return Ok(ReadContext::default());
         };

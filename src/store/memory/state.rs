@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use crate::model::{
-    ChatId, ChatKind, ChatRow, InviteRow, LoggedUpdate, MemberRow, MessageId, MessageRow, UserId,
+    ChatId, ChatKey, ChatKind, ChatRow, InviteRow, LoggedUpdate, MemberRow, MessageId, MessageRow,
+    UserId,
 };
 use crate::proto::types;
 
@@ -135,6 +136,17 @@ impl State {
             self.client_ids.remove(&(message.author, client_id));
         }
         Some(message)
+    }
+
+    /// The chat a key names (a group only when it is one).
+    pub(super) fn chat_by_key(&self, key: ChatKey) -> Option<&ChatRow> {
+        match key {
+            ChatKey::Group(id) => self.chats.get(&id).filter(|c| c.kind == ChatKind::Group),
+            ChatKey::Direct { low, high } => self
+                .direct
+                .get(&(low, high))
+                .and_then(|id| self.chats.get(id)),
+        }
     }
 
     /// A member as read: with its unread count derived from the chat.

@@ -197,14 +197,7 @@ impl PostStore for PgTx {
         author: UserId,
         client_id: Option<u64>,
     ) -> StoreResult<SendContext> {
-        let (on, low_or_id, high) = match chat {
-            ChatKey::Group(id) => ("c.id = $1 AND c.kind = 1", id.get() as i64, 0),
-            ChatKey::Direct { low, high } => (
-                "c.kind = 0 AND c.dm_low = $1 AND c.dm_high = $2",
-                low.get() as i64,
-                high.get() as i64,
-            ),
-        };
+        let (on, low_or_id, high) = key_join(chat);
         let sql = format!(
             "SELECT {chat}, {user},
                     EXISTS (SELECT 1 FROM members m WHERE m.chat_id = c.id AND m.user_id = $3),

@@ -19,14 +19,7 @@ impl ReadStore for PgTx {
         user: UserId,
         message: MessageId,
     ) -> StoreResult<ReadContext> {
-        let (on, low_or_id, high) = match chat {
-            ChatKey::Group(id) => ("c.id = $1 AND c.kind = 1", id.get() as i64, 0),
-            ChatKey::Direct { low, high } => (
-                "c.kind = 0 AND c.dm_low = $1 AND c.dm_high = $2",
-                low.get() as i64,
-                high.get() as i64,
-            ),
-        };
+        let (on, low_or_id, high) = key_join(chat);
         let sql = format!(
             "SELECT {chat}, {member},
                     (SELECT ordinal FROM messages WHERE chat_id = c.id AND id = $4)

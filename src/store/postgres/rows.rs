@@ -5,8 +5,8 @@ use prost::Message as _;
 use tokio_postgres::Row;
 
 use crate::model::{
-    Change, ChatId, ChatKind, ChatRow, InviteRow, LoggedUpdate, MemberRow, MessageId, MessageRow,
-    Personal, UserId,
+    Change, ChatId, ChatKey, ChatKind, ChatRow, InviteRow, LoggedUpdate, MemberRow, MessageId,
+    MessageRow, Personal, UserId,
 };
 use crate::proto::{types, updates};
 use crate::store::{StoreError, StoreResult};
@@ -201,4 +201,17 @@ pub(super) fn lock_clause(lock: bool) -> &'static str {
 /// An id bound that fits `BIGINT`; ids above it cannot exist.
 pub(super) fn clamp(id: u64) -> i64 {
     id.min(i64::MAX as u64) as i64
+}
+
+/// How a query joins `chats c` to the chat a key names: the condition, and
+/// its parameters `$1` and `$2` (`$2` is unused, but typed, for a group).
+pub(super) fn key_join(key: ChatKey) -> (&'static str, i64, i64) {
+    match key {
+        ChatKey::Group(id) => ("c.id = $1 AND c.kind = 1", id.get() as i64, 0),
+        ChatKey::Direct { low, high } => (
+            "c.kind = 0 AND c.dm_low = $1 AND c.dm_high = $2",
+            low.get() as i64,
+            high.get() as i64,
+        ),
+    }
 }
