@@ -3,6 +3,7 @@
 //! participant. Deletions are in [`super::deletions`].
 
 use super::access::{Access, Mode};
+use super::conversations::participants;
 use super::posting::Post;
 use super::render;
 use super::target::ChatTarget;
@@ -214,14 +215,11 @@ impl Core {
             // Most messages mention nobody: no need to read the members.
             return Ok(ids);
         }
-        let mut mentioned = Vec::with_capacity(ids.len());
-        for user in ids {
-            // A direct chat's peer counts before their first message too.
-            if peer == Some(user) || tx.member(chat, user, false).await?.is_some() {
-                mentioned.push(user);
-            }
-        }
-        Ok(mentioned)
+        // One read of the members, however many the text names; a direct
+        // chat's peer counts before their first message too.
+        let members = participants(tx, chat).await?;
+        ids.retain(|u| peer == Some(*u) || members.contains(u));
+        Ok(ids)
     }
 
     pub async fn get_history(

@@ -81,6 +81,10 @@ pub(super) async fn publisher(
     while let Some((committed, deliveries)) = outbox.recv().await {
         let mut pipe = redis::pipe();
         // Each change's payload is encoded once, however many it reaches.
+        let mut copies: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+        for delivery in &deliveries {
+            *copies.entry(delivery.change.id).or_default() += 1;
+        }
         let mut encoded: Vec<(u64, Vec<u8>, bool)> = Vec::new();
         for delivery in &deliveries {
             let id = delivery.change.id;
@@ -88,7 +92,7 @@ pub(super) async fn publisher(
                 continue;
             }
             let payload = delivery.change.encode();
-            let copies = deliveries.iter().filter(|d| d.change.id == id).count();
+            let copies = copies.get(&id).copied().unwrap_or(1);
             let inline = payload.len().saturating_mul(copies) <= INLINE_BUDGET;
             if !inline {
                 pipe.cmd("SET")
