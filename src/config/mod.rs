@@ -2,7 +2,8 @@
 //! Tests build [`Settings`] directly, so they never touch the process
 //! environment.
 
-use std::fmt;
+mod values;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,6 +11,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::domain::limits::Limits;
+use values::parse_user_id;
+pub use values::{parse_duration, parse_duration_or_secs, ConfigError, Secret};
 
 /// Printed after the flags by `--help`: what is read from the environment
 /// without a flag of its own.
@@ -64,33 +67,6 @@ pub enum Command {
         #[arg(long, default_value = "24h", value_parser = parse_duration_or_secs)]
         ttl: Duration,
     },
-}
-
-/// A value kept out of logs and `Debug` output.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -329,53 +305,6 @@ impl Settings {
             return Err(ConfigError("no JWT key configured".into()));
         }
         Ok(verifier)
-    }
-}
-
-/// Settings that cannot work; the process exits with code 64.
-#[derive(Debug, thiserror::Error)]
-#[error("configuration: {0}")]
-pub struct ConfigError(pub String);
-
-/// `<number><unit>` with unit `ms`, `s`, `m`, `h` or `d`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{text:?} needs a unit: ms, s, m, h or d"))?;
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} does not start with a number"))?;
-    let millis = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        other => return Err(format!("unknown unit {other:?}: use ms, s, m, h or d")),
-    };
-    number
-        .checked_mul(millis)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("{text:?} is too long"))
-}
-
-/// A user id as the service accepts it in a token's `sub`: 1 or more.
-fn parse_user_id(text: &str) -> Result<u64, String> {
-    match text.trim().parse::<u64>() {
-        Ok(0) => Err("0 is not a user id: ids start at 1".into()),
-        Ok(id) => Ok(id),
-        Err(e) => Err(format!("not a user id: {e}")),
-    }
-}
-
-/// A duration with its unit, or a bare number of seconds (what
-/// `OSMIUM_SHUTDOWN_TIMEOUT` and `token --ttl` took before units).
-pub fn parse_duration_or_secs(text: &str) -> Result<Duration, String> {
-    match text.trim().parse::<u64>() {
-        Ok(secs) => Ok(Duration::from_secs(secs)),
-        Err(_) => parse_duration(text),
     }
 }
 
