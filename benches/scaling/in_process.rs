@@ -54,7 +54,7 @@ pub(crate) async fn core_history(core: Arc<Core>, user: u64, peer: u64) -> Resul
             UserId(user),
             ChatTarget::Direct(UserId(peer)),
             Anchor::Latest,
-            50,
+            osmium_chat::domain::values::Page::parse(Some(50)),
         )
         .await
         .map_err(|e| e.to_string())?;

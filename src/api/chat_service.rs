@@ -4,10 +4,11 @@ use tonic::Request;
 
 use super::parse::{self, target};
 use super::{handle, ChatApi, Reply as Reply_};
-use crate::domain::limits::{page_size, MAX_TEXT_CHARS};
-use crate::domain::messages::{Anchor, MessageEdit, NewMessage, Reply};
+use crate::domain::messages::Anchor;
 use crate::domain::target::ChatTarget;
-use crate::domain::text;
+use crate::domain::values::{
+    CloakName, Draft, Entities, MessageEdit, MessageText, NewMessage, Page, Reply, TextEdit,
+};
 use crate::error::{Error, Result};
 use crate::model::MessageId;
 use crate::proto::service::chat_service_server::ChatService;
@@ -23,7 +24,7 @@ impl ChatService for ChatApi {
             let range = ConversationRange {
                 before: r.max_id.filter(|id| *id != 0),
                 after: r.min_id,
-                limit: page_size(r.limit),
+                limit: Page::parse(r.limit).get(),
             };
             self.core.get_chats(user, range).await
         })
@@ -95,7 +96,7 @@ impl ChatService for ChatApi {
     async fn set_typing(&self, request: Request<chats::SetTyping>) -> Reply_<()> {
         handle(request, |user, r| async move {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
-            let action = typing_action(r.action)?;
+            let action = parse::typing_action("action", r.action)?;
             self.core.set_typing(user, chat, r.typing, action).await
         })
         .await
@@ -104,7 +105,7 @@ impl ChatService for ChatApi {
     async fn set_draft(&self, request: Request<SetDraft>) -> Reply_<()> {
         handle(request, |user, r| async move {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
-            let draft = draft(r.draft)?;
+            let draft = Draft::parse("draft", r.draft)?;
             self.core.set_draft(user, chat, draft).await
         })
         .await
@@ -146,7 +147,7 @@ impl ChatService for ChatApi {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
             let anchor = anchor(r.offset)?;
             self.core
-                .get_history(user, chat, anchor, page_size(r.limit))
+                .get_history(user, chat, anchor, Page::parse(r.limit))
                 .await
         })
         .await
@@ -180,30 +181,6 @@ impl ChatService for ChatApi {
     }
 }
 
-/// `SetTyping.action`: a known [`chats::TypingAction`], typing when unset.
-fn typing_action(action: Option<i32>) -> Result<i32> {
-    let action = action.unwrap_or(chats::TypingAction::Typing as i32);
-    if chats::TypingAction::try_from(action).is_err() {
-        return Err(Error::invalid("action", format!("unknown value {action}")));
-    }
-    Ok(action)
-}
-
-/// `SetDraft.draft`: empty clears it, like unset; otherwise bounded like a message.
-fn draft(draft: Option<String>) -> Result<Option<String>> {
-    let draft = draft.filter(|d| !d.is_empty());
-    if let Some(d) = &draft {
-        let chars = d.chars().count();
-        if chars > MAX_TEXT_CHARS {
-            return Err(Error::invalid(
-                "draft",
-                format!("{chars} characters, at most {MAX_TEXT_CHARS} allowed"),
-            ));
-        }
-    }
-    Ok(draft)
-}
-
 /// `ChangeNotificationPreferences.scope`: only a chat is ours to serve.
 fn prefs_scope(
     scope: Option<&settings::change_notification_preferences::Scope>,
@@ -231,30 +208,6 @@ fn anchor(offset: Option<messages::get_history::Offset>) -> Result<Anchor> {
     })
 }
 
-/// `EditMessage` into an edit of one message in `chat`.
-fn parse_edit(chat: ChatTarget, r: messages::EditMessage) -> Result<MessageEdit> {
-    let message_id = parse::message_id("message_id", r.message_id)?;
-    if r.message.is_none() && r.entities.is_empty() && r.media.is_empty() && !r.remove_media {
-        return Err(Error::invalid(
-            "message",
-            "nothing to change: set message, entities, media or remove_media",
-        ));
-    }
-    if let Some(text) = &r.message {
-        text::validate("message", text, &r.entities)?;
-    }
-    parse::bounded_len("entities", &r.entities)?;
-    parse::entity_fields("entities", &r.entities)?;
-    Ok(MessageEdit {
-        target: chat,
-        message_id,
-        text: r.message,
-        entities: r.entities,
-        remove_media: r.remove_media,
-        media: parse::media("media", r.media)?,
-    })
-}
-
 /// `DeleteMessage.message_ids`: at least one, each nonzero, repeats dropped.
 fn message_ids(listed: &[u64]) -> Result<Vec<MessageId>> {
     if listed.is_empty() {
@@ -271,56 +224,42 @@ fn message_ids(listed: &[u64]) -> Result<Vec<MessageId>> {
     Ok(ids)
 }
 
-/// The message `new` would store, for measuring it as a whole.
-fn stored_shape(new: &NewMessage) -> types::Message {
-    // `reply_to` is deprecated but still stored for clients that read only it.
-    #[allow(deprecated)]
-    types::Message {
-        message: new.text.clone(),
-        reply_to: new.reply.as_ref().map(|r| r.message_id.get()),
-        media: new.media.clone(),
-        entities: new.entities.clone(),
-        reply: new
-            .reply
-            .as_ref()
-            .map(|r| types::message::MessageReplyInfo {
-                message_id: Some(r.message_id.get()),
-                quote: r.quote.clone(),
-            }),
-        bot_info: new
-            .cloak
-            .clone()
-            .map(|c| types::message::MessageBotInfo { cloak: Some(c) }),
-        ..Default::default()
+/// `EditMessage` into an edit of one message in `chat`.
+fn parse_edit(chat: ChatTarget, r: messages::EditMessage) -> Result<MessageEdit> {
+    let message_id = parse::message_id("message_id", r.message_id)?;
+    if r.message.is_none() && r.entities.is_empty() && r.media.is_empty() && !r.remove_media {
+        return Err(Error::invalid(
+            "message",
+            "nothing to change: set message, entities, media or remove_media",
+        ));
     }
+    let text = match r.message {
+        Some(text) => TextEdit::Text(MessageText::parse("message", text, "entities", r.entities)?),
+        None if r.entities.is_empty() => TextEdit::Keep,
+        None => TextEdit::Entities(Entities::parse("entities", r.entities)?),
+    };
+    Ok(MessageEdit {
+        target: chat,
+        message_id,
+        text,
+        remove_media: r.remove_media,
+        media: parse::media("media", r.media)?,
+    })
 }
 
 // `reply_to_old` is deprecated but older clients still send it.
 #[allow(deprecated)]
 fn parse_new_message(chat: ChatTarget, r: messages::SendMessage) -> Result<NewMessage> {
-    text::validate("message", &r.message, &r.entities)?;
-    parse::entity_fields("entities", &r.entities)?;
+    let text = MessageText::parse("message", r.message, "entities", r.entities)?;
     let media = parse::media("media", r.media)?;
-    if r.message.trim().is_empty() && media.is_empty() {
-        return Err(Error::invalid("message", "empty: send text or media"));
-    }
     let reply = match (r.reply_to, r.reply_to_old) {
-        (Some(reply), _) => {
-            let message_id = parse::message_id("reply_to.message_id", reply.message_id)?;
-            let quote = match reply.quote {
-                Some(q) => {
-                    text::validate("reply_to.quote.message", &q.message, &q.entities)?;
-                    parse::entity_fields("reply_to.quote.entities", &q.entities)?;
-                    Some(types::message::message_reply_info::Quote {
-                        message: q.message,
-                        entities: q.entities,
-                        offset: q.offset,
-                    })
-                }
-                None => None,
-            };
-            Some(Reply { message_id, quote })
-        }
+        (Some(reply), _) => Some(Reply {
+            message_id: parse::message_id("reply_to.message_id", reply.message_id)?,
+            quote: reply
+                .quote
+                .map(|q| parse::quote("reply_to.quote", q))
+                .transpose()?,
+        }),
         (None, Some(old)) => Some(Reply {
             message_id: parse::message_id("reply_to_old", old)?,
             quote: None,
@@ -328,27 +267,14 @@ fn parse_new_message(chat: ChatTarget, r: messages::SendMessage) -> Result<NewMe
         (None, None) => None,
     };
     let cloak = match r.bot_info.and_then(|b| b.cloak) {
-        Some(cloak) => {
-            let name = parse::cloak_name("bot_info.cloak.name", &cloak.name)?;
-            Some(types::message::message_bot_info::MessageCloak {
-                name,
-                photo: cloak.photo_id.map(|file_id| types::ChatPhoto {
-                    file_id,
-                    preview: Vec::new(),
-                }),
-            })
-        }
+        Some(cloak) => Some(types::message::message_bot_info::MessageCloak {
+            name: CloakName::parse("bot_info.cloak.name", &cloak.name)?.into_string(),
+            photo: cloak.photo_id.map(|file_id| types::ChatPhoto {
+                file_id,
+                preview: Vec::new(),
+            }),
+        }),
         None => None,
     };
-    let new = NewMessage {
-        target: chat,
-        text: r.message,
-        entities: r.entities,
-        media,
-        reply,
-        cloak,
-        client_id: r.client_id,
-    };
-    text::message_size("message", &stored_shape(&new))?;
-    Ok(new)
+    NewMessage::new(chat, text, media, reply, cloak, r.client_id)
 }

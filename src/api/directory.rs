@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use tonic::{Request, Status};
 
-use super::{parse, serve, Reply};
+use super::{serve, Reply};
 use crate::auth::{Caller, Role};
-use crate::domain::limits::{MAX_UPSERT_USERS, MAX_USERNAME_BYTES, MAX_USER_NAME_CHARS};
+use crate::domain::limits::MAX_UPSERT_USERS;
+use crate::domain::values::Profile;
 use crate::domain::Core;
 use crate::error::Error;
 use crate::proto::service::user_directory_server::UserDirectory;
@@ -29,8 +30,8 @@ impl DirectoryApi {
 impl UserDirectory for DirectoryApi {
     async fn upsert_users(&self, request: Request<UpsertUsers>) -> Reply<()> {
         serve(request, service_only, |(), r| async move {
-            check_users(&r.users)?;
-            self.core.upsert_users(&r.users).await
+            let profiles = profiles(r.users)?;
+            self.core.upsert_users(profiles).await
         })
         .await
     }
@@ -46,9 +47,8 @@ fn service_only(caller: &Caller) -> Result<(), Status> {
     Ok(())
 }
 
-/// `UpsertUsers.users`: a bounded batch, each id nonzero and listed once,
-/// each name, username and photo preview within bounds.
-fn check_users(users: &[types::User]) -> crate::error::Result<()> {
+/// `UpsertUsers.users`: a bounded batch of profiles, each id listed once.
+fn profiles(users: Vec<types::User>) -> crate::error::Result<Vec<Profile>> {
     if users.len() > MAX_UPSERT_USERS {
         return Err(Error::invalid(
             "users",
@@ -56,32 +56,13 @@ fn check_users(users: &[types::User]) -> crate::error::Result<()> {
         ));
     }
     let mut seen = HashSet::new();
-    for (i, user) in users.iter().enumerate() {
-        parse::nonzero(&format!("users[{i}].id"), user.id)?;
-        if !seen.insert(user.id) {
+    let mut profiles = Vec::with_capacity(users.len());
+    for (i, user) in users.into_iter().enumerate() {
+        let profile = Profile::parse(&format!("users[{i}]"), user)?;
+        if !seen.insert(profile.id()) {
             return Err(Error::invalid(&format!("users[{i}].id"), "listed twice"));
         }
-        let name = user.name.trim();
-        if name.is_empty() || name.chars().count() > MAX_USER_NAME_CHARS {
-            return Err(Error::invalid(
-                &format!("users[{i}].name"),
-                format!("must be 1 to {MAX_USER_NAME_CHARS} characters"),
-            ));
-        }
-        if let Some(username) = &user.username {
-            if username.is_empty()
-                || username.len() > MAX_USERNAME_BYTES
-                || username.starts_with('@')
-            {
-                return Err(Error::invalid(
-                    &format!("users[{i}].username"),
-                    format!("must be 1 to {MAX_USERNAME_BYTES} bytes, without a leading @"),
-                ));
-            }
-        }
-        if let Some(photo) = &user.photo {
-            parse::preview(&format!("users[{i}].photo.preview"), &photo.preview)?;
-        }
+        profiles.push(profile);
     }
-    Ok(())
+    Ok(profiles)
 }

@@ -9,6 +9,7 @@ use super::{handle, Reply};
 use crate::domain::groups::{GroupEdit, NewGroup};
 use crate::domain::invites::NewInvite;
 use crate::domain::limits::MAX_NAME_BYTES;
+use crate::domain::values::{GroupName, InviteCode};
 use crate::domain::Core;
 use crate::error::{Error, Result};
 use crate::model::{ChatId, MessageId, UserId};
@@ -79,7 +80,8 @@ pub async fn delete_chat_invite(
     request: Request<chats::DeleteChatInvite>,
 ) -> Reply<()> {
     handle(request, |user, r| async move {
-        core.delete_invite(user, parse::invite_code(&r.code)?).await
+        core.delete_invite(user, &InviteCode::parse("code", &r.code)?)
+            .await
     })
     .await
 }
@@ -89,14 +91,16 @@ pub async fn lookup_invite(
     request: Request<auth::LookupInvite>,
 ) -> Reply<auth::InvitePreview> {
     handle(request, |user, r| async move {
-        core.lookup_invite(user, parse::invite_code(&r.code)?).await
+        core.lookup_invite(user, &InviteCode::parse("code", &r.code)?)
+            .await
     })
     .await
 }
 
 pub async fn use_invite(core: &Core, request: Request<auth::UseInvite>) -> Reply<()> {
     handle(request, |user, r| async move {
-        core.use_invite(user, parse::invite_code(&r.code)?).await
+        core.use_invite(user, &InviteCode::parse("code", &r.code)?)
+            .await
     })
     .await
 }
@@ -104,7 +108,7 @@ pub async fn use_invite(core: &Core, request: Request<auth::UseInvite>) -> Reply
 /// `CreateChat` into a new group: a name and the other members, each listed
 /// once and not the creator, fewer than `max_members` of them.
 fn new_group(r: chats::CreateChat, creator: UserId, max_members: usize) -> Result<NewGroup> {
-    let name = parse::group_name("name", &r.name)?;
+    let name = GroupName::parse("name", &r.name)?;
     if r.users.len() >= max_members {
         return Err(Error::invalid(
             "users",
@@ -137,7 +141,7 @@ fn group_edit(r: chats::EditChat) -> Result<GroupEdit> {
         name: r
             .name
             .as_deref()
-            .map(|n| parse::group_name("name", n))
+            .map(|n| GroupName::parse("name", n))
             .transpose()?,
         highlighted: r.highlighted_msg_id.map(|h| match h.highlighted_msg_id {
             None | Some(0) => None,

@@ -2,14 +2,14 @@
 //! errors name the offending field.
 
 use crate::domain::limits::{
-    MAX_CLOAK_NAME_CHARS, MAX_LIST_ITEMS, MAX_MEDIA_ITEMS, MAX_NAME_BYTES, MAX_PREVIEW_BYTES,
-    MAX_PRE_LANGUAGE_BYTES, MAX_URL_BYTES,
+    MAX_LIST_ITEMS, MAX_MEDIA_ITEMS, MAX_NAME_BYTES, MAX_PREVIEW_BYTES, MAX_URL_BYTES,
 };
 use crate::domain::target::ChatTarget;
+use crate::domain::values::{self, MessageText};
 use crate::error::{Error, Result};
-use crate::model::{ChatId, MessageId, UserId};
-use crate::proto::types::message_entity::Entity;
-use crate::proto::{media, refs, types};
+use crate::model::{ChatId, MessageId, TypingAction, UserId};
+use crate::proto::{media, refs};
+pub use values::short;
 
 pub fn target(field: &str, chat_ref: Option<&refs::ChatRef>, caller: UserId) -> Result<ChatTarget> {
     let chat_ref = chat_ref.ok_or_else(|| Error::invalid(field, "required"))?;
@@ -65,58 +65,9 @@ pub fn bounded_len<T>(field: &str, items: &[T]) -> Result<()> {
     Ok(())
 }
 
-/// At most `max` bytes.
-pub fn short(field: &str, value: &[u8], max: usize) -> Result<()> {
-    if value.len() > max {
-        return Err(Error::invalid(
-            field,
-            format!("{} bytes, at most {max} allowed", value.len()),
-        ));
-    }
-    Ok(())
-}
-
 /// An inline thumbnail (an image's or a user's photo preview).
 pub fn preview(field: &str, bytes: &[u8]) -> Result<()> {
     short(field, bytes, MAX_PREVIEW_BYTES)
-}
-
-/// The strings inside entities: `textUrl` urls and `pre` languages. Ranges
-/// and counts are `domain::text`'s to check.
-pub fn entity_fields(field: &str, entities: &[types::MessageEntity]) -> Result<()> {
-    for (i, entity) in entities.iter().enumerate() {
-        match &entity.entity {
-            Some(Entity::TextUrl(link)) => short(
-                &format!("{field}[{i}].textUrl.url"),
-                link.url.as_bytes(),
-                MAX_URL_BYTES,
-            )?,
-            Some(Entity::Pre(pre)) => {
-                if let Some(language) = &pre.language {
-                    short(
-                        &format!("{field}[{i}].pre.language"),
-                        language.as_bytes(),
-                        MAX_PRE_LANGUAGE_BYTES,
-                    )?;
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// A bot's cloak name: 1 to [`MAX_CLOAK_NAME_CHARS`] characters once trimmed.
-pub fn cloak_name(field: &str, name: &str) -> Result<String> {
-    let trimmed = name.trim();
-    let chars = trimmed.chars().count();
-    if chars == 0 || chars > MAX_CLOAK_NAME_CHARS {
-        return Err(Error::invalid(
-            field,
-            format!("must be 1 to {MAX_CLOAK_NAME_CHARS} characters after trimming, got {chars}"),
-        ));
-    }
-    Ok(trimmed.to_owned())
 }
 
 /// Sent media references become stored message media, kept as given.
@@ -202,27 +153,31 @@ pub fn group(field: &str, chat_ref: Option<&refs::ChatRef>, caller: UserId) -> R
     }
 }
 
-/// A group name: 1 to 128 characters once trimmed.
-pub fn group_name(field: &str, name: &str) -> Result<String> {
-    let trimmed = name.trim();
-    let chars = trimmed.chars().count();
-    if chars == 0 || chars > crate::domain::limits::MAX_GROUP_NAME_CHARS {
-        return Err(Error::invalid(
-            field,
-            format!(
-                "must be 1 to {} characters after trimming, got {chars}",
-                crate::domain::limits::MAX_GROUP_NAME_CHARS
-            ),
-        ));
+/// `SetTyping.action`: a known action, typing when unset.
+pub fn typing_action(field: &str, action: Option<i32>) -> Result<TypingAction> {
+    match action {
+        None => Ok(TypingAction::default()),
+        Some(number) => TypingAction::from_wire(number)
+            .ok_or_else(|| Error::invalid(field, format!("unknown value {number}"))),
     }
-    Ok(trimmed.to_owned())
 }
 
-/// An invite code as a caller hands it back.
-pub fn invite_code(code: &str) -> Result<&str> {
-    let code = code.trim();
-    if code.is_empty() || code.len() > 64 {
-        return Err(Error::invalid("code", "must be 1 to 64 characters"));
-    }
-    Ok(code)
+/// A quote of the replied-to message: its text and entities, bounded like a
+/// message's.
+pub fn quote(
+    field: &str,
+    q: crate::proto::messages::send_message::reply_to::Quote,
+) -> Result<crate::proto::types::message::message_reply_info::Quote> {
+    let (message, entities) = MessageText::parse(
+        &format!("{field}.message"),
+        q.message,
+        &format!("{field}.entities"),
+        q.entities,
+    )?
+    .into_parts();
+    Ok(crate::proto::types::message::message_reply_info::Quote {
+        message,
+        entities,
+        offset: q.offset,
+    })
 }

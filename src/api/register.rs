@@ -14,6 +14,7 @@ use tonic::Status;
 use tracing::Span;
 
 use crate::auth::Caller;
+use crate::domain::values::DisplayName;
 use crate::domain::Core;
 
 /// Wraps a service so that named callers are registered before it is called.
@@ -66,7 +67,11 @@ where
         let core = self.core.clone();
         Box::pin(async move {
             Span::current().record("user", user.get());
-            if let Err(error) = core.register(user, &name).await {
+            let registered = match DisplayName::parse("token name", &name) {
+                Ok(name) => core.register(user, &name).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = registered {
                 return Ok(Status::from(error).into_http());
             }
             inner.call(request).await

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use super::access::{Access, Mode};
 use super::render;
 use super::target::ChatTarget;
+use super::values::Draft;
 use super::Core;
 use crate::error::{Error, Result};
 use crate::model::{
@@ -156,13 +157,9 @@ impl Core {
         ))
     }
 
-    pub async fn set_draft(
-        &self,
-        caller: UserId,
-        target: ChatTarget,
-        draft: Option<String>,
-    ) -> Result<()> {
+    pub async fn set_draft(&self, caller: UserId, target: ChatTarget, draft: Draft) -> Result<()> {
         self.change_member(caller, target, |m| {
+            let draft = draft.into_option();
             let changed = m.draft != draft;
             m.draft = draft;
             changed

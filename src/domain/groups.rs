@@ -9,6 +9,7 @@ use super::access::Locked;
 use super::posting::Post;
 use super::render;
 use super::target::ChatTarget;
+use super::values::GroupName;
 use super::Core;
 use crate::error::{Error, Result};
 use crate::model::{ChatId, ChatKind, ChatRow, MemberRow, MessageId, NewChange, UserId};
@@ -19,14 +20,14 @@ use updates::update::Update as U;
 
 /// A validated CreateChat: the listed users exclude the creator.
 pub struct NewGroup {
-    pub name: String,
+    pub name: GroupName,
     pub users: Vec<UserId>,
 }
 
 /// A validated EditChat; `None` leaves a field as it is.
 #[derive(Default)]
 pub struct GroupEdit {
-    pub name: Option<String>,
+    pub name: Option<GroupName>,
     /// `Some(None)` clears the highlight.
     pub highlighted: Option<Option<MessageId>>,
     /// `Some(None)` removes the photo.
@@ -58,7 +59,7 @@ impl Core {
         let chat = ChatRow {
             id: ChatId(self.ids.next_id()),
             kind: ChatKind::Group,
-            name: new.name,
+            name: new.name.into_string(),
             owner: Some(caller),
             photo: None,
             highlighted: None,
@@ -94,7 +95,7 @@ impl Core {
             ));
         }
         if let Some(name) = edit.name {
-            chat.name = name;
+            chat.name = name.into_string();
         }
         if let Some(highlighted) = edit.highlighted {
             if let Some(message) = highlighted {

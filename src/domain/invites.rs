@@ -5,6 +5,7 @@ use super::access::{Access, Mode};
 use super::conversations::participants;
 use super::render;
 use super::target::ChatTarget;
+use super::values::InviteCode;
 use super::Core;
 use crate::error::{Error, Result};
 use crate::model::{clock::now_ms, ChatId, ChatRow, InviteRow, UserId};
@@ -107,9 +108,12 @@ impl Core {
     }
 
     /// Its creator or the group owner deletes an invite.
-    pub async fn delete_invite(&self, caller: UserId, code: &str) -> Result<()> {
+    pub async fn delete_invite(&self, caller: UserId, code: &InviteCode) -> Result<()> {
         let mut tx = self.begin().await?;
-        let invite = tx.invite(code, true).await?.ok_or_else(invite_not_found)?;
+        let invite = tx
+            .invite(code.as_str(), true)
+            .await?
+            .ok_or_else(invite_not_found)?;
         let chat = self
             .group_read(tx.as_mut(), caller, invite.chat_id)
             .await
@@ -119,16 +123,20 @@ impl Core {
                 "only the invite's creator or the group owner may delete it".into(),
             ));
         }
-        tx.delete_invite(code).await?;
+        tx.delete_invite(code.as_str()).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Anyone holding a usable code sees what it leads to.
-    pub async fn lookup_invite(&self, caller: UserId, code: &str) -> Result<auth::InvitePreview> {
+    pub async fn lookup_invite(
+        &self,
+        caller: UserId,
+        code: &InviteCode,
+    ) -> Result<auth::InvitePreview> {
         let mut tx = self.store.reader().await?;
         let invite = tx
-            .invite(code, false)
+            .invite(code.as_str(), false)
             .await?
             .filter(|i| usable(i, now_ms()))
             .ok_or_else(invite_not_found)?;
@@ -147,10 +155,10 @@ impl Core {
     }
 
     /// Joins the caller to the invite's group, counting exactly one use.
-    pub async fn use_invite(&self, caller: UserId, code: &str) -> Result<()> {
+    pub async fn use_invite(&self, caller: UserId, code: &InviteCode) -> Result<()> {
         let mut tx = self.begin().await?;
         let chat_id = tx
-            .invite(code, false)
+            .invite(code.as_str(), false)
             .await?
             .ok_or_else(invite_not_found)?
             .chat_id;
@@ -158,7 +166,7 @@ impl Core {
         // takes locks in, so concurrent uses and removals cannot deadlock.
         let (chat, members) = tx.lock_chat(chat_id).await?.ok_or_else(invite_not_found)?;
         let invite = tx
-            .invite(code, true)
+            .invite(code.as_str(), true)
             .await?
             .filter(|i| usable(i, now_ms()))
             .ok_or_else(invite_not_found)?;

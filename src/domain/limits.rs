@@ -6,7 +6,8 @@ pub const MAX_TEXT_CHARS: usize = 4000;
 pub const MAX_GROUP_NAME_CHARS: usize = 128;
 /// Most entities, media or ids in one request.
 pub const MAX_LIST_ITEMS: usize = 100;
-/// Page sizes: the default when none is given, and the cap applied to larger ones.
+/// Page sizes: the default when none is given, and the cap applied to larger
+/// ones ([`super::values::Page`]).
 pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 100;
 /// Most users in one UpsertUsers call.
@@ -36,14 +37,6 @@ pub const MAX_USERNAME_BYTES: usize = 64;
 /// 200 KiB); this is what stops such combinations. A page of 100 messages at
 /// this bound is 6.25 MiB.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
-
-/// A requested page size: absent or 0 takes the default, larger ones the cap.
-pub fn page_size(requested: Option<u32>) -> usize {
-    match requested {
-        None | Some(0) => DEFAULT_PAGE,
-        Some(n) => (n as usize).min(MAX_PAGE),
-    }
-}
 
 /// Limits that deployments may set.
 #[derive(Clone, Debug)]

@@ -8,44 +8,14 @@ use super::posting::Post;
 use super::render;
 use super::target::ChatTarget;
 use super::text;
+use super::values::{MessageEdit, NewMessage, Page, TextEdit};
 use super::Core;
 use crate::error::{Error, Result};
 use crate::model::{ChatRow, MessageId, NewChange, UserId};
-use crate::proto::{media, messages, types, updates};
+use crate::proto::{messages, types, updates};
 use crate::store::{StoreError, Tx};
 
 use updates::update::Update as U;
-
-/// A validated SendMessage.
-#[derive(Clone, Debug)]
-pub struct NewMessage {
-    pub target: ChatTarget,
-    pub text: String,
-    pub entities: Vec<types::MessageEntity>,
-    pub media: Vec<media::MessageMedia>,
-    pub reply: Option<Reply>,
-    pub cloak: Option<types::message::message_bot_info::MessageCloak>,
-    pub client_id: Option<u64>,
-}
-
-#[derive(Clone, Debug)]
-pub struct Reply {
-    pub message_id: MessageId,
-    pub quote: Option<types::message::message_reply_info::Quote>,
-}
-
-/// A validated EditMessage: `None`/empty fields leave things as they are.
-#[derive(Clone, Debug)]
-pub struct MessageEdit {
-    pub target: ChatTarget,
-    pub message_id: MessageId,
-    pub text: Option<String>,
-    /// Replaces the entities when not empty or when `text` is set.
-    pub entities: Vec<types::MessageEntity>,
-    pub remove_media: bool,
-    /// Replaces the media when not empty.
-    pub media: Vec<media::MessageMedia>,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Anchor {
@@ -59,7 +29,7 @@ impl Core {
     /// Sends, then ends the author's typing there: off the request's path,
     /// since the send is done and Redis may be slow.
     pub async fn send_message(&self, caller: UserId, new: NewMessage) -> Result<MessageId> {
-        let target = new.target;
+        let target = new.target();
         let sent = self.send_once(caller, new).await?;
         if let Some(core) = self.me.upgrade() {
             tokio::spawn(async move { core.typing_ended_by_send(caller, target).await });
@@ -68,7 +38,7 @@ impl Core {
     }
 
     async fn send_once(&self, caller: UserId, new: NewMessage) -> Result<MessageId> {
-        let client_id = new.client_id;
+        let client_id = new.client_id();
         match self.try_send(caller, new).await {
             // A concurrent retry with the same client id won: answer with its message.
             Err(Error::Store(StoreError::Duplicate)) => match client_id {
@@ -91,10 +61,10 @@ impl Core {
 
     /// Checks the send without any lock, then hands it to its chat's next batch.
     async fn try_send(&self, caller: UserId, new: NewMessage) -> Result<MessageId> {
-        let key = super::conversations::chat_key(caller, new.target);
+        let key = super::conversations::chat_key(caller, new.target());
         let mut tx = self.store.reader().await?;
         // The usual send needs one round trip before it is queued.
-        let context = tx.send_context(key, caller, new.client_id).await?;
+        let context = tx.send_context(key, caller, new.client_id()).await?;
         if let Some(sent) = context.sent {
             // A retry: answer with the message the first attempt stored.
             tx.commit().await?;
@@ -106,7 +76,7 @@ impl Core {
                 // Not a member (NOT_FOUND), or a direct chat's first use,
                 // which creates it in a write of its own.
                 tx.commit().await?;
-                let chat = self.member_chat(caller, new.target).await?;
+                let chat = self.member_chat(caller, new.target()).await?;
                 tx = self.store.reader().await?;
                 chat
             }
@@ -140,52 +110,29 @@ impl Core {
         new: NewMessage,
     ) -> Result<Post> {
         let caller = UserId(author.id);
-        if new.cloak.is_some() && !author.bot {
+        if new.is_cloaked() && !author.bot {
             return Err(Error::PermissionDenied(
                 "bot_info: only bots may send cloaked messages".into(),
             ));
         }
-        if let Some(reply) = &new.reply {
-            if tx
-                .message(chat.id, reply.message_id, false)
-                .await?
-                .is_none()
-            {
+        if let Some(reply_to) = new.reply_to() {
+            if tx.message(chat.id, reply_to, false).await?.is_none() {
                 return Err(Error::invalid(
                     "reply_to.message_id",
-                    format!("no message {} in this chat", reply.message_id),
+                    format!("no message {reply_to} in this chat"),
                 ));
             }
         }
+        let text = new.text();
         let mentions = self
-            .mentioned_members(tx, caller, &new.text, &new.entities, chat)
+            .mentioned_members(tx, caller, text.text(), text.entities(), chat)
             .await?;
-        // `reply_to` is deprecated but still filled in for clients that read only it.
-        #[allow(deprecated)]
-        let body = types::Message {
-            chat_ref: None,
-            message_id: 0,
-            author_id: caller.get(),
-            message: new.text,
-            reply_to: new.reply.as_ref().map(|r| r.message_id.get()),
-            media: new.media,
-            entities: new.entities,
-            edited_at: None,
-            r#type: None,
-            forward: None,
-            reply: new.reply.map(|r| types::message::MessageReplyInfo {
-                message_id: Some(r.message_id.get()),
-                quote: r.quote,
-            }),
-            bot_info: new
-                .cloak
-                .map(|c| types::message::MessageBotInfo { cloak: Some(c) }),
-        };
+        let client_id = new.client_id();
         Ok(Post {
             author,
             author_id: caller,
-            body,
-            client_id: new.client_id,
+            body: new.into_body(caller),
+            client_id,
             mentions,
             system: false,
         })
@@ -227,8 +174,9 @@ impl Core {
         caller: UserId,
         target: ChatTarget,
         anchor: Anchor,
-        limit: usize,
+        page: Page,
     ) -> Result<messages::Messages> {
+        let limit = page.get();
         let mut tx = self.store.reader().await?;
         let Some(Access { chat, .. }) =
             self.access(tx.as_mut(), caller, target, Mode::Read).await?
@@ -306,13 +254,15 @@ impl Core {
             ));
         }
         let body = &mut row.body;
-        if let Some(text) = edit.text {
-            body.message = text;
-            body.entities = edit.entities;
-        } else if !edit.entities.is_empty() {
-            body.entities = edit.entities;
+        match edit.text {
+            TextEdit::Keep => {}
+            TextEdit::Text(text) => (body.message, body.entities) = text.into_parts(),
+            TextEdit::Entities(entities) => {
+                // Checked against the text as stored, which the caller did not send.
+                entities.check_within("entities", &body.message)?;
+                body.entities = entities.into_vec();
+            }
         }
-        text::validate_entities("entities", &body.message, &body.entities)?;
         if edit.remove_media {
             body.media.clear();
         }

@@ -18,6 +18,7 @@ pub mod text;
 pub mod typing;
 pub mod updates;
 pub mod users;
+pub mod values;
 
 use std::collections::HashSet;
 

@@ -1,56 +1,13 @@
-//! Message text and its entities: validation, and who a text mentions.
+//! A message as a whole: its encoded size, and who its text mentions. The
+//! text and entities themselves are checked where they enter, by
+//! [`super::values::MessageText`].
 
-use super::limits::{MAX_LIST_ITEMS, MAX_MESSAGE_BYTES, MAX_TEXT_CHARS};
+use super::limits::MAX_MESSAGE_BYTES;
 use crate::error::{Error, Result};
 use crate::model::UserId;
 use crate::proto::types::message_entity::Entity;
 use crate::proto::types::MessageEntity;
 use crate::proto::{refs, types};
-
-/// Checks length and that every entity lies inside the text, counting UTF-16
-/// code units as JavaScript clients do.
-pub fn validate(field: &str, text: &str, entities: &[MessageEntity]) -> Result<()> {
-    let chars = text.chars().count();
-    if chars > MAX_TEXT_CHARS {
-        return Err(Error::invalid(
-            field,
-            format!("{chars} characters, at most {MAX_TEXT_CHARS} allowed"),
-        ));
-    }
-    validate_entities(&format!("{field}.entities"), text, entities)
-}
-
-pub fn validate_entities(field: &str, text: &str, entities: &[MessageEntity]) -> Result<()> {
-    if entities.len() > MAX_LIST_ITEMS {
-        return Err(Error::invalid(
-            field,
-            format!(
-                "{} entities, at most {MAX_LIST_ITEMS} allowed",
-                entities.len()
-            ),
-        ));
-    }
-    let units = text.encode_utf16().count() as u64;
-    for (i, entity) in entities.iter().enumerate() {
-        let end = u64::from(entity.start_index) + u64::from(entity.length);
-        if entity.length == 0 || end > units {
-            return Err(Error::invalid(
-                &format!("{field}[{i}]"),
-                format!(
-                    "range {}..{end} is empty or outside the text ({units} UTF-16 units)",
-                    entity.start_index
-                ),
-            ));
-        }
-        if entity.entity.is_none() {
-            return Err(Error::invalid(
-                &format!("{field}[{i}]"),
-                "no entity kind set",
-            ));
-        }
-    }
-    Ok(())
-}
 
 /// The message as a whole, as it would be stored and sent out, must encode
 /// to at most [`MAX_MESSAGE_BYTES`]. Ids, the chat ref and the edit time are
@@ -145,14 +102,6 @@ mod tests {
     }
 
     #[test]
-    fn entity_offsets_count_utf16_units() {
-        // "😀" is two UTF-16 units, so "😀ab" has four.
-        let text = "😀ab";
-        assert!(validate("message", text, &[entity(0, 4, Entity::Bold(true))]).is_ok());
-        assert!(validate("message", text, &[entity(1, 4, Entity::Bold(true))]).is_err());
-    }
-
-    #[test]
     fn mentions_read_ids_and_usernames_from_the_covered_text() {
         let text = "hi @42 and @alice and 77";
         let found = mentions(
@@ -165,12 +114,5 @@ mod tests {
         );
         assert_eq!(found.ids, vec![UserId(42), UserId(77)]);
         assert_eq!(found.usernames, vec!["alice".to_owned()]);
-    }
-
-    #[test]
-    fn too_long_text_is_refused_naming_the_field() {
-        let text = "x".repeat(MAX_TEXT_CHARS + 1);
-        let error = validate("message", &text, &[]).unwrap_err();
-        assert!(error.to_string().starts_with("message:"), "{error}");
     }
 }

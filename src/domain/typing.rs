@@ -8,7 +8,7 @@ use super::Core;
 use crate::bus::Delivery;
 use crate::ephemeral::{EphemeralError, TypingChange};
 use crate::error::{Error, Result};
-use crate::model::{ChatRow, Personal, Scope, UserId};
+use crate::model::{ChatRow, Personal, Scope, TypingAction, UserId};
 use crate::proto::updates;
 
 use updates::update::Update as U;
@@ -32,7 +32,7 @@ impl Core {
         caller: UserId,
         target: ChatTarget,
         typing: bool,
-        action: i32,
+        action: TypingAction,
     ) -> Result<()> {
         if !self.ephemeral.allow_typing(caller).await? {
             self.counters.count_typing_limited();
@@ -83,7 +83,7 @@ impl Core {
         caller: UserId,
         audience: Audience,
         typing: bool,
-        action: Option<i32>,
+        action: Option<TypingAction>,
     ) {
         // One payload for everyone; each copy renders its own chat ref.
         let change = self.change(
@@ -91,7 +91,7 @@ impl Core {
                 chat_ref: None,
                 user_id: caller.get(),
                 typing,
-                action,
+                action: action.map(TypingAction::wire),
             }),
             Some(audience.scope),
         );

@@ -1,5 +1,6 @@
 //! The users the service knows, from the account service or from tokens.
 
+use super::values::{DisplayName, Profile};
 use super::Core;
 use crate::error::Result;
 use crate::model::UserId;
@@ -10,20 +11,21 @@ use crate::proto::types;
 const REGISTERED_CACHE: usize = 100_000;
 
 impl Core {
-    pub async fn upsert_users(&self, users: &[types::User]) -> Result<()> {
+    pub async fn upsert_users(&self, users: Vec<Profile>) -> Result<()> {
+        let users: Vec<types::User> = users.into_iter().map(Profile::into_user).collect();
         let mut tx = self.begin().await?;
-        tx.upsert_users(users).await?;
+        tx.upsert_users(&users).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Registers a caller whose token carries a name, once per replica.
-    pub async fn register(&self, user: UserId, name: &str) -> Result<()> {
+    pub async fn register(&self, user: UserId, name: &DisplayName) -> Result<()> {
         if self.is_registered(user) {
             return Ok(());
         }
         let mut tx = self.begin().await?;
-        tx.insert_user_if_absent(user, name).await?;
+        tx.insert_user_if_absent(user, name.as_str()).await?;
         tx.commit().await?;
         let mut registered = self.registered_users();
         if registered.len() >= REGISTERED_CACHE {

@@ -9,12 +9,12 @@ use async_trait::async_trait;
 use super::{
     Ephemeral, EphemeralError, TypingChange, TYPING_PER_SECOND, TYPING_SUPPRESS_MS, TYPING_TTL_MS,
 };
-use crate::model::{clock::now_ms, UserId};
+use crate::model::{clock::now_ms, TypingAction, UserId};
 
 /// What a typing key holds.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Typing {
-    Action(i32),
+    Action(TypingAction),
     /// The user just sent a message.
     Sent,
 }
@@ -40,7 +40,7 @@ impl Ephemeral for LocalEphemeral {
         &self,
         chat: &str,
         user: UserId,
-        action: i32,
+        action: TypingAction,
     ) -> Result<TypingChange, EphemeralError> {
         let now = now_ms();
         let mut typing = self.typing.lock().unwrap_or_else(|e| e.into_inner());

@@ -10,7 +10,7 @@ pub mod redis;
 
 use async_trait::async_trait;
 
-use crate::model::UserId;
+use crate::model::{TypingAction, UserId};
 
 /// The ephemeral state could not be read or written.
 ///
@@ -39,7 +39,7 @@ pub trait Ephemeral: Send + Sync + 'static {
         &self,
         chat: &str,
         user: UserId,
-        action: i32,
+        action: TypingAction,
     ) -> Result<TypingChange, EphemeralError>;
     /// Ends typing; `after_send` also suppresses a late start for a moment.
     /// Returns whether the user was typing (so that the end is news).

@@ -13,7 +13,7 @@ use tracing::Instrument as _;
 use super::{
     Ephemeral, EphemeralError, TypingChange, TYPING_PER_SECOND, TYPING_SUPPRESS_MS, TYPING_TTL_MS,
 };
-use crate::model::{clock::now_ms, UserId};
+use crate::model::{clock::now_ms, TypingAction, UserId};
 use crate::redis_conn::{redis_span, RedisCommands, COMMAND_TIMEOUT};
 
 const START_TYPING: &str = r"
@@ -91,14 +91,14 @@ impl Ephemeral for RedisEphemeral {
         &self,
         chat: &str,
         user: UserId,
-        action: i32,
+        action: TypingAction,
     ) -> Result<TypingChange, EphemeralError> {
         let key = self.typing_key(chat, user);
         let code: i64 = self
             .script(
                 &self.start_typing,
                 &key,
-                &[action.to_string(), TYPING_TTL_MS.to_string()],
+                &[action.wire().to_string(), TYPING_TTL_MS.to_string()],
             )
             .await?;
         Ok(match code {

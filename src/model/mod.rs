@@ -17,6 +17,7 @@ pub mod invite;
 pub mod member;
 pub mod message;
 pub mod snowflake;
+pub mod typing;
 
 pub use change::{Change, LoggedUpdate, NewChange, Personal, Scope};
 pub use chat::{ChatKey, ChatKind, ChatRow};
@@ -25,3 +26,4 @@ pub use invite::InviteRow;
 pub use member::{MemberRow, ReadMove, ReadPoint, ReadState};
 pub use message::MessageRow;
 pub use snowflake::Snowflakes;
+pub use typing::TypingAction;

@@ -317,14 +317,14 @@ async fn reply_quotes_are_bounded(app: TestApp) {
             ))
             .await,
         Code::InvalidArgument,
-        "reply_to.quote.message.entities: 101 entities",
+        "reply_to.quote.entities: 101 entities",
     );
     assert_code(
         ann.client
             .send_message(reply("quoted".into(), vec![bold(0, 7)]))
             .await,
         Code::InvalidArgument,
-        "reply_to.quote.message.entities[0]",
+        "reply_to.quote.entities[0]",
     );
     assert_code(
         ann.client
