@@ -250,8 +250,8 @@ impl Application {
         tracing::info!(
             %addr,
             tls = self.tls.is_some(),
-            store = self.core.store.engine(),
-            bus = self.core.bus.engine(),
+            store = self.core.stats().engines().0,
+            bus = self.core.stats().engines().1,
             "serving gRPC"
         );
         tracing::info!(addr = %metrics_addr, "serving Prometheus metrics at /metrics");
@@ -352,7 +352,7 @@ async fn prune_periodically(
             _ = ticks.tick() => {}
             _ = stopping.wait_for(|s| *s) => return,
         }
-        match core.store.prune_updates(retention, PRUNE_BATCH).await {
+        match core.updates().prune(retention, PRUNE_BATCH).await {
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "pruned the update log"),
             Err(error) => tracing::warn!(%error, "pruning the update log failed"),

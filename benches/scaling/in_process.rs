@@ -41,7 +41,8 @@ pub(crate) async fn core_get_chats(core: Arc<Core>, user: u64) -> Result<()> {
         limit: 20,
     };
     let page = core
-        .get_chats(UserId(user), range)
+        .chats()
+        .list(UserId(user), range)
         .await
         .map_err(|e| e.to_string())?;
     std::hint::black_box(page);
@@ -50,7 +51,8 @@ pub(crate) async fn core_get_chats(core: Arc<Core>, user: u64) -> Result<()> {
 
 pub(crate) async fn core_history(core: Arc<Core>, user: u64, peer: u64) -> Result<()> {
     let page = core
-        .get_history(
+        .messages()
+        .history(
             UserId(user),
             ChatTarget::Direct(UserId(peer)),
             Anchor::Latest,
@@ -64,7 +66,8 @@ pub(crate) async fn core_history(core: Arc<Core>, user: u64, peer: u64) -> Resul
 
 pub(crate) async fn core_get_chat(core: Arc<Core>, user: u64, peer: u64) -> Result<()> {
     let chat = core
-        .get_chat(UserId(user), ChatTarget::Direct(UserId(peer)))
+        .chats()
+        .get(UserId(user), ChatTarget::Direct(UserId(peer)))
         .await
         .map_err(|e| e.to_string())?;
     std::hint::black_box(chat);

@@ -26,7 +26,7 @@ impl ChatService for ChatApi {
                 after: r.min_id,
                 limit: Page::parse(r.limit).get(),
             };
-            self.core.get_chats(user, range).await
+            self.core.chats().list(user, range).await
         })
         .await
     }
@@ -34,7 +34,7 @@ impl ChatService for ChatApi {
     async fn get_chat(&self, request: Request<chats::GetChat>) -> Reply_<chats::Chat> {
         handle(request, |user, r| async move {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
-            self.core.get_chat(user, chat).await
+            self.core.chats().get(user, chat).await
         })
         .await
     }
@@ -88,7 +88,7 @@ impl ChatService for ChatApi {
         handle(request, |user, r| async move {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
             let message = parse::message_id("message_id", r.message_id)?;
-            self.core.mark_read(user, chat, message).await
+            self.core.chats().mark_read(user, chat, message).await
         })
         .await
     }
@@ -97,7 +97,7 @@ impl ChatService for ChatApi {
         handle(request, |user, r| async move {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
             let action = parse::typing_action("action", r.action)?;
-            self.core.set_typing(user, chat, r.typing, action).await
+            self.core.typing().set(user, chat, r.typing, action).await
         })
         .await
     }
@@ -106,7 +106,7 @@ impl ChatService for ChatApi {
         handle(request, |user, r| async move {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
             let draft = Draft::parse("draft", r.draft)?;
-            self.core.set_draft(user, chat, draft).await
+            self.core.chats().set_draft(user, chat, draft).await
         })
         .await
     }
@@ -119,7 +119,10 @@ impl ChatService for ChatApi {
             let prefs = types::NotifPrefs::try_from(r.prefs)
                 .map_err(|_| Error::invalid("prefs", format!("unknown value {}", r.prefs)))?;
             let chat = prefs_scope(r.scope.as_ref(), user)?;
-            self.core.set_notif_prefs(user, chat, prefs).await
+            self.core
+                .chats()
+                .set_notification_prefs(user, chat, prefs)
+                .await
         })
         .await
     }
@@ -131,7 +134,7 @@ impl ChatService for ChatApi {
         handle(request, |user, r| async move {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
             let new = parse_new_message(chat, r)?;
-            let id = self.core.send_message(user, new).await?;
+            let id = self.core.messages().send(user, new).await?;
             Ok(messages::SentMessage {
                 message_id: id.get(),
             })
@@ -147,7 +150,8 @@ impl ChatService for ChatApi {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
             let anchor = anchor(r.offset)?;
             self.core
-                .get_history(user, chat, anchor, Page::parse(r.limit))
+                .messages()
+                .history(user, chat, anchor, Page::parse(r.limit))
                 .await
         })
         .await
@@ -157,7 +161,7 @@ impl ChatService for ChatApi {
         handle(request, |user, r| async move {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
             let edit = parse_edit(chat, r)?;
-            self.core.edit_message(user, edit).await
+            self.core.messages().edit(user, edit).await
         })
         .await
     }
@@ -166,7 +170,7 @@ impl ChatService for ChatApi {
         handle(request, |user, r| async move {
             let chat = target("chat_ref", r.chat_ref.as_ref(), user)?;
             let ids = message_ids(&r.message_ids)?;
-            self.core.delete_messages(user, chat, ids).await
+            self.core.messages().delete(user, chat, ids).await
         })
         .await
     }

@@ -31,7 +31,7 @@ impl UserDirectory for DirectoryApi {
     async fn upsert_users(&self, request: Request<UpsertUsers>) -> Reply<()> {
         serve(request, service_only, |(), r| async move {
             let profiles = profiles(r.users)?;
-            self.core.upsert_users(profiles).await
+            self.core.users().upsert(profiles).await
         })
         .await
     }

@@ -17,8 +17,8 @@ use crate::proto::{auth, chats, types};
 
 pub async fn create_chat(core: &Core, request: Request<chats::CreateChat>) -> Reply<types::Group> {
     handle(request, |user, r| async move {
-        let group = new_group(r, user, core.limits.max_group_members)?;
-        core.create_group(user, group).await
+        let group = new_group(r, user)?;
+        core.groups().create(user, group).await
     })
     .await
 }
@@ -26,7 +26,7 @@ pub async fn create_chat(core: &Core, request: Request<chats::CreateChat>) -> Re
 pub async fn edit_chat(core: &Core, request: Request<chats::EditChat>) -> Reply<chats::Chat> {
     handle(request, |user, r| async move {
         let id = group("chat_ref", r.chat_ref.as_ref(), user)?;
-        core.edit_group(user, id, group_edit(r)?).await
+        core.groups().edit(user, id, group_edit(r)?).await
     })
     .await
 }
@@ -35,7 +35,7 @@ pub async fn add_chat_member(core: &Core, request: Request<chats::AddChatMember>
     handle(request, |user, r| async move {
         let id = group("chat_ref", r.chat_ref.as_ref(), user)?;
         let member = parse::user_id("user_id", r.user_id)?;
-        core.add_member(user, id, member).await
+        core.groups().add_member(user, id, member).await
     })
     .await
 }
@@ -47,7 +47,7 @@ pub async fn remove_chat_member(
     handle(request, |user, r| async move {
         let id = group("chat_ref", r.chat_ref.as_ref(), user)?;
         let member = parse::user_id("user_id", r.user_id)?;
-        core.remove_member(user, id, member).await
+        core.groups().remove_member(user, id, member).await
     })
     .await
 }
@@ -58,7 +58,7 @@ pub async fn create_chat_invite(
 ) -> Reply<auth::CreatedInvite> {
     handle(request, |user, r| async move {
         let invite = new_invite(r, user)?;
-        let code = core.create_invite(user, invite).await?;
+        let code = core.invites().create(user, invite).await?;
         Ok(auth::CreatedInvite { code })
     })
     .await
@@ -70,7 +70,7 @@ pub async fn list_chat_invites(
 ) -> Reply<auth::InviteList> {
     handle(request, |user, r| async move {
         let chat = group("chat_ref", r.chat_ref.as_ref(), user)?;
-        core.list_invites(user, chat).await
+        core.invites().list(user, chat).await
     })
     .await
 }
@@ -80,7 +80,8 @@ pub async fn delete_chat_invite(
     request: Request<chats::DeleteChatInvite>,
 ) -> Reply<()> {
     handle(request, |user, r| async move {
-        core.delete_invite(user, &InviteCode::parse("code", &r.code)?)
+        core.invites()
+            .delete(user, &InviteCode::parse("code", &r.code)?)
             .await
     })
     .await
@@ -91,7 +92,8 @@ pub async fn lookup_invite(
     request: Request<auth::LookupInvite>,
 ) -> Reply<auth::InvitePreview> {
     handle(request, |user, r| async move {
-        core.lookup_invite(user, &InviteCode::parse("code", &r.code)?)
+        core.invites()
+            .lookup(user, &InviteCode::parse("code", &r.code)?)
             .await
     })
     .await
@@ -99,26 +101,17 @@ pub async fn lookup_invite(
 
 pub async fn use_invite(core: &Core, request: Request<auth::UseInvite>) -> Reply<()> {
     handle(request, |user, r| async move {
-        core.use_invite(user, &InviteCode::parse("code", &r.code)?)
+        core.invites()
+            .redeem(user, &InviteCode::parse("code", &r.code)?)
             .await
     })
     .await
 }
 
 /// `CreateChat` into a new group: a name and the other members, each listed
-/// once and not the creator, fewer than `max_members` of them.
-fn new_group(r: chats::CreateChat, creator: UserId, max_members: usize) -> Result<NewGroup> {
+/// once and not the creator (how many may join is the domain's rule).
+fn new_group(r: chats::CreateChat, creator: UserId) -> Result<NewGroup> {
     let name = GroupName::parse("name", &r.name)?;
-    if r.users.len() >= max_members {
-        return Err(Error::invalid(
-            "users",
-            format!(
-                "{} users plus the creator, at most {} participants allowed",
-                r.users.len(),
-                max_members
-            ),
-        ));
-    }
     let mut seen = HashSet::new();
     let mut users = Vec::with_capacity(r.users.len());
     for (i, listed) in r.users.iter().enumerate() {

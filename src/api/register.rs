@@ -68,7 +68,7 @@ where
         Box::pin(async move {
             Span::current().record("user", user.get());
             let registered = match DisplayName::parse("token name", &name) {
-                Ok(name) => core.register(user, &name).await,
+                Ok(name) => core.users().register(user, &name).await,
                 Err(error) => Err(error),
             };
             if let Err(error) = registered {

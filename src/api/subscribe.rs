@@ -11,8 +11,8 @@ use tokio::sync::watch;
 use tokio_stream::Stream;
 use tonic::Status;
 
-use crate::domain::streams::UpdateFeed;
 use crate::domain::Core;
+use crate::domain::UpdateFeed;
 use crate::error::Result;
 use crate::model::UserId;
 use crate::proto::service::UpdateEnvelope;
@@ -44,6 +44,6 @@ pub async fn open(
     since: Option<u64>,
     stopping: watch::Receiver<bool>,
 ) -> Result<UpdateStream> {
-    let feed = core.subscribe(user, since, stopping).await?;
+    let feed = core.updates().subscribe(user, since, stopping).await?;
     Ok(UpdateStream { feed })
 }

@@ -3,11 +3,14 @@
 //! whether or not the chat exists. Nothing here locks: membership is
 //! checked before any lock is taken, and a write that needs the chat's
 //! lock takes it afterwards with [`Core::lock_as_member`], which re-checks.
+//! Every use-case resolves its chat here, and checks here that the users it
+//! names exist.
 
 use super::target::ChatTarget;
 use super::Core;
 use crate::error::{Error, Result};
 use crate::model::{ChatId, ChatKind, ChatRow, MemberRow, UserId};
+use crate::proto::types;
 use crate::store::{StoreError, Tx};
 
 /// Whether resolving may create the direct chat and the caller's membership.
@@ -36,7 +39,7 @@ pub struct Access {
 }
 
 impl Core {
-    pub async fn access(
+    pub(super) async fn access(
         &self,
         tx: &mut dyn Tx,
         caller: UserId,
@@ -55,13 +58,7 @@ impl Core {
             } else {
                 vec![low, high]
             };
-            let known = tx.users(&wanted).await?;
-            if let Some(missing) = wanted
-                .iter()
-                .find(|u| !known.iter().any(|k| k.id == u.get()))
-            {
-                return Err(Error::NotFound(format!("user {missing} not found")));
-            }
+            known_users(tx, &wanted).await?;
             if mode == Mode::Read {
                 return Ok(None);
             }
@@ -94,7 +91,7 @@ impl Core {
     }
 
     /// A fresh membership: nothing unread, placed by the chat's activity.
-    pub fn new_member(&self, chat: &ChatRow, user: UserId) -> MemberRow {
+    pub(super) fn new_member(&self, chat: &ChatRow, user: UserId) -> MemberRow {
         MemberRow {
             chat_id: chat.id,
             user_id: user,
@@ -113,7 +110,7 @@ impl Core {
     /// The chat a member may write to, checked first without a lock, then
     /// locked and checked again: membership cannot change while the lock is
     /// held, since every membership change takes it too.
-    pub async fn lock_as_member(
+    pub(super) async fn lock_as_member(
         &self,
         tx: &mut dyn Tx,
         caller: UserId,
@@ -137,7 +134,7 @@ impl Core {
     }
 
     /// Like [`Core::access`] in `Write` mode, where the result is always there.
-    pub async fn access_for_write(
+    pub(super) async fn access_for_write(
         &self,
         tx: &mut dyn Tx,
         caller: UserId,
@@ -149,6 +146,45 @@ impl Core {
                 member: Some(member),
             }) => Ok((chat, member)),
             _ => Err(Error::chat_not_found()),
+        }
+    }
+
+    /// The chat of a target the caller is a member of, checked without a
+    /// lock (creating a direct chat on first use).
+    pub(super) async fn member_chat(&self, caller: UserId, target: ChatTarget) -> Result<ChatRow> {
+        let mut tx = self.store.reader().await?;
+        let access = self.access(tx.as_mut(), caller, target, Mode::Read).await?;
+        tx.commit().await?;
+        match access {
+            Some(Access {
+                chat,
+                member: Some(_),
+            }) => Ok(chat),
+            _ => self.open_chat(caller, target).await,
+        }
+    }
+
+    /// Creates a direct chat and the caller's conversation in it, if missing.
+    pub(super) async fn open_chat(&self, caller: UserId, target: ChatTarget) -> Result<ChatRow> {
+        let mut tx = self.begin().await?;
+        let (chat, _) = self.access_for_write(tx.as_mut(), caller, target).await?;
+        tx.commit().await?;
+        Ok(chat)
+    }
+
+    /// A group the caller is a member of, for reading.
+    pub(super) async fn group_read(
+        &self,
+        tx: &mut dyn Tx,
+        caller: UserId,
+        id: ChatId,
+    ) -> Result<ChatRow> {
+        match self
+            .access(tx, caller, ChatTarget::Group(id), Mode::Read)
+            .await?
+        {
+            Some(Access { chat, .. }) => Ok(chat),
+            None => Err(Error::chat_not_found()),
         }
     }
 }
@@ -167,4 +203,27 @@ async fn group_access(tx: &mut dyn Tx, caller: UserId, id: ChatId) -> Result<Acc
         chat,
         member: Some(member),
     })
+}
+
+/// The users `ids` name, in that order; `NOT_FOUND` naming the first the
+/// service does not know.
+pub(super) async fn known_users(tx: &mut dyn Tx, ids: &[UserId]) -> Result<Vec<types::User>> {
+    let mut known = tx.users(ids).await?;
+    let mut ordered = Vec::with_capacity(ids.len());
+    for id in ids {
+        let at = known
+            .iter()
+            .position(|k| k.id == id.get())
+            .ok_or_else(|| Error::NotFound(format!("user {id} not found")))?;
+        ordered.push(known.swap_remove(at));
+    }
+    Ok(ordered)
+}
+
+/// [`known_users`] for one user.
+pub(super) async fn known_user(tx: &mut dyn Tx, id: UserId) -> Result<types::User> {
+    let mut known = known_users(tx, &[id]).await?;
+    known
+        .pop()
+        .ok_or_else(|| Error::NotFound(format!("user {id} not found")))
 }

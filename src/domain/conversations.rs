@@ -7,7 +7,7 @@ use super::access::{Access, Mode};
 use super::render;
 use super::target::ChatTarget;
 use super::values::Draft;
-use super::Core;
+use super::{Chats, Core};
 use crate::error::{Error, Result};
 use crate::model::{
     ChatId, ChatKey, ChatKind, ChatRow, MemberRow, MessageId, MessageRow, NewChange, UserId,
@@ -32,15 +32,11 @@ pub async fn participants(tx: &mut dyn Tx, chat: ChatId) -> Result<Vec<UserId>> 
 /// small. The full participant ids are in each `Group`.
 pub const PARTICIPANT_USERS_PER_GROUP: usize = 10;
 
-impl Core {
+impl Chats<'_> {
     /// One page of the caller's conversations, newest activity first, with
     /// their last messages and the users those refer to. Costs one range
     /// scan and three lookups bounded by the page.
-    pub async fn get_chats(
-        &self,
-        caller: UserId,
-        range: ConversationRange,
-    ) -> Result<chats::Chats> {
+    pub async fn list(&self, caller: UserId, range: ConversationRange) -> Result<chats::Chats> {
         let mut tx = self.store.reader().await?;
         let members = tx.conversations(caller, range).await?;
         let chat_ids: Vec<_> = members.iter().map(|m| m.chat_id).collect();
@@ -107,7 +103,7 @@ impl Core {
 
     /// One conversation; opening a direct chat creates it. A chat the
     /// caller already has is read without taking any lock.
-    pub async fn get_chat(&self, caller: UserId, target: ChatTarget) -> Result<chats::Chat> {
+    pub async fn get(&self, caller: UserId, target: ChatTarget) -> Result<chats::Chat> {
         let mut tx = self.store.reader().await?;
         if let Some(Access {
             chat,
@@ -126,8 +122,96 @@ impl Core {
         Ok(view)
     }
 
+    pub async fn set_draft(&self, caller: UserId, target: ChatTarget, draft: Draft) -> Result<()> {
+        self.change_member(caller, target, |m| {
+            let draft = draft.into_option();
+            let changed = m.draft != draft;
+            m.draft = draft;
+            changed
+        })
+        .await
+    }
+
+    pub async fn set_notification_prefs(
+        &self,
+        caller: UserId,
+        target: ChatTarget,
+        prefs: types::NotifPrefs,
+    ) -> Result<()> {
+        self.change_member(caller, target, |m| {
+            let changed = m.notif != prefs as i32;
+            m.notif = prefs as i32;
+            changed
+        })
+        .await
+    }
+
+    /// Moves the caller's read pointer forward to `message`, which must be in
+    /// the chat; a pointer already at or past it stays where it is. Costs
+    /// the same however many messages it marks read, and locks only the
+    /// caller's own row.
+    pub async fn mark_read(
+        &self,
+        caller: UserId,
+        target: ChatTarget,
+        message: MessageId,
+    ) -> Result<()> {
+        let mut tx = self.store.reader().await?;
+        // The usual call needs one round trip to check everything.
+        let context = tx
+            .read_context(chat_key(caller, target), caller, message)
+            .await?;
+        tx.commit().await?;
+        let (chat, member, ordinal) = match context {
+            ReadContext {
+                chat: Some(chat),
+                member: Some(member),
+                ordinal,
+            } => (chat, member, ordinal),
+            _ => {
+                // Not a member (NOT_FOUND), or a direct chat's first use.
+                let (chat, member) = self.own_conversation(caller, target).await?;
+                let mut tx = self.store.reader().await?;
+                let ordinal = tx
+                    .message(chat.id, message, false)
+                    .await?
+                    .map(|m| m.ordinal);
+                tx.commit().await?;
+                (chat, member, ordinal)
+            }
+        };
+        let Some(ordinal) = ordinal else {
+            return Err(Error::invalid(
+                "message_id",
+                format!("no message {message} in this chat"),
+            ));
+        };
+        if message.get() <= member.last_read {
+            return Ok(());
+        }
+        let mut tx = self.store.begin_relaxed().await?;
+        let Some(state) = tx.mark_read(caller, chat.id, message, ordinal).await? else {
+            // Already read this far (a concurrent call), or no longer a member.
+            return self.commit(tx, Vec::new()).await;
+        };
+        let update = U::ConversationLastRead(updates::UpdateConversationLastRead {
+            chat_ref: Some(render::chat_ref(&chat, caller)),
+            last_read_message_id: message.get(),
+            unread_count: Some(state.unread),
+            unread_mentions_count: Some(state.mentions),
+        });
+        let logged = tx
+            .commit_changes(vec![NewChange::to_all(self.change(update, None), [caller])])
+            .await?;
+        self.counters.count_logged(&logged);
+        self.publish(logged).await;
+        Ok(())
+    }
+}
+
+impl Core {
     /// The `Chat` as `member` sees it, with every participant of a group.
-    pub async fn chat_view(
+    pub(super) async fn chat_view(
         &self,
         tx: &mut dyn Tx,
         chat: &ChatRow,
@@ -155,30 +239,6 @@ impl Core {
             participants.as_deref(),
             users,
         ))
-    }
-
-    pub async fn set_draft(&self, caller: UserId, target: ChatTarget, draft: Draft) -> Result<()> {
-        self.change_member(caller, target, |m| {
-            let draft = draft.into_option();
-            let changed = m.draft != draft;
-            m.draft = draft;
-            changed
-        })
-        .await
-    }
-
-    pub async fn set_notif_prefs(
-        &self,
-        caller: UserId,
-        target: ChatTarget,
-        prefs: types::NotifPrefs,
-    ) -> Result<()> {
-        self.change_member(caller, target, |m| {
-            let changed = m.notif != prefs as i32;
-            m.notif = prefs as i32;
-            changed
-        })
-        .await
     }
 
     /// Applies a change to the caller's own conversation and, when it changed
@@ -242,68 +302,6 @@ impl Core {
         let found = self.access_for_write(tx.as_mut(), caller, target).await?;
         tx.commit().await?;
         Ok(found)
-    }
-
-    /// Moves the caller's read pointer forward to `message`, which must be in
-    /// the chat; a pointer already at or past it stays where it is. Costs
-    /// the same however many messages it marks read, and locks only the
-    /// caller's own row.
-    pub async fn mark_read(
-        &self,
-        caller: UserId,
-        target: ChatTarget,
-        message: MessageId,
-    ) -> Result<()> {
-        let mut tx = self.store.reader().await?;
-        // The usual call needs one round trip to check everything.
-        let context = tx
-            .read_context(chat_key(caller, target), caller, message)
-            .await?;
-        tx.commit().await?;
-        let (chat, member, ordinal) = match context {
-            ReadContext {
-                chat: Some(chat),
-                member: Some(member),
-                ordinal,
-            } => (chat, member, ordinal),
-            _ => {
-                // Not a member (NOT_FOUND), or a direct chat's first use.
-                let (chat, member) = self.own_conversation(caller, target).await?;
-                let mut tx = self.store.reader().await?;
-                let ordinal = tx
-                    .message(chat.id, message, false)
-                    .await?
-                    .map(|m| m.ordinal);
-                tx.commit().await?;
-                (chat, member, ordinal)
-            }
-        };
-        let Some(ordinal) = ordinal else {
-            return Err(Error::invalid(
-                "message_id",
-                format!("no message {message} in this chat"),
-            ));
-        };
-        if message.get() <= member.last_read {
-            return Ok(());
-        }
-        let mut tx = self.store.begin_relaxed().await?;
-        let Some(state) = tx.mark_read(caller, chat.id, message, ordinal).await? else {
-            // Already read this far (a concurrent call), or no longer a member.
-            return self.commit(tx, Vec::new()).await;
-        };
-        let update = U::ConversationLastRead(updates::UpdateConversationLastRead {
-            chat_ref: Some(render::chat_ref(&chat, caller)),
-            last_read_message_id: message.get(),
-            unread_count: Some(state.unread),
-            unread_mentions_count: Some(state.mentions),
-        });
-        let logged = tx
-            .commit_changes(vec![NewChange::to_all(self.change(update, None), [caller])])
-            .await?;
-        self.counters.count_logged(&logged);
-        self.publish(logged).await;
-        Ok(())
     }
 }
 

@@ -3,15 +3,15 @@
 
 use super::access::Locked;
 use super::target::ChatTarget;
-use super::Core;
+use super::Messages;
 use crate::error::{Error, Result};
 use crate::model::{MessageId, MessageRow, NewChange, UserId};
 use crate::proto::updates;
 
 use updates::update::Update as U;
 
-impl Core {
-    pub async fn delete_messages(
+impl Messages<'_> {
+    pub async fn delete(
         &self,
         caller: UserId,
         target: ChatTarget,

@@ -5,12 +5,12 @@
 //! "there is always an owner" hold under concurrency. Each sends members
 //! `UpdateGroup` with the users that changed, never every member's.
 
-use super::access::Locked;
+use super::access::{known_user, known_users, Locked};
 use super::posting::Post;
 use super::render;
 use super::target::ChatTarget;
 use super::values::GroupName;
-use super::Core;
+use super::{Core, Groups};
 use crate::error::{Error, Result};
 use crate::model::{ChatId, ChatKind, ChatRow, MemberRow, MessageId, NewChange, UserId};
 use crate::proto::{chats, types, updates};
@@ -34,8 +34,8 @@ pub struct GroupEdit {
     pub photo: Option<Option<types::ChatPhoto>>,
 }
 
-impl Core {
-    pub async fn create_group(&self, caller: UserId, new: NewGroup) -> Result<types::Group> {
+impl Groups<'_> {
+    pub async fn create(&self, caller: UserId, new: NewGroup) -> Result<types::Group> {
         if new.users.len() + 1 > self.limits.max_group_members {
             return Err(Error::invalid(
                 "users",
@@ -49,13 +49,7 @@ impl Core {
         let mut tx = self.begin().await?;
         let mut everyone = vec![caller];
         everyone.extend(&new.users);
-        let known = tx.users(&everyone).await?;
-        if let Some(missing) = everyone
-            .iter()
-            .find(|u| !known.iter().any(|k| k.id == u.get()))
-        {
-            return Err(Error::NotFound(format!("user {missing} not found")));
-        }
+        let known = known_users(tx.as_mut(), &everyone).await?;
         let chat = ChatRow {
             id: ChatId(self.ids.next_id()),
             kind: ChatKind::Group,
@@ -77,12 +71,7 @@ impl Core {
         Ok(render::group(&chat, &everyone, caller))
     }
 
-    pub async fn edit_group(
-        &self,
-        caller: UserId,
-        id: ChatId,
-        edit: GroupEdit,
-    ) -> Result<chats::Chat> {
+    pub async fn edit(&self, caller: UserId, id: ChatId, edit: GroupEdit) -> Result<chats::Chat> {
         let mut tx = self.begin().await?;
         let Locked {
             mut chat,
@@ -149,11 +138,7 @@ impl Core {
         };
         members.remove(at);
         tx.remove_member(chat.id, user).await?;
-        let leaver = tx
-            .users(&[user])
-            .await?
-            .pop()
-            .ok_or_else(|| Error::NotFound(format!("user {user} not found")))?;
+        let leaver = known_user(tx.as_mut(), user).await?;
         let remaining: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
         let Some(longest_standing) = remaining.first().copied() else {
             // The last member left: the group and its invites go.
@@ -180,7 +165,9 @@ impl Core {
         let logged = tx.write_posts(&writes, changes).await?;
         self.commit(tx, logged).await
     }
+}
 
+impl Core {
     /// Adds `user` to a locked group: the JOIN message and the group update
     /// (with the newcomer's user) to every member, the newcomer included.
     pub(super) async fn join(
@@ -190,11 +177,7 @@ impl Core {
         mut members: Vec<MemberRow>,
         user: UserId,
     ) -> Result<Vec<crate::model::LoggedUpdate>> {
-        let newcomer = tx
-            .users(&[user])
-            .await?
-            .pop()
-            .ok_or_else(|| Error::NotFound(format!("user {user} not found")))?;
+        let newcomer = known_user(tx, user).await?;
         if members.iter().any(|m| m.user_id == user) {
             return Err(Error::AlreadyExists(format!(
                 "user {user} is already a member"

@@ -1,16 +1,14 @@
 //! Group invites: random codes that let anyone holding one join a group,
 //! within an optional expiry and number of uses.
 
-use super::access::{Access, Mode};
 use super::conversations::participants;
 use super::render;
-use super::target::ChatTarget;
 use super::values::InviteCode;
-use super::Core;
+use super::{Core, Invites};
 use crate::error::{Error, Result};
-use crate::model::{clock::now_ms, ChatId, ChatRow, InviteRow, UserId};
+use crate::model::{clock::now_ms, ChatId, InviteRow, UserId};
 use crate::proto::{auth, types};
-use crate::store::{StoreError, Tx};
+use crate::store::StoreError;
 
 /// 64 URL-safe symbols: a random byte masked to 6 bits picks one uniformly.
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -49,8 +47,8 @@ fn invite_not_found() -> Error {
     Error::NotFound("invite not found, expired or used up".into())
 }
 
-impl Core {
-    pub async fn create_invite(&self, caller: UserId, new: NewInvite) -> Result<String> {
+impl Invites<'_> {
+    pub async fn create(&self, caller: UserId, new: NewInvite) -> Result<String> {
         if new.expires_at.is_some_and(|at| at <= now_ms()) {
             return Err(Error::invalid("expires_at", "must be in the future"));
         }
@@ -82,7 +80,7 @@ impl Core {
     }
 
     /// The owner sees every invite of the group, other members their own.
-    pub async fn list_invites(&self, caller: UserId, id: ChatId) -> Result<auth::InviteList> {
+    pub async fn list(&self, caller: UserId, id: ChatId) -> Result<auth::InviteList> {
         let mut tx = self.begin().await?;
         let chat = self.group_read(tx.as_mut(), caller, id).await?;
         let creator = (chat.owner != Some(caller)).then_some(caller);
@@ -108,7 +106,7 @@ impl Core {
     }
 
     /// Its creator or the group owner deletes an invite.
-    pub async fn delete_invite(&self, caller: UserId, code: &InviteCode) -> Result<()> {
+    pub async fn delete(&self, caller: UserId, code: &InviteCode) -> Result<()> {
         let mut tx = self.begin().await?;
         let invite = tx
             .invite(code.as_str(), true)
@@ -129,11 +127,7 @@ impl Core {
     }
 
     /// Anyone holding a usable code sees what it leads to.
-    pub async fn lookup_invite(
-        &self,
-        caller: UserId,
-        code: &InviteCode,
-    ) -> Result<auth::InvitePreview> {
+    pub async fn lookup(&self, caller: UserId, code: &InviteCode) -> Result<auth::InvitePreview> {
         let mut tx = self.store.reader().await?;
         let invite = tx
             .invite(code.as_str(), false)
@@ -155,7 +149,7 @@ impl Core {
     }
 
     /// Joins the caller to the invite's group, counting exactly one use.
-    pub async fn use_invite(&self, caller: UserId, code: &InviteCode) -> Result<()> {
+    pub async fn redeem(&self, caller: UserId, code: &InviteCode) -> Result<()> {
         let mut tx = self.begin().await?;
         let chat_id = tx
             .invite(code.as_str(), false)
@@ -174,18 +168,9 @@ impl Core {
         let logged = self.join(tx.as_mut(), &chat, members, caller).await?;
         self.commit(tx, logged).await
     }
-
-    /// A group the caller is a member of, for reading.
-    async fn group_read(&self, tx: &mut dyn Tx, caller: UserId, id: ChatId) -> Result<ChatRow> {
-        match self
-            .access(tx, caller, ChatTarget::Group(id), Mode::Read)
-            .await?
-        {
-            Some(Access { chat, .. }) => Ok(chat),
-            None => Err(Error::chat_not_found()),
-        }
-    }
 }
+
+impl Core {}
 
 fn preview(
     invite: &InviteRow,

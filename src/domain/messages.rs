@@ -2,14 +2,14 @@
 //! after), history pages and edits, each with its updates to every
 //! participant. Deletions are in [`super::deletions`].
 
-use super::access::{Access, Mode};
+use super::access::{known_user, Access, Mode};
 use super::conversations::participants;
 use super::posting::Post;
 use super::render;
 use super::target::ChatTarget;
 use super::text;
 use super::values::{MessageEdit, NewMessage, Page, TextEdit};
-use super::Core;
+use super::{Core, Messages};
 use crate::error::{Error, Result};
 use crate::model::{ChatRow, MessageId, NewChange, UserId};
 use crate::proto::{messages, types, updates};
@@ -25,10 +25,10 @@ pub enum Anchor {
     Around(MessageId),
 }
 
-impl Core {
+impl Messages<'_> {
     /// Sends, then ends the author's typing there: off the request's path,
     /// since the send is done and Redis may be slow.
-    pub async fn send_message(&self, caller: UserId, new: NewMessage) -> Result<MessageId> {
+    pub async fn send(&self, caller: UserId, new: NewMessage) -> Result<MessageId> {
         let target = new.target();
         let sent = self.send_once(caller, new).await?;
         if let Some(core) = self.me.upgrade() {
@@ -37,139 +37,7 @@ impl Core {
         Ok(sent)
     }
 
-    async fn send_once(&self, caller: UserId, new: NewMessage) -> Result<MessageId> {
-        let client_id = new.client_id();
-        match self.try_send(caller, new).await {
-            // A concurrent retry with the same client id won: answer with its message.
-            Err(Error::Store(StoreError::Duplicate)) => match client_id {
-                Some(client_id) => self
-                    .find_sent(caller, client_id)
-                    .await?
-                    .ok_or_else(|| Error::Store(StoreError::Duplicate)),
-                None => Err(Error::Store(StoreError::Duplicate)),
-            },
-            other => other,
-        }
-    }
-
-    async fn find_sent(&self, caller: UserId, client_id: u64) -> Result<Option<MessageId>> {
-        let mut tx = self.store.reader().await?;
-        let found = tx.message_by_client_id(caller, client_id).await?;
-        tx.commit().await?;
-        Ok(found.map(|m| m.id))
-    }
-
-    /// Checks the send without any lock, then hands it to its chat's next batch.
-    async fn try_send(&self, caller: UserId, new: NewMessage) -> Result<MessageId> {
-        let key = super::conversations::chat_key(caller, new.target());
-        let mut tx = self.store.reader().await?;
-        // The usual send needs one round trip before it is queued.
-        let context = tx.send_context(key, caller, new.client_id()).await?;
-        if let Some(sent) = context.sent {
-            // A retry: answer with the message the first attempt stored.
-            tx.commit().await?;
-            return Ok(sent);
-        }
-        let chat = match context.chat {
-            Some(chat) if context.member => chat,
-            _ => {
-                // Not a member (NOT_FOUND), or a direct chat's first use,
-                // which creates it in a write of its own.
-                tx.commit().await?;
-                let chat = self.member_chat(caller, new.target()).await?;
-                tx = self.store.reader().await?;
-                chat
-            }
-        };
-        let author = match context.author {
-            Some(author) => author,
-            None => tx
-                .users(&[caller])
-                .await?
-                .pop()
-                .ok_or_else(|| Error::NotFound(format!("user {caller} not found")))?,
-        };
-        let post = self.check_send(tx.as_mut(), author, &chat, new).await?;
-        tx.commit().await?;
-        self.submit_post(chat.id, post).await
-    }
-
-    /// Creates a direct chat and the caller's conversation in it, if missing.
-    pub(super) async fn open_chat(&self, caller: UserId, target: ChatTarget) -> Result<ChatRow> {
-        let mut tx = self.begin().await?;
-        let (chat, _) = self.access_for_write(tx.as_mut(), caller, target).await?;
-        tx.commit().await?;
-        Ok(chat)
-    }
-
-    async fn check_send(
-        &self,
-        tx: &mut dyn Tx,
-        author: types::User,
-        chat: &ChatRow,
-        new: NewMessage,
-    ) -> Result<Post> {
-        let caller = UserId(author.id);
-        if new.is_cloaked() && !author.bot {
-            return Err(Error::PermissionDenied(
-                "bot_info: only bots may send cloaked messages".into(),
-            ));
-        }
-        if let Some(reply_to) = new.reply_to() {
-            if tx.message(chat.id, reply_to, false).await?.is_none() {
-                return Err(Error::invalid(
-                    "reply_to.message_id",
-                    format!("no message {reply_to} in this chat"),
-                ));
-            }
-        }
-        let text = new.text();
-        let mentions = self
-            .mentioned_members(tx, caller, text.text(), text.entities(), chat)
-            .await?;
-        let client_id = new.client_id();
-        Ok(Post {
-            author,
-            author_id: caller,
-            body: new.into_body(caller),
-            client_id,
-            mentions,
-            system: false,
-        })
-    }
-
-    /// Users other than the author that the text mentions: only the chat's
-    /// members count, which the batch checks under the lock.
-    async fn mentioned_members(
-        &self,
-        tx: &mut dyn Tx,
-        author: UserId,
-        text: &str,
-        entities: &[types::MessageEntity],
-        chat: &ChatRow,
-    ) -> Result<Vec<UserId>> {
-        let peer = render::peer(chat, author);
-        let chat = chat.id;
-        let found = text::mentions(text, entities);
-        let mut ids = found.ids;
-        if !found.usernames.is_empty() {
-            ids.extend(tx.user_ids_by_username(&found.usernames).await?);
-        }
-        ids.retain(|u| *u != author);
-        ids.sort();
-        ids.dedup();
-        if ids.is_empty() {
-            // Most messages mention nobody: no need to read the members.
-            return Ok(ids);
-        }
-        // One read of the members, however many the text names; a direct
-        // chat's peer counts before their first message too.
-        let members = participants(tx, chat).await?;
-        ids.retain(|u| peer == Some(*u) || members.contains(u));
-        Ok(ids)
-    }
-
-    pub async fn get_history(
+    pub async fn history(
         &self,
         caller: UserId,
         target: ChatTarget,
@@ -226,7 +94,7 @@ impl Core {
     }
 
     /// Locks only the message: the chat's other writers go on meanwhile.
-    pub async fn edit_message(&self, caller: UserId, edit: MessageEdit) -> Result<()> {
+    pub async fn edit(&self, caller: UserId, edit: MessageEdit) -> Result<()> {
         let chat = self.member_chat(caller, edit.target).await?;
         let mut tx = self.begin().await?;
         let mut row = tx
@@ -313,19 +181,126 @@ impl Core {
             .await?;
         self.commit(tx, logged).await
     }
+}
 
-    /// The chat of a target the caller is a member of, checked without a
-    /// lock (creating a direct chat on first use).
-    pub(super) async fn member_chat(&self, caller: UserId, target: ChatTarget) -> Result<ChatRow> {
-        let mut tx = self.store.reader().await?;
-        let access = self.access(tx.as_mut(), caller, target, Mode::Read).await?;
-        tx.commit().await?;
-        match access {
-            Some(Access {
-                chat,
-                member: Some(_),
-            }) => Ok(chat),
-            _ => self.open_chat(caller, target).await,
+impl Core {
+    async fn send_once(&self, caller: UserId, new: NewMessage) -> Result<MessageId> {
+        let client_id = new.client_id();
+        match self.try_send(caller, new).await {
+            // A concurrent retry with the same client id won: answer with its message.
+            Err(Error::Store(StoreError::Duplicate)) => match client_id {
+                Some(client_id) => self
+                    .find_sent(caller, client_id)
+                    .await?
+                    .ok_or_else(|| Error::Store(StoreError::Duplicate)),
+                None => Err(Error::Store(StoreError::Duplicate)),
+            },
+            other => other,
         }
+    }
+
+    async fn find_sent(&self, caller: UserId, client_id: u64) -> Result<Option<MessageId>> {
+        let mut tx = self.store.reader().await?;
+        let found = tx.message_by_client_id(caller, client_id).await?;
+        tx.commit().await?;
+        Ok(found.map(|m| m.id))
+    }
+
+    /// Checks the send without any lock, then hands it to its chat's next batch.
+    async fn try_send(&self, caller: UserId, new: NewMessage) -> Result<MessageId> {
+        let key = super::conversations::chat_key(caller, new.target());
+        let mut tx = self.store.reader().await?;
+        // The usual send needs one round trip before it is queued.
+        let context = tx.send_context(key, caller, new.client_id()).await?;
+        if let Some(sent) = context.sent {
+            // A retry: answer with the message the first attempt stored.
+            tx.commit().await?;
+            return Ok(sent);
+        }
+        let chat = match context.chat {
+            Some(chat) if context.member => chat,
+            _ => {
+                // Not a member (NOT_FOUND), or a direct chat's first use,
+                // which creates it in a write of its own.
+                tx.commit().await?;
+                let chat = self.member_chat(caller, new.target()).await?;
+                tx = self.store.reader().await?;
+                chat
+            }
+        };
+        let author = match context.author {
+            Some(author) => author,
+            None => known_user(tx.as_mut(), caller).await?,
+        };
+        let post = self.check_send(tx.as_mut(), author, &chat, new).await?;
+        tx.commit().await?;
+        self.submit_post(chat.id, post).await
+    }
+
+    async fn check_send(
+        &self,
+        tx: &mut dyn Tx,
+        author: types::User,
+        chat: &ChatRow,
+        new: NewMessage,
+    ) -> Result<Post> {
+        let caller = UserId(author.id);
+        if new.is_cloaked() && !author.bot {
+            return Err(Error::PermissionDenied(
+                "bot_info: only bots may send cloaked messages".into(),
+            ));
+        }
+        if let Some(reply_to) = new.reply_to() {
+            if tx.message(chat.id, reply_to, false).await?.is_none() {
+                return Err(Error::invalid(
+                    "reply_to.message_id",
+                    format!("no message {reply_to} in this chat"),
+                ));
+            }
+        }
+        let text = new.text();
+        let mentions = self
+            .mentioned_members(tx, caller, text.text(), text.entities(), chat)
+            .await?;
+        let client_id = new.client_id();
+        Ok(Post {
+            author,
+            author_id: caller,
+            body: new.into_body(caller),
+            client_id,
+            mentions,
+            system: false,
+        })
+    }
+
+    /// Users other than the author that the text mentions: only the chat's
+    /// members count, which the batch checks under the lock.
+    async fn mentioned_members(
+        &self,
+        tx: &mut dyn Tx,
+        author: UserId,
+        text: &str,
+        entities: &[types::MessageEntity],
+        chat: &ChatRow,
+    ) -> Result<Vec<UserId>> {
+        let peer = render::peer(chat, author);
+        let chat = chat.id;
+        let found = text::mentions(text, entities);
+        let mut ids = found.ids;
+        if !found.usernames.is_empty() {
+            ids.extend(tx.user_ids_by_username(&found.usernames).await?);
+        }
+        ids.retain(|u| *u != author);
+        ids.sort();
+        ids.dedup();
+        if ids.is_empty() {
+            // Most messages mention nobody: no need to read the members.
+            return Ok(ids);
+        }
+        // One read of the members, however many the text names; a direct
+        // chat's peer counts before their first message too.
+        let members = participants(tx, chat).await?;
+        ids.retain(|u| peer == Some(*u) || members.contains(u));
+        Ok(ids)
     }
 }

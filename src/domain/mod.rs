@@ -1,23 +1,30 @@
 //! The rules of the chats domain, free of transport and SQL: who may do
 //! what, how each change is applied inside one store transaction, and which
 //! already-rendered updates it appends to whose log.
+//!
+//! [`Core`] is one per replica and private inside: callers reach the
+//! use-cases through its area handles ([`Core::chats`], [`Core::groups`],
+//! [`Core::invites`], [`Core::messages`], [`Core::typing`],
+//! [`Core::updates`], [`Core::users`]) and read its figures through
+//! [`Core::stats`]. Each handle is the [`Core`] itself, seen through one
+//! area's methods.
 
-pub mod access;
-pub mod batch;
-pub mod conversations;
-pub mod deletions;
+mod access;
+mod batch;
+mod conversations;
+mod deletions;
 pub mod groups;
 pub mod invites;
 pub mod limits;
 pub mod messages;
-pub mod posting;
-pub mod render;
-pub mod streams;
+mod posting;
+mod render;
+mod streams;
 pub mod target;
-pub mod text;
-pub mod typing;
-pub mod updates;
-pub mod users;
+mod text;
+mod typing;
+mod updates;
+mod users;
 pub mod values;
 
 use std::collections::HashSet;
@@ -34,16 +41,17 @@ use crate::store::{Store, Tx};
 use batch::Batches;
 use limits::Limits;
 use posting::Post;
+pub use streams::UpdateFeed;
 
 /// Everything a use-case needs; one per replica, shared by all requests.
 pub struct Core {
-    pub store: Arc<dyn Store>,
-    pub bus: Arc<dyn Bus>,
-    pub ephemeral: Arc<dyn Ephemeral>,
-    pub ids: Snowflakes,
-    pub limits: Limits,
+    store: Arc<dyn Store>,
+    bus: Arc<dyn Bus>,
+    ephemeral: Arc<dyn Ephemeral>,
+    ids: Snowflakes,
+    limits: Limits,
     /// Events counted for metrics.
-    pub counters: Counters,
+    counters: Counters,
     /// Callers already registered from a token's `name` claim by this
     /// replica, so that registration writes once per user, not per request.
     registered: Mutex<HashSet<UserId>>,
@@ -74,8 +82,13 @@ impl Core {
         })
     }
 
+    /// What the replica has done and how its engines are doing, for telemetry.
+    pub fn stats(&self) -> Stats<'_> {
+        Stats(self)
+    }
+
     /// A change's shared payload, with a fresh id.
-    pub fn change(
+    fn change(
         &self,
         update: crate::proto::updates::update::Update,
         scope: Option<Scope>,
@@ -92,25 +105,93 @@ impl Core {
         self.registered.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub async fn begin(&self) -> Result<Box<dyn Tx>> {
+    async fn begin(&self) -> Result<Box<dyn Tx>> {
         Ok(self.store.begin().await?)
     }
 
     /// Commits, then tells the bus: publishing only what is durable means a
     /// subscriber can never see an update that a rollback takes back.
-    pub async fn commit(&self, tx: Box<dyn Tx>, logged: Vec<LoggedUpdate>) -> Result<()> {
+    async fn commit(&self, tx: Box<dyn Tx>, logged: Vec<LoggedUpdate>) -> Result<()> {
         tx.commit().await?;
         self.counters.count_logged(&logged);
         self.publish(logged).await;
         Ok(())
     }
 
-    pub async fn publish(&self, logged: Vec<LoggedUpdate>) {
+    async fn publish(&self, logged: Vec<LoggedUpdate>) {
         if logged.is_empty() {
             return;
         }
         let deliveries = logged.into_iter().map(Delivery::from).collect();
         self.bus.publish(deliveries).await;
+    }
+}
+
+/// The area handles: each is the [`Core`], seen through one area's methods
+/// (and through [`std::ops::Deref`], its shared context).
+macro_rules! areas {
+    ($($(#[$doc:meta])* $name:ident => $accessor:ident;)*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Clone, Copy)]
+            pub struct $name<'a>(&'a Core);
+
+            impl std::ops::Deref for $name<'_> {
+                type Target = Core;
+                fn deref(&self) -> &Core {
+                    self.0
+                }
+            }
+        )*
+
+        impl Core {
+            $(
+                pub fn $accessor(&self) -> $name<'_> {
+                    $name(self)
+                }
+            )*
+        }
+    };
+}
+
+areas! {
+    /// A user's conversations: the list, one chat, read state, drafts and
+    /// notification preferences.
+    Chats => chats;
+    /// Groups: creating, editing, adding and removing members.
+    Groups => groups;
+    /// Invite codes to groups.
+    Invites => invites;
+    /// Sending, reading, editing and deleting messages.
+    Messages => messages;
+    /// Typing indicators.
+    Typing => typing;
+    /// Each user's stream of updates.
+    Updates => updates;
+    /// The users the service knows.
+    Users => users;
+}
+
+/// The replica's figures, read by telemetry without reaching into the engines.
+pub struct Stats<'a>(&'a Core);
+
+impl Stats<'_> {
+    pub fn counters(&self) -> &Counters {
+        &self.0.counters
+    }
+    pub fn pool(&self) -> Option<crate::store::PoolStatus> {
+        self.0.store.pool_status()
+    }
+    pub fn bus(&self) -> crate::bus::BusStats {
+        self.0.bus.stats()
+    }
+    /// The bus's lag histograms, when it has any (Redis).
+    pub fn lag(&self) -> Option<crate::bus::BusLag> {
+        self.0.bus.lag()
+    }
+    /// The store's and the bus's engine names.
+    pub fn engines(&self) -> (&'static str, &'static str) {
+        (self.0.store.engine(), self.0.bus.engine())
     }
 }
 

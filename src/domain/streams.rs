@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use tokio::sync::{broadcast::error::RecvError, mpsc, watch};
 use tokio_stream::Stream;
 
-use super::Core;
+use super::{Core, Updates};
 use crate::bus::{Delivery, Event, Subscription};
 use crate::error::{Error, Result};
 use crate::model::UserId;
@@ -44,36 +44,6 @@ impl Stream for UpdateFeed {
             ))));
         }
         self.receiver.poll_recv(cx)
-    }
-}
-
-impl Core {
-    /// Opens `user`'s feed after `since` (or live from the log's head), which
-    /// ends when `stopping` becomes `true`.
-    pub async fn subscribe(
-        self: Arc<Self>,
-        user: UserId,
-        since: Option<u64>,
-        stopping: watch::Receiver<bool>,
-    ) -> Result<UpdateFeed> {
-        // Registered first: anything committed after this point reaches us live.
-        let subscription = self.bus.subscribe(user).await;
-        let delivered = self.stream_start(user, since).await?;
-        let (sender, receiver) = mpsc::channel(self.limits.stream_buffer);
-        let overflowed = Arc::new(AtomicBool::new(false));
-        let pump = Pump {
-            core: self,
-            user,
-            delivered,
-            sender,
-            overflowed: overflowed.clone(),
-        };
-        tokio::spawn(pump.run(subscription, stopping));
-        Ok(UpdateFeed {
-            receiver,
-            overflowed,
-            ended: false,
-        })
     }
 }
 
@@ -179,5 +149,39 @@ impl Pump {
             }
             Err(mpsc::error::TrySendError::Closed(_)) => Err(Stop::Gone),
         }
+    }
+}
+
+impl Updates<'_> {
+    /// Opens `user`'s feed after `since` (or live from the log's head), which
+    /// ends when `stopping` becomes `true`.
+    pub async fn subscribe(
+        &self,
+        user: UserId,
+        since: Option<u64>,
+        stopping: watch::Receiver<bool>,
+    ) -> Result<UpdateFeed> {
+        // Registered first: anything committed after this point reaches us live.
+        let subscription = self.bus.subscribe(user).await;
+        let delivered = self.stream_start(user, since).await?;
+        let (sender, receiver) = mpsc::channel(self.limits.stream_buffer);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        let core = self
+            .me
+            .upgrade()
+            .ok_or_else(|| Error::Unavailable("the replica is stopping; retry".into()))?;
+        let pump = Pump {
+            core,
+            user,
+            delivered,
+            sender,
+            overflowed: overflowed.clone(),
+        };
+        tokio::spawn(pump.run(subscription, stopping));
+        Ok(UpdateFeed {
+            receiver,
+            overflowed,
+            ended: false,
+        })
     }
 }

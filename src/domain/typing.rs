@@ -1,10 +1,10 @@
 //! Typing indicators: ephemeral, never in the database. Each change goes to
 //! the chat's other members with seq 0, rendered for each of them.
 
-use super::access::{Access, Mode};
+use super::access::{known_users, Access, Mode};
 use super::conversations::participants;
 use super::target::ChatTarget;
-use super::Core;
+use super::{Core, Typing};
 use crate::bus::Delivery;
 use crate::ephemeral::{EphemeralError, TypingChange};
 use crate::error::{Error, Result};
@@ -26,8 +26,8 @@ struct Audience {
     recipients: Vec<UserId>,
 }
 
-impl Core {
-    pub async fn set_typing(
+impl Typing<'_> {
+    pub async fn set(
         &self,
         caller: UserId,
         target: ChatTarget,
@@ -59,11 +59,13 @@ impl Core {
         }
         Ok(())
     }
+}
 
+impl Core {
     /// After a send: the author stopped typing there. Costs one Redis call
     /// unless they were typing. Best effort: the message is already sent,
     /// and an indicator expires by itself.
-    pub async fn typing_ended_by_send(&self, caller: UserId, target: ChatTarget) {
+    pub(super) async fn typing_ended_by_send(&self, caller: UserId, target: ChatTarget) {
         let Some(key) = typing_key(caller, target) else {
             return;
         };
@@ -115,11 +117,8 @@ impl Core {
             ChatTarget::Direct(peer) => {
                 // Typing to someone needs no chat row yet, only that they exist.
                 let mut tx = self.store.reader().await?;
-                let known = tx.users(&[peer]).await?;
+                known_users(tx.as_mut(), &[peer]).await?;
                 tx.commit().await?;
-                if known.is_empty() {
-                    return Err(Error::NotFound(format!("user {peer} not found")));
-                }
                 Ok(typing_key(caller, target).map(|key| Audience {
                     key,
                     scope: Scope::Direct {

@@ -1,6 +1,6 @@
 //! Reading a user's update log, for Subscribe's replay and gap filling.
 
-use super::Core;
+use super::{Core, Updates};
 use crate::error::{Error, Result};
 use crate::model::{LoggedUpdate, UserId};
 
@@ -10,10 +10,18 @@ pub const REPLAY_BATCH: usize = 256;
 /// always comes, however large).
 pub const REPLAY_BYTES: usize = 1 << 20;
 
+impl Updates<'_> {
+    /// Drops log entries older than `retention`, at most `batch` at a time;
+    /// returns how many went.
+    pub async fn prune(&self, retention: std::time::Duration, batch: usize) -> Result<u64> {
+        Ok(self.store.prune_updates(retention, batch).await?)
+    }
+}
+
 impl Core {
     /// The seq a stream starts after: `since` when the log still holds
     /// everything after it, the current head when starting live.
-    pub async fn stream_start(&self, user: UserId, since: Option<u64>) -> Result<u64> {
+    pub(super) async fn stream_start(&self, user: UserId, since: Option<u64>) -> Result<u64> {
         let mut tx = self.store.reader().await?;
         let head = tx.update_head(user).await?;
         let oldest = tx.oldest_update(user).await?;
@@ -36,7 +44,7 @@ impl Core {
 
     /// Up to [`REPLAY_BATCH`] entries after `after`, fewer when their
     /// payloads pass [`REPLAY_BYTES`]; none when there are no more.
-    pub async fn read_log(&self, user: UserId, after: u64) -> Result<Vec<LoggedUpdate>> {
+    pub(super) async fn read_log(&self, user: UserId, after: u64) -> Result<Vec<LoggedUpdate>> {
         let mut tx = self.store.reader().await?;
         let entries = tx
             .updates_after(user, after, REPLAY_BATCH, REPLAY_BYTES)

@@ -1,7 +1,7 @@
 //! The users the service knows, from the account service or from tokens.
 
 use super::values::{DisplayName, Profile};
-use super::Core;
+use super::{Core, Users};
 use crate::error::Result;
 use crate::model::UserId;
 use crate::proto::types;
@@ -10,8 +10,8 @@ use crate::proto::types;
 /// only costs one idempotent write per user.
 const REGISTERED_CACHE: usize = 100_000;
 
-impl Core {
-    pub async fn upsert_users(&self, users: Vec<Profile>) -> Result<()> {
+impl Users<'_> {
+    pub async fn upsert(&self, users: Vec<Profile>) -> Result<()> {
         let users: Vec<types::User> = users.into_iter().map(Profile::into_user).collect();
         let mut tx = self.begin().await?;
         tx.upsert_users(&users).await?;
@@ -34,7 +34,9 @@ impl Core {
         registered.insert(user);
         Ok(())
     }
+}
 
+impl Core {
     fn is_registered(&self, user: UserId) -> bool {
         self.registered_users().contains(&user)
     }

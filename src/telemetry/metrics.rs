@@ -99,7 +99,7 @@ impl Metrics {
             "Subscribe streams ended because the client fell behind",
             lag_ended.clone(),
         );
-        if let Some(lag) = core.bus.lag() {
+        if let Some(lag) = core.stats().lag() {
             registry.register_with_unit(
                 "publish_lag",
                 "Time from a commit to its publish being acknowledged by Redis",
@@ -161,7 +161,8 @@ impl Metrics {
 
     /// The exposition text, with the engines' readings taken now.
     pub fn render(&self) -> String {
-        if let Some(status) = self.core.store.pool_status() {
+        let stats = self.core.stats();
+        if let Some(status) = stats.pool() {
             for (state, value) in [
                 ("size", status.size),
                 ("available", status.available),
@@ -172,11 +173,11 @@ impl Metrics {
                     .set(value as i64);
             }
         }
-        let bus = self.core.bus.stats();
+        let bus = stats.bus();
         self.streams.set(bus.open_streams as i64);
         catch_up(&self.redis_reconnects, bus.reconnects);
         catch_up(&self.redis_publish_failures, bus.publish_failures);
-        let counters = &self.core.counters;
+        let counters = stats.counters();
         catch_up(&self.replayed, counters.replayed());
         catch_up(&self.lag_ended, counters.lag_ended());
         catch_up(&self.typing_limited, counters.typing_limited());
