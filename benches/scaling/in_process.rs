@@ -7,11 +7,11 @@ use osmium_chat::bus::local::LocalBus;
 use osmium_chat::config::{Secret, Settings};
 use osmium_chat::domain::messages::Anchor;
 use osmium_chat::domain::target::ChatTarget;
+use osmium_chat::domain::values::{ChatWindow, Page};
 use osmium_chat::domain::Core;
 use osmium_chat::ephemeral::local::LocalEphemeral;
 use osmium_chat::model::{Snowflakes, UserId};
 use osmium_chat::startup::open_store;
-use osmium_chat::store::ConversationRange;
 
 use crate::{Result, SECRET};
 
@@ -35,10 +35,9 @@ pub(crate) async fn core_on(url: &str) -> Result<Arc<Core>> {
 }
 
 pub(crate) async fn core_get_chats(core: Arc<Core>, user: u64) -> Result<()> {
-    let range = ConversationRange {
-        before: None,
-        after: None,
-        limit: 20,
+    let range = ChatWindow {
+        page: Page::parse(Some(20)),
+        ..ChatWindow::default()
     };
     let page = core
         .chats()
@@ -56,7 +55,7 @@ pub(crate) async fn core_history(core: Arc<Core>, user: u64, peer: u64) -> Resul
             UserId(user),
             ChatTarget::Direct(UserId(peer)),
             Anchor::Latest,
-            osmium_chat::domain::values::Page::parse(Some(50)),
+            Page::parse(Some(50)),
         )
         .await
         .map_err(|e| e.to_string())?;

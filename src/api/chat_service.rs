@@ -7,26 +7,26 @@ use super::{handle, ChatApi, Reply as Reply_};
 use crate::domain::messages::Anchor;
 use crate::domain::target::ChatTarget;
 use crate::domain::values::{
-    CloakName, Draft, Entities, MessageEdit, MessageText, NewMessage, Page, Reply, TextEdit,
+    ChatWindow, CloakName, Draft, Entities, MessageEdit, MessageText, NewMessage, Page, Reply,
+    TextEdit,
 };
 use crate::error::{Error, Result};
 use crate::model::MessageId;
 use crate::proto::service::chat_service_server::ChatService;
 use crate::proto::service::{SetDraft, SubscribeRequest};
 use crate::proto::{auth, chats, messages, settings, types};
-use crate::store::ConversationRange;
 
 #[tonic::async_trait]
 impl ChatService for ChatApi {
     async fn get_chats(&self, request: Request<chats::GetChats>) -> Reply_<chats::Chats> {
         handle(request, |user, r| async move {
             // No id is 0, so a 0 bound is read as no bound rather than "nothing".
-            let range = ConversationRange {
+            let window = ChatWindow {
                 before: r.max_id.filter(|id| *id != 0),
                 after: r.min_id,
-                limit: Page::parse(r.limit).get(),
+                page: Page::parse(r.limit),
             };
-            self.core.chats().list(user, range).await
+            self.core.chats().list(user, window).await
         })
         .await
     }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::access::{Access, Mode};
 use super::render;
 use super::target::ChatTarget;
-use super::values::Draft;
+use super::values::{ChatWindow, Draft};
 use super::{Chats, Core};
 use crate::error::{Error, Result};
 use crate::model::{
@@ -36,7 +36,12 @@ impl Chats<'_> {
     /// One page of the caller's conversations, newest activity first, with
     /// their last messages and the users those refer to. Costs one range
     /// scan and three lookups bounded by the page.
-    pub async fn list(&self, caller: UserId, range: ConversationRange) -> Result<chats::Chats> {
+    pub async fn list(&self, caller: UserId, window: ChatWindow) -> Result<chats::Chats> {
+        let range = ConversationRange {
+            before: window.before,
+            after: window.after,
+            limit: window.page.get(),
+        };
         let mut tx = self.store.reader().await?;
         let members = tx.conversations(caller, range).await?;
         let chat_ids: Vec<_> = members.iter().map(|m| m.chat_id).collect();

@@ -10,7 +10,7 @@ mod text;
 
 pub use message::{MessageEdit, NewMessage, Reply, TextEdit};
 pub use names::{CloakName, DisplayName, GroupName, InviteCode, Profile, Username};
-pub use page::Page;
+pub use page::{ChatWindow, Page};
 pub use text::{Draft, Entities, MessageText};
 
 use crate::error::{Error, Result};

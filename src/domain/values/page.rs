@@ -1,4 +1,4 @@
-//! How many items a page may hold.
+//! Which items a page holds, and how many.
 
 use crate::domain::limits::{DEFAULT_PAGE, MAX_PAGE};
 
@@ -18,6 +18,15 @@ impl Page {
     pub fn get(self) -> usize {
         self.0
     }
+}
+
+/// GetChats' window: conversations whose sort key is below `before` and
+/// above `after` (each when set), newest first, one page of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChatWindow {
+    pub before: Option<u64>,
+    pub after: Option<u64>,
+    pub page: Page,
 }
 
 impl Default for Page {
