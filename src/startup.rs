@@ -219,6 +219,14 @@ impl Application {
                 let _ = stopping.wait_for(|s| *s).await;
             }
         };
+        let sweeping = self.core.clone();
+        let (sweep_every, sweep_stop) = (self.settings.stream_sweep_interval, stopping.clone());
+        tokio::spawn(async move {
+            sweeping
+                .updates()
+                .sweep_periodically(sweep_every, sweep_stop)
+                .await
+        });
         tokio::spawn(prune_periodically(
             self.core.clone(),
             self.settings.update_retention,

@@ -172,6 +172,23 @@ pub struct Settings {
         default_value_t = 1024
     )]
     pub stream_buffer: usize,
+    /// Bytes of live updates buffered per Subscribe stream before a slow
+    /// stream is ended (updates replayed from the log wait instead).
+    #[arg(long, global = true, env = "OSMIUM_STREAM_BUFFER_BYTES", default_value_t = 8 << 20)]
+    pub stream_buffer_bytes: usize,
+    /// Subscribe streams one user may hold open on one replica; one more
+    /// is refused with RESOURCE_EXHAUSTED.
+    #[arg(
+        long,
+        global = true,
+        env = "OSMIUM_MAX_STREAMS_PER_USER",
+        default_value_t = 32
+    )]
+    pub max_streams_per_user: usize,
+    /// How often each replica compares its streams with their users' logs,
+    /// delivering what a lost publish left behind (within two of these).
+    #[arg(long, global = true, env = "OSMIUM_STREAM_SWEEP_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub stream_sweep_interval: Duration,
     /// Largest request accepted, in bytes.
     #[arg(long, global = true, env = "OSMIUM_MAX_REQUEST_BYTES", default_value_t = 1 << 20)]
     pub max_request_bytes: usize,
@@ -220,6 +237,9 @@ impl Default for Settings {
             db_pool_size: 16,
             max_group_members: 250,
             stream_buffer: 1024,
+            stream_buffer_bytes: 8 << 20,
+            max_streams_per_user: 32,
+            stream_sweep_interval: Duration::from_secs(1),
             max_request_bytes: 1 << 20,
             max_connection_age: Duration::from_secs(600),
             shutdown_timeout: Duration::from_secs(20),
@@ -234,6 +254,8 @@ impl Settings {
         Limits {
             max_group_members: self.max_group_members,
             stream_buffer: self.stream_buffer.max(1),
+            stream_buffer_bytes: self.stream_buffer_bytes.max(1),
+            max_streams_per_user: self.max_streams_per_user.max(1),
         }
     }
 

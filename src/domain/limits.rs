@@ -42,8 +42,12 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 #[derive(Clone, Debug)]
 pub struct Limits {
     pub max_group_members: usize,
-    /// Updates buffered for one Subscribe stream before it is ended as too slow.
+    /// Live updates buffered for one Subscribe stream before it is ended as
+    /// too slow, and the bytes they may hold.
     pub stream_buffer: usize,
+    pub stream_buffer_bytes: usize,
+    /// Subscribe streams one user may hold open on one replica.
+    pub max_streams_per_user: usize,
 }
 
 impl Default for Limits {
@@ -51,6 +55,8 @@ impl Default for Limits {
         Self {
             max_group_members: 250,
             stream_buffer: 1024,
+            stream_buffer_bytes: 8 << 20,
+            max_streams_per_user: 32,
         }
     }
 }

@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::bus::{Bus, Delivery};
 use crate::ephemeral::Ephemeral;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Change, ChatId, LoggedUpdate, MessageId, Scope, Snowflakes, UserId};
 use crate::store::{Store, Tx};
 use batch::Batches;
@@ -55,6 +55,11 @@ pub struct Core {
     /// Callers already registered from a token's `name` claim by this
     /// replica, so that registration writes once per user, not per request.
     registered: Mutex<HashSet<UserId>>,
+    /// This replica's open streams, per user, for the sweep and the cap.
+    streams: streams::registry::Registry,
+    /// Streams catching up from the log at once, at most: an outage makes
+    /// many fall behind together.
+    catch_ups: tokio::sync::Semaphore,
     /// Sends waiting to be written with the next batch of their chat.
     posts: Arc<Batches<ChatId, Post, Result<MessageId>>>,
     /// This core, for the tasks that write batches.
@@ -74,6 +79,8 @@ impl Core {
             bus,
             ephemeral,
             ids,
+            streams: streams::registry::Registry::new(limits.max_streams_per_user),
+            catch_ups: tokio::sync::Semaphore::new(CONCURRENT_CATCH_UPS),
             limits,
             counters: Counters::default(),
             registered: Mutex::new(HashSet::new()),
@@ -110,12 +117,28 @@ impl Core {
     }
 
     /// Commits, then tells the bus: publishing only what is durable means a
-    /// subscriber can never see an update that a rollback takes back.
+    /// subscriber can never see an update that a rollback takes back. Both
+    /// run in a task of their own, so a caller that goes away during COMMIT
+    /// cannot stop the publish of what committed.
     async fn commit(&self, tx: Box<dyn Tx>, logged: Vec<LoggedUpdate>) -> Result<()> {
-        tx.commit().await?;
-        self.counters.count_logged(&logged);
-        self.publish(logged).await;
-        Ok(())
+        let core = self
+            .me
+            .upgrade()
+            .ok_or_else(|| Error::Unavailable("the replica is stopping; retry".into()))?;
+        let committed = tokio::spawn(async move {
+            tx.commit().await?;
+            core.counters.count_logged(&logged);
+            core.publish(logged).await;
+            Ok(())
+        });
+        committed
+            .await
+            .map_err(|e| Error::Unavailable(format!("commit task failed: {e}; retry")))?
+    }
+
+    /// Open Subscribe streams of `user` on this replica.
+    pub fn open_streams(&self, user: UserId) -> usize {
+        self.streams.count(user)
     }
 
     async fn publish(&self, logged: Vec<LoggedUpdate>) {
@@ -126,6 +149,9 @@ impl Core {
         self.bus.publish(deliveries).await;
     }
 }
+
+/// Streams that may catch up from the log at once (see [`Core::catch_ups`]).
+const CONCURRENT_CATCH_UPS: usize = 16;
 
 /// The area handles: each is the [`Core`], seen through one area's methods
 /// (and through [`std::ops::Deref`], its shared context).
@@ -201,6 +227,7 @@ impl Stats<'_> {
 pub struct Counters {
     replayed: AtomicU64,
     lag_ended: AtomicU64,
+    swept: AtomicU64,
     typing_limited: AtomicU64,
     log_entries: AtomicU64,
     log_payload_bytes: AtomicU64,
@@ -229,6 +256,13 @@ impl Counters {
     }
     pub fn count_replayed(&self, entries: u64) {
         self.replayed.fetch_add(entries, Ordering::Relaxed);
+    }
+    pub fn count_swept(&self, users: u64) {
+        self.swept.fetch_add(users, Ordering::Relaxed);
+    }
+    /// Users whose streams the sweep found behind their log.
+    pub fn swept(&self) -> u64 {
+        self.swept.load(Ordering::Relaxed)
     }
     pub fn count_lag_ended(&self) {
         self.lag_ended.fetch_add(1, Ordering::Relaxed);

@@ -38,6 +38,7 @@ pub struct Metrics {
     redis_publish_failures: Counter,
     replayed: Counter,
     lag_ended: Counter,
+    swept: Counter,
     log_entries: Counter,
     log_payload_bytes: Counter,
     typing_limited: Counter,
@@ -113,6 +114,12 @@ impl Metrics {
                 lag.delivery,
             );
         }
+        let swept = Counter::default();
+        registry.register(
+            "streams_swept",
+            "Users whose streams the sweep found behind their update log and made catch up",
+            swept.clone(),
+        );
         let log_entries = Counter::default();
         registry.register(
             "update_log_entries",
@@ -141,6 +148,7 @@ impl Metrics {
             redis_publish_failures,
             replayed,
             lag_ended,
+            swept,
             log_entries,
             log_payload_bytes,
             typing_limited,
@@ -180,6 +188,7 @@ impl Metrics {
         let counters = stats.counters();
         catch_up(&self.replayed, counters.replayed());
         catch_up(&self.lag_ended, counters.lag_ended());
+        catch_up(&self.swept, counters.swept());
         catch_up(&self.typing_limited, counters.typing_limited());
         catch_up(&self.log_entries, counters.log_entries());
         catch_up(&self.log_payload_bytes, counters.log_payload_bytes());

@@ -55,6 +55,19 @@ async fn assert_logs(store: &dyn Store, expected: &BTreeMap<UserId, Vec<LoggedUp
         assert_eq!(seqs, gap_free, "expected seqs of user {user}");
         let head = tx.update_head(*user).await.expect("head");
         assert_eq!(head, entries.len() as u64, "head of user {user}");
+        let heads = tx
+            .update_heads(&[*user, UserId(u64::MAX)])
+            .await
+            .expect("heads");
+        let together = heads
+            .iter()
+            .find(|(u, _)| u == user)
+            .map_or(0, |(_, seq)| *seq);
+        assert_eq!(together, head, "heads read together, of user {user}");
+        assert!(
+            heads.iter().all(|(u, _)| u == user),
+            "only the users asked for"
+        );
         let oldest = tx.oldest_update(*user).await.expect("oldest");
         assert_eq!(
             oldest,

@@ -39,6 +39,13 @@ impl LogStore for MemoryTx {
         Ok(self.state.logs.get(&user).map_or(0, |l| l.head))
     }
 
+    async fn update_heads(&mut self, users: &[UserId]) -> StoreResult<Vec<(UserId, u64)>> {
+        Ok(users
+            .iter()
+            .filter_map(|u| self.state.logs.get(u).map(|l| (*u, l.head)))
+            .collect())
+    }
+
     async fn oldest_update(&mut self, user: UserId) -> StoreResult<Option<u64>> {
         Ok(self
             .state

@@ -113,6 +113,20 @@ impl LogStore for PgTx {
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0) as u64))
     }
 
+    async fn update_heads(&mut self, users: &[UserId]) -> StoreResult<Vec<(UserId, u64)>> {
+        let ids: Vec<i64> = users.iter().map(|u| u.get() as i64).collect();
+        let rows = self
+            .query(
+                "SELECT user_id, seq FROM update_heads WHERE user_id = ANY($1)",
+                &[&ids],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (UserId(r.get::<_, i64>(0) as u64), r.get::<_, i64>(1) as u64))
+            .collect())
+    }
+
     async fn oldest_update(&mut self, user: UserId) -> StoreResult<Option<u64>> {
         let rows = self
             .query(
