@@ -18,6 +18,7 @@ mod messages;
 mod observability;
 mod read_state;
 mod replicas;
+mod safety_net;
 mod startup;
 mod tls;
 mod typing;

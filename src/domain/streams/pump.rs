@@ -173,14 +173,8 @@ impl Pump {
                 .read_log(self.user, self.delivered)
                 .await
                 .map_err(Stop::With)?;
-            let Some(first) = entries.first() else {
+            if entries.is_empty() {
                 return Ok(());
-            };
-            if first.seq != self.delivered + 1 {
-                return Err(Stop::With(Error::OutOfRange(format!(
-                    "updates after seq {} are no longer in the log; resync: fetch state, then subscribe without since_seq",
-                    self.delivered
-                ))));
             }
             self.core.counters.count_replayed(entries.len() as u64);
             for entry in entries {
@@ -188,6 +182,12 @@ impl Pump {
                     return Ok(());
                 }
                 let seq = entry.seq;
+                if seq != self.delivered + 1 {
+                    return Err(Stop::With(Error::OutOfRange(format!(
+                        "updates after seq {} are no longer in the log; resync: fetch state, then subscribe without since_seq",
+                        self.delivered
+                    ))));
+                }
                 let mut stopping = self.stopping.clone();
                 tokio::select! {
                     sent = self.sender.send(Item::logged(Delivery::from(entry))) => sent.map_err(|_| Stop::Gone)?,
