@@ -299,6 +299,8 @@ impl Application {
             result = serve => result?,
             _ = deadline => tracing::warn!(?drain, "drain time ran out; closing remaining calls"),
         }
+        // Calls are done; what they published may still be queued for Redis.
+        self.core.drain(PUBLISH_DRAIN.min(drain)).await;
         drop(stop);
         let _ = self.health_stop.send(true);
         tracing::info!("stopped");
@@ -345,6 +347,9 @@ impl Stream for Incoming {
 
 /// Entries pruned per statement: small enough to keep locks short.
 const PRUNE_BATCH: usize = 5_000;
+
+/// How long a stopping replica waits for its queued publishes to leave.
+const PUBLISH_DRAIN: Duration = Duration::from_secs(5);
 
 /// Keeps the update log within its retention until the replica stops.
 async fn prune_periodically(

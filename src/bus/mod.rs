@@ -60,6 +60,9 @@ pub trait Bus: Send + Sync + 'static {
     /// Returns once deliveries published after it are sure to arrive.
     async fn subscribe(&self, user: UserId) -> Subscription;
     fn engine(&self) -> &'static str;
+    /// Waits, at most `within`, until what was published has left this
+    /// replica: on shutdown, so that queued publishes are not lost with it.
+    async fn drain(&self, _within: std::time::Duration) {}
     /// Readings for metrics.
     fn stats(&self) -> BusStats;
     /// Histograms of how long updates take to cross replicas, for a bus

@@ -136,9 +136,10 @@ impl Core {
             .map_err(|e| Error::Unavailable(format!("commit task failed: {e}; retry")))?
     }
 
-    /// Open Subscribe streams of `user` on this replica.
-    pub fn open_streams(&self, user: UserId) -> usize {
-        self.streams.count(user)
+    /// On shutdown, after the last call: waits at most `within` for what
+    /// was published to leave this replica.
+    pub async fn drain(&self, within: std::time::Duration) {
+        self.bus.drain(within).await;
     }
 
     async fn publish(&self, logged: Vec<LoggedUpdate>) {

@@ -150,6 +150,61 @@ async fn streams_per_user_are_capped_per_replica(engine: Engine) {
     }
 }
 
-both_engines_custom!(streams_per_user_are_capped_per_replica);
-
 both_engines!(a_backlog_of_5000_updates_replays_to_a_client_with_a_default_window);
+
+/// Calls cut by their deadline, some during COMMIT: whatever was stored
+/// reaches the peer's open stream, each message once.
+async fn sends_cut_by_their_deadline_still_reach_open_streams(engine: Engine) {
+    let app = TestApp::spawn_tuned(engine, |s| {
+        s.stream_sweep_interval = Duration::from_millis(50)
+    })
+    .await;
+    let ann = app.user("Ann").await;
+    let mut bob = app.user("Bob").await;
+    let mut stream = bob.subscribe(None).await;
+    // A connection per call: HTTP/2 servers close a connection on which
+    // many streams are reset at once, and that is not what this tests.
+    let clients = join_all((0..60u64).map(|_| app.client(ann.id))).await;
+    join_all(
+        clients
+            .into_iter()
+            .zip(0u64..)
+            .map(|(mut client, i)| async move {
+                let mut request = tonic::Request::new(osmium_chat::proto::messages::SendMessage {
+                    chat_ref: dm(bob.id),
+                    message: format!("hurried {i}"),
+                    client_id: Some(i + 1),
+                    ..Default::default()
+                });
+                // Deadlines from under a millisecond to tens of them; every fifth
+                // call has none, so some sends are sure to be stored.
+                if i % 5 != 0 {
+                    request.set_timeout(Duration::from_micros(500 * (i % 61)));
+                }
+                // Success or DEADLINE_EXCEEDED: either way the message may be stored.
+                let outcome = client.send_message(request).await;
+                if i % 5 == 0 {
+                    outcome.expect("a send without a deadline is stored");
+                }
+            }),
+    )
+    .await;
+
+    let stored = bob.history(dm(ann.id), Some(100), None).await.len() as u64;
+    assert!(
+        stored >= 12,
+        "the sends without a deadline, at least: {stored}"
+    );
+    for seq in 1..=stored {
+        assert_eq!(
+            next(&mut stream).await.seq,
+            seq,
+            "every stored message, once"
+        );
+    }
+}
+
+both_engines_custom!(
+    streams_per_user_are_capped_per_replica,
+    sends_cut_by_their_deadline_still_reach_open_streams,
+);

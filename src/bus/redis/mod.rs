@@ -32,7 +32,7 @@
 mod publish;
 mod subscribe;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,7 +43,7 @@ use super::hub::{Hub, LastGone};
 use super::{Bus, BusError, BusLag, BusStats, Delivery, Subscription};
 use crate::model::{Change, UserId};
 use crate::redis_conn::{RedisCommands, Unavailable};
-use publish::{publisher, OUTBOX_CAPACITY};
+use publish::{outbox_bytes, publisher, Outbox, OUTBOX_BYTES, OUTBOX_CAPACITY};
 use subscribe::{subscriber, Command};
 
 /// How long Subscribe waits for Redis to confirm a new channel.
@@ -68,7 +68,7 @@ pub struct RedisStats {
 pub struct RedisBus {
     inner: Arc<Inner>,
     commands: mpsc::UnboundedSender<Command>,
-    outbox: mpsc::Sender<(Instant, Vec<Delivery>)>,
+    outbox: mpsc::Sender<Outbox>,
 }
 
 struct Inner {
@@ -80,9 +80,15 @@ struct Inner {
     origin: u64,
     resync_pending: AtomicBool,
     lag: BusLag,
+    /// Publishes queued or in flight, and their bytes: what a shutdown
+    /// waits for, and what bounds the outbox's memory.
+    queued: AtomicUsize,
+    queued_bytes: AtomicUsize,
     /// Payloads fetched by name, newest last.
     fetched: std::sync::Mutex<std::collections::VecDeque<Arc<Change>>>,
     stats: RedisStats,
+    /// Told each time the publisher finishes a pipeline.
+    drained: tokio::sync::Notify,
 }
 
 impl RedisBus {
@@ -105,8 +111,11 @@ impl RedisBus {
             origin: u64::from_le_bytes(origin),
             resync_pending: AtomicBool::new(false),
             lag: BusLag::default(),
+            queued: AtomicUsize::new(0),
+            queued_bytes: AtomicUsize::new(0),
             fetched: std::sync::Mutex::default(),
             stats: RedisStats::default(),
+            drained: tokio::sync::Notify::new(),
         });
         tokio::spawn(subscriber(inner.clone(), command_rx));
         let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
@@ -149,10 +158,42 @@ impl Bus for RedisBus {
             inner.hub.deliver(delivery.clone());
         }
         // Queued, not awaited: a slow or absent Redis never holds up an RPC.
-        if self.outbox.try_send((Instant::now(), deliveries)).is_err() {
+        // Bounded in bytes too; a publish dropped here reaches other
+        // replicas' streams through their sweep of the log.
+        let bytes = outbox_bytes(&deliveries);
+        let room = inner.queued_bytes.load(Ordering::Acquire) + bytes <= OUTBOX_BYTES;
+        let queued = room
+            && self
+                .outbox
+                .try_send(Outbox {
+                    committed: Instant::now(),
+                    bytes,
+                    deliveries,
+                })
+                .is_ok();
+        if queued {
+            inner.queued.fetch_add(1, Ordering::AcqRel);
+            inner.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
+        } else {
             inner.stats.publish_failures.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("redis publish queue full; dropping a publish, replicas will resync");
             inner.resync_later();
+        }
+    }
+
+    async fn drain(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.inner.queued.load(Ordering::Acquire) > 0 {
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    queued = self.inner.queued.load(Ordering::Acquire),
+                    "publishes still queued at shutdown; other replicas' sweeps deliver them"
+                );
+                return;
+            }
+            // Bounded, so that a notification between the check and the wait costs little.
+            let _ = tokio::time::timeout(Duration::from_millis(20), self.inner.drained.notified())
+                .await;
         }
     }
 

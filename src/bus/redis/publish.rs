@@ -20,9 +20,14 @@ use crate::redis_conn::{redis_span, COMMAND_TIMEOUT};
 pub(super) const INLINE_BUDGET: usize = 64 * 1024;
 /// How long a named payload stays in Redis for replicas to fetch.
 const PAYLOAD_TTL_MS: u64 = 60_000;
-/// Batches of deliveries waiting for the publisher task; past this, a
-/// publish is dropped and replicas resync from the log instead.
+/// Batches of deliveries waiting for the publisher task, and the bytes they
+/// may hold; past either, a publish is dropped and replicas resync from the
+/// log instead.
 pub(super) const OUTBOX_CAPACITY: usize = 4096;
+pub(super) const OUTBOX_BYTES: usize = 32 << 20;
+/// Most batches, and bytes, one pipeline carries.
+const PIPELINE_BATCHES: usize = 256;
+const PIPELINE_BYTES: usize = 4 << 20;
 
 impl Inner {
     /// After a publish failed: until it goes through (or the bus is gone),
@@ -72,47 +77,48 @@ impl Inner {
     }
 }
 
-/// Publishes queued batches in order, each as one pipeline (one round trip
-/// however many recipients). Ends when the bus is dropped.
-pub(super) async fn publisher(
-    inner: Arc<Inner>,
-    mut outbox: mpsc::Receiver<(Instant, Vec<Delivery>)>,
-) {
-    while let Some((committed, deliveries)) = outbox.recv().await {
+/// One publish waiting in the outbox.
+pub(super) struct Outbox {
+    pub(super) committed: Instant,
+    pub(super) bytes: usize,
+    pub(super) deliveries: Vec<Delivery>,
+}
+
+/// What a publish holds while queued: each change's payload once, and a
+/// header per recipient.
+pub(super) fn outbox_bytes(deliveries: &[Delivery]) -> usize {
+    use prost::Message as _;
+    let mut seen: Vec<u64> = Vec::new();
+    let mut bytes = deliveries.len() * HEADER;
+    for delivery in deliveries {
+        if !seen.contains(&delivery.change.id) {
+            seen.push(delivery.change.id);
+            bytes += delivery.change.update.encoded_len();
+        }
+    }
+    bytes
+}
+
+/// Publishes queued batches in order: whatever has queued up goes out
+/// together as one pipeline (one round trip however many recipients and
+/// batches), so a burst costs a few round trips, not one per commit. Ends
+/// when the bus is dropped.
+pub(super) async fn publisher(inner: Arc<Inner>, mut outbox: mpsc::Receiver<Outbox>) {
+    while let Some(first) = outbox.recv().await {
+        let mut batches = vec![first];
+        let mut bytes = batches.iter().map(|b| b.bytes).sum::<usize>();
+        while batches.len() < PIPELINE_BATCHES && bytes < PIPELINE_BYTES {
+            match outbox.try_recv() {
+                Ok(next) => {
+                    bytes += next.bytes;
+                    batches.push(next);
+                }
+                Err(_) => break,
+            }
+        }
         let mut pipe = redis::pipe();
-        // Each change's payload is encoded once, however many it reaches.
-        let mut copies: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
-        for delivery in &deliveries {
-            *copies.entry(delivery.change.id).or_default() += 1;
-        }
-        let mut encoded: Vec<(u64, Vec<u8>, bool)> = Vec::new();
-        for delivery in &deliveries {
-            let id = delivery.change.id;
-            if encoded.iter().any(|(c, _, _)| *c == id) {
-                continue;
-            }
-            let payload = delivery.change.encode();
-            let copies = copies.get(&id).copied().unwrap_or(1);
-            let inline = payload.len().saturating_mul(copies) <= INLINE_BUDGET;
-            if !inline {
-                pipe.cmd("SET")
-                    .arg(inner.payload_key(id))
-                    .arg(&payload)
-                    .arg("PX")
-                    .arg(PAYLOAD_TTL_MS)
-                    .ignore();
-            }
-            encoded.push((id, payload, inline));
-        }
-        for delivery in &deliveries {
-            let inline = encoded
-                .iter()
-                .find(|(c, _, _)| *c == delivery.change.id)
-                .and_then(|(_, payload, inline)| inline.then_some(payload.as_slice()));
-            pipe.cmd("PUBLISH")
-                .arg(inner.user_channel(delivery.user))
-                .arg(inner.message(delivery, inline))
-                .ignore();
+        for batch in &batches {
+            inner.add_to(&mut pipe, &batch.deliveries);
         }
         let outcome = match inner.publisher().await {
             Ok(mut connection) => {
@@ -125,12 +131,63 @@ pub(super) async fn publisher(
             Err(error) => Err(error),
         };
         match outcome {
-            Ok(()) => inner.lag.publish.observe(committed.elapsed().as_secs_f64()),
+            Ok(()) => {
+                for batch in &batches {
+                    inner
+                        .lag
+                        .publish
+                        .observe(batch.committed.elapsed().as_secs_f64());
+                }
+            }
             Err(error) => {
                 inner.stats.publish_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%error, "publish to redis failed; other replicas will resync");
                 inner.resync_later();
             }
+        }
+        inner.queued.fetch_sub(batches.len(), Ordering::AcqRel);
+        inner.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        inner.drained.notify_waiters();
+    }
+}
+
+impl Inner {
+    /// One batch's commands: each change's payload encoded once, however
+    /// many it reaches, inline when small enough over all its copies, else
+    /// stored once under a name.
+    fn add_to(&self, pipe: &mut redis::Pipeline, deliveries: &[Delivery]) {
+        let mut copies: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+        for delivery in deliveries {
+            *copies.entry(delivery.change.id).or_default() += 1;
+        }
+        let mut encoded: Vec<(u64, Vec<u8>, bool)> = Vec::new();
+        for delivery in deliveries {
+            let id = delivery.change.id;
+            if encoded.iter().any(|(c, _, _)| *c == id) {
+                continue;
+            }
+            let payload = delivery.change.encode();
+            let copies = copies.get(&id).copied().unwrap_or(1);
+            let inline = payload.len().saturating_mul(copies) <= INLINE_BUDGET;
+            if !inline {
+                pipe.cmd("SET")
+                    .arg(self.payload_key(id))
+                    .arg(&payload)
+                    .arg("PX")
+                    .arg(PAYLOAD_TTL_MS)
+                    .ignore();
+            }
+            encoded.push((id, payload, inline));
+        }
+        for delivery in deliveries {
+            let inline = encoded
+                .iter()
+                .find(|(c, _, _)| *c == delivery.change.id)
+                .and_then(|(_, payload, inline)| inline.then_some(payload.as_slice()));
+            pipe.cmd("PUBLISH")
+                .arg(self.user_channel(delivery.user))
+                .arg(self.message(delivery, inline))
+                .ignore();
         }
     }
 }

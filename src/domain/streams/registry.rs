@@ -88,13 +88,6 @@ impl Registry {
             .collect()
     }
 
-    /// Open streams of `user` on this replica.
-    pub(crate) fn count(&self, user: UserId) -> usize {
-        self.lock()
-            .get(&user)
-            .map_or(0, |s| s.open.load(Ordering::Acquire))
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, Arc<UserStreams>>> {
         self.users.lock().unwrap_or_else(|e| e.into_inner())
     }
