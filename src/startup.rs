@@ -3,6 +3,7 @@
 //! start exactly the same thing.
 
 mod error;
+mod redis;
 
 pub use error::{postgres_target, Class, StartError, EXIT_CONFIG, EXIT_OTHER, EXIT_UNAVAILABLE};
 
@@ -37,7 +38,6 @@ use crate::model::Snowflakes;
 use crate::proto::service::chat_service_server::ChatServiceServer;
 use crate::proto::service::user_directory_server::UserDirectoryServer;
 use crate::proto::FILE_DESCRIPTOR_SET;
-use crate::redis_conn::RedisCommands;
 use crate::store::memory::MemoryStore;
 use crate::store::postgres::PostgresStore;
 use crate::store::Store;
@@ -149,10 +149,7 @@ impl Application {
         let (bus, ephemeral): (Arc<dyn Bus>, Arc<dyn Ephemeral>) = match &settings.redis_url {
             Some(url) => {
                 // One command connection, shared by the bus and the ephemeral store.
-                let redis = Arc::new(
-                    RedisCommands::open(url.expose())
-                        .map_err(|e| ConfigError(format!("REDIS_URL: bus unavailable: {e}")))?,
-                );
+                let redis = Arc::new(redis::open(url.expose(), settings).await?);
                 let bus = RedisBus::start(redis.clone(), &settings.redis_prefix)
                     .map_err(|e| ConfigError(format!("REDIS_URL: {e}")))?;
                 let ephemeral = RedisEphemeral::new(redis, &settings.redis_prefix);

@@ -96,6 +96,10 @@ pub struct Settings {
     /// Redis for cross-replica fan-out; unset: the in-process bus.
     #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<Secret>,
+    /// PEM CA certificates a `rediss://` REDIS_URL's server must chain to;
+    /// unset: the system's trust store.
+    #[arg(long, global = true, env = "OSMIUM_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
     /// Prefix of every Redis key and channel, so deployments can share a Redis.
     #[arg(
         long,
@@ -206,6 +210,7 @@ impl Default for Settings {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: None,
             redis_url: None,
+            redis_ca_file: None,
             redis_prefix: "osmium".into(),
             update_retention: Duration::from_secs(7 * 86_400),
             prune_interval: Duration::from_secs(600),

@@ -3,14 +3,15 @@
 //! under it), and one exit code per class of failure.
 
 use std::net::SocketAddr;
-use std::str::FromStr;
 
 use tokio_postgres::config::Host;
 use tokio_postgres::error::DbError;
 
 use crate::config::ConfigError;
+use crate::store::postgres::PgUrl;
 use crate::store::StoreError;
 use crate::telemetry::error_chain;
+use crate::tls::{explain, tls_failure, Refusal};
 
 /// Settings that cannot work as given: a bad flag or URL, a refused login, a
 /// missing database or privilege. Retrying will not help (sysexits'
@@ -55,6 +56,14 @@ pub enum StartError {
     },
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    /// Redis refused this replica's TLS; `target` names it without the password.
+    #[error("Redis at {target}: {problem}")]
+    Redis {
+        target: String,
+        problem: &'static str,
+        #[source]
+        source: redis::RedisError,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -82,6 +91,7 @@ impl StartError {
         match self {
             Self::Config(_) => Class::Config,
             Self::Postgres { class, .. } => *class,
+            Self::Redis { .. } => Class::Config,
             Self::Store(source) => diagnose(source).0,
             Self::Listen { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
                 Class::Unavailable
@@ -110,12 +120,13 @@ impl StartError {
 /// password; a URL that does not parse is a configuration error that says
 /// why (but never repeats the URL).
 pub fn postgres_target(url: &str) -> Result<String, ConfigError> {
-    let config = tokio_postgres::Config::from_str(url).map_err(|e| {
-        ConfigError(format!(
-            "DATABASE_URL is not a Postgres URL (postgres://user:password@host:5432/database): {}",
-            error_chain(&e)
-        ))
-    })?;
+    let config = PgUrl::parse(url)
+        .map_err(|e| {
+            ConfigError(format!(
+                "DATABASE_URL is not a Postgres URL (postgres://user:password@host:5432/database): {e}"
+            ))
+        })?
+        .config;
     let ports = config.get_ports();
     let port = |i: usize| ports.get(i).or(ports.first()).copied().unwrap_or(5432);
     let mut hosts: Vec<String> = config
@@ -166,10 +177,16 @@ fn diagnose(error: &StoreError) -> (Class, &'static str) {
         }
         return (Class::Other, "a migration failed");
     }
-    if find::<tokio_postgres::tls::NoTlsError>(error).is_some() {
+    if let StoreError::Url(_) = error {
+        return (Class::Config, "the URL cannot be used as given");
+    }
+    if let Some(tls) = tls_failure(error) {
+        return (Class::Config, tls_problem(tls));
+    }
+    if error_chain(error).contains("server does not support TLS") {
         return (
             Class::Config,
-            "the URL asks for TLS (sslmode=require), which this build does not speak to Postgres: use sslmode=disable or prefer on a trusted network",
+            "the URL's sslmode asks for TLS, which the server does not offer: turn on ssl on the server, or use sslmode=prefer or disable on a trusted network",
         );
     }
     if find::<std::io::Error>(error).is_some() {
@@ -186,6 +203,15 @@ fn diagnose(error: &StoreError) -> (Class, &'static str) {
         return (Class::Unavailable, "no answer in time");
     }
     (Class::Other, "cannot use it")
+}
+
+/// A refused certificate or handshake, in words naming the setting to check.
+fn tls_problem(error: &rustls::Error) -> &'static str {
+    match explain(error) {
+        Refusal::WrongName => "TLS: the server's certificate does not name the host in DATABASE_URL (sslmode=verify-full): connect by a name it holds, or use verify-ca",
+        Refusal::Untrusted => "TLS: the server's certificate is not signed by the CA in sslrootcert",
+        Refusal::Handshake => "TLS: the handshake failed",
+    }
 }
 
 fn by_sqlstate(code: &str) -> (Class, &'static str) {

@@ -45,6 +45,9 @@ pub enum StoreError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("migrations: {0}")]
     Migration(String),
+    /// `DATABASE_URL`, or a file it names, cannot be used as given.
+    #[error("DATABASE_URL: {0}")]
+    Url(String),
     #[error("corrupt row: {0}")]
     Corrupt(String),
     /// A unique key was taken by a concurrent writer; the use-case decides.

@@ -10,17 +10,17 @@ mod messages;
 mod posts;
 mod reads;
 mod rows;
+mod tls;
 mod tx;
 mod users;
 
+pub use tls::{PgUrl, RootCert, SslMode};
 pub use tx::PgTx;
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
 
 use super::{Store, StoreError, StoreResult, Tx};
 
@@ -40,11 +40,14 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// A pool on `url`; every connection, the migrations' included, speaks
+    /// the TLS its `sslmode` asks for.
     pub fn connect(url: &str, max_connections: usize) -> StoreResult<Self> {
-        let config = tokio_postgres::Config::from_str(url)?;
+        let url = PgUrl::parse(url).map_err(StoreError::Url)?;
+        let tls = url.connector().map_err(StoreError::Url)?;
         let manager = Manager::from_config(
-            config,
-            NoTls,
+            url.config,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
