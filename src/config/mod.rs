@@ -93,6 +93,14 @@ pub struct Settings {
     /// embedded in-memory engine.
     #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<Secret>,
+    /// libpq's: the sslmode when DATABASE_URL names none (disable, prefer,
+    /// require, verify-ca, verify-full; unset: prefer).
+    #[arg(long, global = true, env = "PGSSLMODE")]
+    pub pg_ssl_mode: Option<String>,
+    /// libpq's: the CA file (or `system`) when DATABASE_URL names no
+    /// sslrootcert.
+    #[arg(long, global = true, env = "PGSSLROOTCERT")]
+    pub pg_ssl_root_cert: Option<String>,
     /// Redis for cross-replica fan-out; unset: the in-process bus.
     #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<Secret>,
@@ -209,6 +217,8 @@ impl Default for Settings {
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: None,
+            pg_ssl_mode: None,
+            pg_ssl_root_cert: None,
             redis_url: None,
             redis_ca_file: None,
             redis_prefix: "osmium".into(),
@@ -239,6 +249,14 @@ impl Settings {
         Limits {
             max_group_members: self.max_group_members,
             stream_buffer: self.stream_buffer.max(1),
+        }
+    }
+
+    /// What applies to Postgres TLS where DATABASE_URL does not say.
+    pub fn postgres_tls(&self) -> crate::store::postgres::TlsDefaults {
+        crate::store::postgres::TlsDefaults {
+            mode: self.pg_ssl_mode.clone(),
+            root_cert: self.pg_ssl_root_cert.clone(),
         }
     }
 

@@ -8,7 +8,6 @@ use tokio_postgres::config::Host;
 use tokio_postgres::error::DbError;
 
 use crate::config::ConfigError;
-use crate::store::postgres::PgUrl;
 use crate::store::StoreError;
 use crate::telemetry::error_chain;
 use crate::tls::{explain, tls_failure, Refusal};
@@ -117,16 +116,8 @@ impl StartError {
 }
 
 /// `postgres://user@host:port/database` of a connection URL, without its
-/// password; a URL that does not parse is a configuration error that says
-/// why (but never repeats the URL).
-pub fn postgres_target(url: &str) -> Result<String, ConfigError> {
-    let config = PgUrl::parse(url)
-        .map_err(|e| {
-            ConfigError(format!(
-                "DATABASE_URL is not a Postgres URL (postgres://user:password@host:5432/database): {e}"
-            ))
-        })?
-        .config;
+/// password.
+pub fn postgres_target(config: &tokio_postgres::Config) -> String {
     let ports = config.get_ports();
     let port = |i: usize| ports.get(i).or(ports.first()).copied().unwrap_or(5432);
     let mut hosts: Vec<String> = config
@@ -148,7 +139,7 @@ pub fn postgres_target(url: &str) -> Result<String, ConfigError> {
     }
     let user = config.get_user().unwrap_or("(no user)");
     let database = config.get_dbname().unwrap_or(user);
-    Ok(format!("postgres://{user}@{}/{database}", hosts.join(",")))
+    format!("postgres://{user}@{}/{database}", hosts.join(","))
 }
 
 /// The first cause of type `T` in the chain under `error`, itself included.

@@ -96,6 +96,18 @@ async fn each_sslmode_encrypts_and_verifies_as_libpq_does() {
         "{report}"
     );
 
+    // PGSSLMODE and PGSSLROOTCERT apply where the URL is silent.
+    let mut settings = settings_for(&url);
+    settings.pg_ssl_mode = Some("verify-full".into());
+    settings.pg_ssl_root_cert = Some(stranger_ca(&dir).display().to_string());
+    let refused = open_store(&settings).await.err().map(|e| e.report());
+    assert!(
+        refused
+            .as_deref()
+            .is_some_and(|r| r.contains("not signed by the CA")),
+        "{refused:?}"
+    );
+
     let plain = fresh_schema_url().await;
     assert!(!encrypted(&plain).await, "prefer falls back to plaintext");
     let (code, report) = refusal(&with(&plain, "sslmode=require")).await;
@@ -116,7 +128,11 @@ async fn replicas_serve_over_verified_tls_to_postgres_and_redis() {
     let leaf = ca.leaf(&["127.0.0.1"], &dir, "redis");
     let redis = RedisServer::start_tls(leaf.cert, leaf.key, ca_file.clone()).await;
     let mut settings = TestApp::settings(Engine::Memory).await;
-    settings.database_url = Some(Secret::new(verify(&url, "verify-full", &pg_ca)));
+    // As the chart sets it: the URL as is, the mode and CA from libpq's
+    // environment variables.
+    settings.database_url = Some(Secret::new(url));
+    settings.pg_ssl_mode = Some("verify-full".into());
+    settings.pg_ssl_root_cert = Some(pg_ca.display().to_string());
     settings.redis_url = Some(Secret::new(redis.url()));
     settings.redis_ca_file = Some(ca_file);
     // Two replicas: an update crosses from one to the other over Redis.

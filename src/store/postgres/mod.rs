@@ -14,7 +14,7 @@ mod tls;
 mod tx;
 mod users;
 
-pub use tls::{PgUrl, RootCert, SslMode};
+pub use tls::{PgUrl, RootCert, SslMode, TlsDefaults};
 pub use tx::PgTx;
 
 use std::time::Duration;
@@ -43,7 +43,11 @@ impl PostgresStore {
     /// A pool on `url`; every connection, the migrations' included, speaks
     /// the TLS its `sslmode` asks for.
     pub fn connect(url: &str, max_connections: usize) -> StoreResult<Self> {
-        let url = PgUrl::parse(url).map_err(StoreError::Url)?;
+        Self::open(PgUrl::parse(url).map_err(StoreError::Url)?, max_connections)
+    }
+
+    /// [`PostgresStore::connect`] on a URL parsed already.
+    pub fn open(url: PgUrl, max_connections: usize) -> StoreResult<Self> {
         let tls = url.connector().map_err(StoreError::Url)?;
         let manager = Manager::from_config(
             url.config,

@@ -16,6 +16,10 @@
 //! trust store (verify-full only, as in libpq). There is no default file:
 //! libpq's `~/.postgresql/root.crt` means nothing in a container, so the
 //! verifying modes without `sslrootcert` are refused.
+//!
+//! As in libpq, `PGSSLMODE` and `PGSSLROOTCERT` ([`TlsDefaults`]) apply
+//! when the URL does not say, so a deployment can mount a CA and name it
+//! without editing the URL in its Secret.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -63,6 +67,13 @@ pub enum RootCert {
     System,
 }
 
+/// What applies when the URL names no `sslmode` or `sslrootcert`.
+#[derive(Clone, Debug, Default)]
+pub struct TlsDefaults {
+    pub mode: Option<String>,
+    pub root_cert: Option<String>,
+}
+
 /// A parsed `DATABASE_URL`: what tokio-postgres connects with, and the TLS
 /// it must speak.
 pub struct PgUrl {
@@ -75,9 +86,20 @@ impl PgUrl {
     /// Parses the URL or key=value string; errors say why without
     /// repeating it (it may hold a password).
     pub fn parse(url: &str) -> Result<Self, String> {
+        Self::parse_with(url, &TlsDefaults::default())
+    }
+
+    /// [`PgUrl::parse`], with `defaults` for what the URL does not say.
+    pub fn parse_with(url: &str, defaults: &TlsDefaults) -> Result<Self, String> {
         let (rest, mode, root_cert) = take_tls_params(url)?;
-        let mut config = tokio_postgres::Config::from_str(&rest)
-            .map_err(|e| crate::telemetry::error_chain(&e))?;
+        let mut config = tokio_postgres::Config::from_str(&rest).map_err(|e| {
+            format!(
+                "not a Postgres URL (postgres://user:password@host:5432/database): {}",
+                crate::telemetry::error_chain(&e)
+            )
+        })?;
+        let mode = mode.or_else(|| defaults.mode.clone());
+        let root_cert = root_cert.or_else(|| defaults.root_cert.clone());
         let mode = mode.map_or(Ok(SslMode::Prefer), |m| SslMode::parse(&m))?;
         let root_cert = root_cert.map(|path| match path.as_str() {
             "system" => RootCert::System,
@@ -295,6 +317,20 @@ mod tests {
             let error = PgUrl::parse(url).err().unwrap_or_default();
             assert!(error.contains(reason), "{url}: {error}");
         }
+    }
+
+    #[test]
+    fn the_environment_s_defaults_yield_to_the_url() {
+        let defaults = TlsDefaults {
+            mode: Some("verify-full".into()),
+            root_cert: Some("/etc/ca.pem".into()),
+        };
+        let url = PgUrl::parse_with("postgres://db/app", &defaults).expect("parses");
+        assert_eq!(url.mode, SslMode::VerifyFull);
+        assert_eq!(url.root_cert, Some(RootCert::File("/etc/ca.pem".into())));
+        let url =
+            PgUrl::parse_with("postgres://db/app?sslmode=disable", &defaults).expect("parses");
+        assert_eq!(url.mode, SslMode::Disable);
     }
 
     #[test]
