@@ -14,7 +14,8 @@ use osmium_chat::store::postgres::PostgresStore;
 use crate::helpers::{dm, next, Engine, TestApp, TestUser};
 use crate::startup::{assert_no_secret, binary, failure, run};
 use crate::support::pki::{temp_dir, Ca};
-use crate::support::postgres::{fresh_schema_url, tls_server};
+use crate::support::postgres::fresh_schema_url;
+use crate::support::postgres::tls::tls_server;
 use crate::support::redis::RedisServer;
 
 /// `url` with more query parameters.

@@ -9,9 +9,9 @@
 //! is started lazily per test process, in a temporary directory, and it is stopped and the
 //! directory removed when the test process exits, however it exits.
 //!
-//! [`tls_server`] is a second throwaway server, started on first use, that
+//! [`tls::tls_server`] is a second throwaway server, started on first use, that
 //! also accepts TLS with a certificate for `localhost` from a CA made at
-//! test time.
+//! test time (`postgres_tls.rs`).
 
 use std::fs::{self, File};
 use std::os::unix::process::CommandExt as _;
@@ -22,6 +22,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::OnceCell;
 use tokio_postgres::NoTls;
+
+// Beside this file for every crate that includes it by path.
+#[path = "postgres_tls.rs"]
+pub mod tls;
+use tls::write_certificates;
 
 /// Names an existing server to use instead of starting a throwaway one.
 const DATABASE_URL_ENV: &str = "OSMIUM_TEST_DATABASE_URL";
@@ -66,18 +71,6 @@ pub async fn fresh_schema_url() -> String {
         }
     };
     fresh_schema_on(&base_url, &server_name).await
-}
-
-/// A throwaway server that speaks TLS too: a fresh schema's URL on it (host
-/// `localhost`, no sslmode yet), and the CA file its certificate chains to.
-pub async fn tls_server() -> (String, PathBuf) {
-    static SERVER: OnceCell<Result<Server, String>> = OnceCell::const_new();
-    let server = match SERVER.get_or_init(|| start_server(true)).await {
-        Ok(server) => server,
-        Err(message) => panic!("{message}"),
-    };
-    let url = fresh_schema_on(&server.url, "the throwaway TLS server").await;
-    (url, server.ca.clone().expect("a TLS server has a CA"))
 }
 
 async fn fresh_schema_on(base_url: &str, server_name: &str) -> String {
@@ -219,40 +212,6 @@ fn spawn_server(tls: bool) -> Result<(Child, u16, PathBuf), String> {
         .spawn()
         .map_err(|error| format!("cannot start the PostgreSQL wrapper: {error}"))?;
     Ok((wrapper, port, dir))
-}
-
-/// Writes a CA made now to `dir/ca.crt`, and a certificate it signs for
-/// localhost to `data/server.crt` and `data/server.key`, the key owned by the
-/// server's user and private to it, as Postgres demands.
-fn write_certificates(dir: &Path, data: &Path, as_root: bool) -> Result<(), String> {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    use std::os::unix::fs::PermissionsExt as _;
-    let failed = |error: rcgen::Error| format!("cannot make a test certificate: {error}");
-    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(failed)?;
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().map_err(failed)?)
-        .map_err(failed)?;
-    let key = KeyPair::generate().map_err(failed)?;
-    let cert = CertificateParams::new(vec!["localhost".to_owned()])
-        .and_then(|params| params.signed_by(&key, &ca))
-        .map_err(failed)?;
-    let (cert_path, key_path) = (data.join("server.crt"), data.join("server.key"));
-    for (path, pem) in [
-        (dir.join("ca.crt"), ca.pem()),
-        (cert_path.clone(), cert.pem()),
-        (key_path.clone(), key.serialize_pem()),
-    ] {
-        fs::write(&path, pem).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
-    fs::set_permissions(&key_path, fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("cannot make {} private: {e}", key_path.display()))?;
-    if as_root {
-        run(Command::new("chown")
-            .arg("postgres:")
-            .arg(&cert_path)
-            .arg(&key_path))?;
-    }
-    Ok(())
 }
 
 /// Polls until the server accepts connections, or fails with its log.
