@@ -43,6 +43,8 @@ pub enum SslMode {
     VerifyFull,
 }
 
+const MODES: &str = "use disable, prefer, require, verify-ca or verify-full";
+
 impl SslMode {
     fn parse(value: &str) -> Result<Self, String> {
         Ok(match value {
@@ -51,11 +53,7 @@ impl SslMode {
             "require" => Self::Require,
             "verify-ca" => Self::VerifyCa,
             "verify-full" => Self::VerifyFull,
-            other => {
-                return Err(format!(
-                "sslmode={other} is not supported: use disable, prefer, require, verify-ca or verify-full"
-            ))
-            }
+            other => return Err(format!("sslmode={other} is not supported: {MODES}")),
         })
     }
 }
