@@ -169,7 +169,10 @@ fn diagnose(error: &StoreError) -> (Class, &'static str) {
         return (Class::Other, "a migration failed");
     }
     if let StoreError::Url(_) = error {
-        return (Class::Config, "the URL cannot be used as given");
+        return (
+            Class::Config,
+            "the CA that sslrootcert (or PGSSLROOTCERT) names cannot be used",
+        );
     }
     if let Some(tls) = tls_failure(error) {
         return (Class::Config, tls_problem(tls));

@@ -45,8 +45,8 @@ pub enum StoreError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("migrations: {0}")]
     Migration(String),
-    /// `DATABASE_URL`, or a file it names, cannot be used as given.
-    #[error("DATABASE_URL: {0}")]
+    /// `DATABASE_URL`, or the CA file its TLS settings name, cannot be used.
+    #[error("{0}")]
     Url(String),
     #[error("corrupt row: {0}")]
     Corrupt(String),

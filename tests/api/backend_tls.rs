@@ -109,6 +109,15 @@ async fn each_sslmode_encrypts_and_verifies_as_libpq_does() {
         "{refused:?}"
     );
 
+    // A CA file that is not there is named, with the setting to check.
+    let (code, report) = refusal(&verify(&url, "verify-full", &dir.join("absent.crt"))).await;
+    assert_eq!(code, 64, "{report}");
+    assert!(
+        report.contains("sslrootcert (or PGSSLROOTCERT)"),
+        "{report}"
+    );
+    assert!(report.contains("absent.crt"), "{report}");
+
     let plain = fresh_schema_url().await;
     assert!(!encrypted(&plain).await, "prefer falls back to plaintext");
     let (code, report) = refusal(&with(&plain, "sslmode=require")).await;
