@@ -119,6 +119,11 @@ def check_invariants(docs: list[dict], case: str) -> None:
             fail(f"{case}: the migration Job is not a pre-install,pre-upgrade hook")
         if job["spec"]["template"]["spec"]["containers"][0]["args"] != ["migrate"]:
             fail(f"{case}: the migration Job does not run `migrate`")
+        # Migrations connect as the replicas do, TLS included.
+        job_env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+        for name in ("PGSSLMODE", "PGSSLROOTCERT"):
+            if env.get(name) != job_env.get(name):
+                fail(f"{case}: the migration Job's {name} differs from the replicas'")
     print(f"    ok invariants {case}: {', '.join(sorted(kinds))}")
 
 
@@ -130,6 +135,8 @@ REFUSED = [
     ({"secrets": {"redisUrl": {"name": "", "key": "REDIS_URL"}}}, "several replicas need Redis"),
     ({"secrets": {"jwtSecret": {"name": "", "key": "OSMIUM_JWT_SECRET"}}}, "jwtPublicKeys.configMap is required"),
     ({"tls": {"enabled": True}}, "tls.enabled needs tls.secretName"),
+    ({"backendTls": {"redis": {"ca": {"secret": "a", "configMap": "b", "key": "ca.crt"}}}}, "not both"),
+    ({"backendTls": {"postgres": {"sslmode": "allow"}}}, "value must be one of"),
     ({"terminationGracePeriodSeconds": 20}, "must exceed"),
     ({"podDisruptionBudget": {"minAvailable": 2}}, "not both"),
     # 10 autoscaled pods x 16 connections: past Postgres' default of 100.

@@ -9,7 +9,8 @@
 //! - [`store`] persists (Postgres, or the embedded memory engine);
 //!   [`bus`] fans new updates out to open streams; [`ephemeral`] keeps
 //!   typing and rate-limit state (per replica, or in Redis), and
-//!   [`redis_conn`] is the Redis command connection the two share.
+//!   [`redis_conn`] is the Redis command connection the two share;
+//!   [`tls`] is the client TLS that Postgres and Redis connections speak.
 //! - [`model`] is the bottom layer of plain nouns (ids, chats, members,
 //!   messages, invites, logged changes, the clock) that store, bus and
 //!   domain share; it imports nothing of theirs.
@@ -29,3 +30,4 @@ pub mod shutdown;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

@@ -7,7 +7,13 @@
 //! the same handle to [`crate::bus::redis::RedisBus`] and
 //! [`crate::ephemeral::redis::RedisEphemeral`]. The bus's pub/sub connection
 //! is its own and is opened from [`RedisCommands::client`].
+//!
+//! The client is built once, TLS included, so every connection made from
+//! it (commands, pub/sub) speaks the same TLS: a `rediss://` URL verifies
+//! the server against the CA file given, else the system's trust store;
+//! `rediss://...#insecure` skips verification, as the redis crate defines.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -51,9 +57,22 @@ pub struct RedisCommands {
 }
 
 impl RedisCommands {
-    /// Parses the URL; nothing here waits for Redis to be up.
-    pub fn open(url: &str) -> Result<Self, Unavailable> {
-        let client = redis::Client::open(url).map_err(|e| Unavailable(e.to_string()))?;
+    /// Parses the URL and reads the CA file, if any; nothing here waits
+    /// for Redis to be up.
+    pub fn open(url: &str, ca_file: Option<&Path>) -> Result<Self, Unavailable> {
+        crate::tls::install_default_provider();
+        let client = match ca_file {
+            None => redis::Client::open(url),
+            Some(path) => {
+                let root_cert = Some(crate::tls::read_pem(path).map_err(Unavailable)?);
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert,
+                };
+                redis::Client::build_with_tls(url, certificates)
+            }
+        }
+        .map_err(|e| Unavailable(e.to_string()))?;
         Ok(Self {
             client,
             slot: Mutex::default(),
@@ -62,6 +81,26 @@ impl RedisCommands {
 
     pub fn client(&self) -> &redis::Client {
         &self.client
+    }
+
+    /// Whether the URL asks for TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(
+            self.client.get_connection_info().addr(),
+            redis::ConnectionAddr::TcpTls { .. }
+        )
+    }
+
+    /// Connects once and lets go, to find out at start-up whether the
+    /// server's certificate is accepted; the typed error says why not.
+    pub async fn probe(&self) -> Result<(), redis::RedisError> {
+        let connection = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            self.client.get_multiplexed_async_connection(),
+        )
+        .await
+        .map_err(|_| redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)))?;
+        connection.map(drop)
     }
 
     /// The command connection. After a failed attempt, callers fail fast for

@@ -3,6 +3,7 @@
 //! start exactly the same thing.
 
 mod error;
+mod redis;
 
 pub use error::{postgres_target, Class, StartError, EXIT_CONFIG, EXIT_OTHER, EXIT_UNAVAILABLE};
 
@@ -37,9 +38,8 @@ use crate::model::Snowflakes;
 use crate::proto::service::chat_service_server::ChatServiceServer;
 use crate::proto::service::user_directory_server::UserDirectoryServer;
 use crate::proto::FILE_DESCRIPTOR_SET;
-use crate::redis_conn::RedisCommands;
 use crate::store::memory::MemoryStore;
-use crate::store::postgres::PostgresStore;
+use crate::store::postgres::{PgUrl, PostgresStore};
 use crate::store::Store;
 use crate::telemetry::metrics::{self, Metrics, RpcMetricsLayer};
 
@@ -62,9 +62,12 @@ pub struct Application {
 pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartError> {
     match &settings.database_url {
         Some(url) => {
-            let target = postgres_target(url.expose())?;
-            tracing::info!(%target, pool = settings.db_pool_size, "connecting to Postgres");
-            let store = PostgresStore::connect(url.expose(), settings.db_pool_size)
+            // The error never repeats the URL: it may hold a password.
+            let url = PgUrl::parse_with(url.expose(), &settings.postgres_tls())
+                .map_err(|e| ConfigError(format!("DATABASE_URL: {e}")))?;
+            let target = postgres_target(&url.config);
+            tracing::info!(%target, pool = settings.db_pool_size, sslmode = ?url.mode, "connecting to Postgres");
+            let store = PostgresStore::open(url, settings.db_pool_size)
                 .map_err(|e| StartError::postgres(&target, e))?;
             store
                 .migrate()
@@ -149,10 +152,7 @@ impl Application {
         let (bus, ephemeral): (Arc<dyn Bus>, Arc<dyn Ephemeral>) = match &settings.redis_url {
             Some(url) => {
                 // One command connection, shared by the bus and the ephemeral store.
-                let redis = Arc::new(
-                    RedisCommands::open(url.expose())
-                        .map_err(|e| ConfigError(format!("REDIS_URL: bus unavailable: {e}")))?,
-                );
+                let redis = Arc::new(redis::open(url.expose(), settings).await?);
                 let bus = RedisBus::start(redis.clone(), &settings.redis_prefix)
                     .map_err(|e| ConfigError(format!("REDIS_URL: {e}")))?;
                 let ephemeral = RedisEphemeral::new(redis, &settings.redis_prefix);

@@ -28,6 +28,8 @@
 // Test and bench code: a panic is how a failed expectation is reported.
 #![allow(clippy::expect_used, clippy::indexing_slicing)]
 
+// The TLS server is the API tests'.
+#[allow(dead_code)]
 #[path = "../../tests/api/support/postgres.rs"]
 mod postgres;
 

@@ -93,9 +93,21 @@ pub struct Settings {
     /// embedded in-memory engine.
     #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<Secret>,
+    /// libpq's: the sslmode when DATABASE_URL names none (disable, prefer,
+    /// require, verify-ca, verify-full; unset: prefer).
+    #[arg(long, global = true, env = "PGSSLMODE")]
+    pub pg_ssl_mode: Option<String>,
+    /// libpq's: the CA file (or `system`) when DATABASE_URL names no
+    /// sslrootcert.
+    #[arg(long, global = true, env = "PGSSLROOTCERT")]
+    pub pg_ssl_root_cert: Option<String>,
     /// Redis for cross-replica fan-out; unset: the in-process bus.
     #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<Secret>,
+    /// PEM CA certificates a `rediss://` REDIS_URL's server must chain to;
+    /// unset: the system's trust store.
+    #[arg(long, global = true, env = "OSMIUM_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
     /// Prefix of every Redis key and channel, so deployments can share a Redis.
     #[arg(
         long,
@@ -222,7 +234,10 @@ impl Default for Settings {
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: None,
+            pg_ssl_mode: None,
+            pg_ssl_root_cert: None,
             redis_url: None,
+            redis_ca_file: None,
             redis_prefix: "osmium".into(),
             update_retention: Duration::from_secs(7 * 86_400),
             prune_interval: Duration::from_secs(600),
@@ -256,6 +271,14 @@ impl Settings {
             stream_buffer: self.stream_buffer.max(1),
             stream_buffer_bytes: self.stream_buffer_bytes.max(1),
             max_streams_per_user: self.max_streams_per_user.max(1),
+        }
+    }
+
+    /// What applies to Postgres TLS where DATABASE_URL does not say.
+    pub fn postgres_tls(&self) -> crate::store::postgres::TlsDefaults {
+        crate::store::postgres::TlsDefaults {
+            mode: self.pg_ssl_mode.clone(),
+            root_cert: self.pg_ssl_root_cert.clone(),
         }
     }
 

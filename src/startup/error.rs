@@ -3,7 +3,6 @@
 //! under it), and one exit code per class of failure.
 
 use std::net::SocketAddr;
-use std::str::FromStr;
 
 use tokio_postgres::config::Host;
 use tokio_postgres::error::DbError;
@@ -11,6 +10,7 @@ use tokio_postgres::error::DbError;
 use crate::config::ConfigError;
 use crate::store::StoreError;
 use crate::telemetry::error_chain;
+use crate::tls::{explain, tls_failure, Refusal};
 
 /// Settings that cannot work as given: a bad flag or URL, a refused login, a
 /// missing database or privilege. Retrying will not help (sysexits'
@@ -55,6 +55,14 @@ pub enum StartError {
     },
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    /// Redis refused this replica's TLS; `target` names it without the password.
+    #[error("Redis at {target}: {problem}")]
+    Redis {
+        target: String,
+        problem: &'static str,
+        #[source]
+        source: redis::RedisError,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -82,6 +90,7 @@ impl StartError {
         match self {
             Self::Config(_) => Class::Config,
             Self::Postgres { class, .. } => *class,
+            Self::Redis { .. } => Class::Config,
             Self::Store(source) => diagnose(source).0,
             Self::Listen { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
                 Class::Unavailable
@@ -107,15 +116,8 @@ impl StartError {
 }
 
 /// `postgres://user@host:port/database` of a connection URL, without its
-/// password; a URL that does not parse is a configuration error that says
-/// why (but never repeats the URL).
-pub fn postgres_target(url: &str) -> Result<String, ConfigError> {
-    let config = tokio_postgres::Config::from_str(url).map_err(|e| {
-        ConfigError(format!(
-            "DATABASE_URL is not a Postgres URL (postgres://user:password@host:5432/database): {}",
-            error_chain(&e)
-        ))
-    })?;
+/// password.
+pub fn postgres_target(config: &tokio_postgres::Config) -> String {
     let ports = config.get_ports();
     let port = |i: usize| ports.get(i).or(ports.first()).copied().unwrap_or(5432);
     let mut hosts: Vec<String> = config
@@ -137,7 +139,7 @@ pub fn postgres_target(url: &str) -> Result<String, ConfigError> {
     }
     let user = config.get_user().unwrap_or("(no user)");
     let database = config.get_dbname().unwrap_or(user);
-    Ok(format!("postgres://{user}@{}/{database}", hosts.join(",")))
+    format!("postgres://{user}@{}/{database}", hosts.join(","))
 }
 
 /// The first cause of type `T` in the chain under `error`, itself included.
@@ -166,10 +168,19 @@ fn diagnose(error: &StoreError) -> (Class, &'static str) {
         }
         return (Class::Other, "a migration failed");
     }
-    if find::<tokio_postgres::tls::NoTlsError>(error).is_some() {
+    if let StoreError::Url(_) = error {
         return (
             Class::Config,
-            "the URL asks for TLS (sslmode=require), which this build does not speak to Postgres: use sslmode=disable or prefer on a trusted network",
+            "the CA that sslrootcert (or PGSSLROOTCERT) names cannot be used",
+        );
+    }
+    if let Some(tls) = tls_failure(error) {
+        return (Class::Config, tls_problem(tls));
+    }
+    if error_chain(error).contains("server does not support TLS") {
+        return (
+            Class::Config,
+            "the URL's sslmode asks for TLS, which the server does not offer: turn on ssl on the server, or use sslmode=prefer or disable on a trusted network",
         );
     }
     if find::<std::io::Error>(error).is_some() {
@@ -186,6 +197,15 @@ fn diagnose(error: &StoreError) -> (Class, &'static str) {
         return (Class::Unavailable, "no answer in time");
     }
     (Class::Other, "cannot use it")
+}
+
+/// A refused certificate or handshake, in words naming the setting to check.
+fn tls_problem(error: &rustls::Error) -> &'static str {
+    match explain(error) {
+        Refusal::WrongName => "TLS: the server's certificate does not name the host in DATABASE_URL (sslmode=verify-full): connect by a name it holds, or use verify-ca",
+        Refusal::Untrusted => "TLS: the server's certificate is not signed by the CA in sslrootcert",
+        Refusal::Handshake => "TLS: the handshake failed",
+    }
 }
 
 fn by_sqlstate(code: &str) -> (Class, &'static str) {

@@ -45,6 +45,9 @@ pub enum StoreError {
     Pool(#[from] deadpool_postgres::PoolError),
     #[error("migrations: {0}")]
     Migration(String),
+    /// `DATABASE_URL`, or the CA file its TLS settings name, cannot be used.
+    #[error("{0}")]
+    Url(String),
     #[error("corrupt row: {0}")]
     Corrupt(String),
     /// A unique key was taken by a concurrent writer; the use-case decides.

@@ -8,6 +8,7 @@ mod helpers;
 mod support;
 
 mod auth;
+mod backend_tls;
 mod bounds;
 mod chats;
 mod dashboards;

@@ -14,12 +14,12 @@ use crate::support::postgres::fresh_schema_url;
 
 const BIN: &str = env!("CARGO_BIN_EXE_osmium-chat");
 /// Planted in every URL and key: it must never come out.
-const PASSWORD: &str = "pw-hunter2-do-not-print";
+pub(crate) const PASSWORD: &str = "pw-hunter2-do-not-print";
 /// How long a failing start may take (a refused connection fails at once).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The binary with a clean environment and ephemeral ports.
-fn binary() -> Command {
+pub(crate) fn binary() -> Command {
     let mut command = Command::new(BIN);
     command
         .env_clear()
@@ -35,7 +35,7 @@ fn binary() -> Command {
 }
 
 /// Runs the binary to its exit: the exit code and stdout with stderr.
-async fn run(command: &mut Command) -> (i32, String) {
+pub(crate) async fn run(command: &mut Command) -> (i32, String) {
     let output = tokio::time::timeout(START_TIMEOUT, command.output())
         .await
         .expect("the process exits in time")
@@ -54,14 +54,14 @@ async fn start_failing(database_url: &str) -> (i32, String) {
 }
 
 /// The failure line, for assertion messages.
-fn failure(output: &str) -> &str {
+pub(crate) fn failure(output: &str) -> &str {
     output
         .lines()
         .find(|line| line.contains("osmium-chat failed"))
         .unwrap_or(output)
 }
 
-fn assert_no_secret(output: &str) {
+pub(crate) fn assert_no_secret(output: &str) {
     assert!(
         !output.contains(PASSWORD),
         "a secret was printed:\n{output}"

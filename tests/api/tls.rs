@@ -2,37 +2,10 @@
 
 use osmium_chat::proto::chats;
 use osmium_chat::proto::service::chat_service_client::ChatServiceClient;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::helpers::{Bearer, Engine, TestApp};
-
-/// A CA, a server certificate for localhost, and a client certificate, as PEM.
-struct Pki {
-    ca: String,
-    server: (String, String),
-    client: (String, String),
-}
-
-fn pki() -> Pki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca =
-        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("ca");
-    let leaf = |name: &str| {
-        let key = KeyPair::generate().expect("key");
-        let cert = CertificateParams::new(vec![name.to_owned()])
-            .expect("params")
-            .signed_by(&key, &ca)
-            .expect("signed");
-        (cert.pem(), key.serialize_pem())
-    };
-    Pki {
-        ca: ca.pem(),
-        server: leaf("localhost"),
-        client: leaf("gateway"),
-    }
-}
+use crate::support::pki::{temp_dir, Ca};
 
 async fn connect(port: u16, tls: ClientTlsConfig) -> Result<Channel, tonic::transport::Error> {
     Channel::from_shared(format!("https://localhost:{port}"))
@@ -44,25 +17,16 @@ async fn connect(port: u16, tls: ClientTlsConfig) -> Result<Channel, tonic::tran
 
 #[tokio::test]
 async fn with_a_client_ca_only_clients_with_a_certificate_get_in() {
-    let pki = pki();
-    let dir = std::env::temp_dir().join(format!(
-        "osmium-tls-{}-{}",
-        std::process::id(),
-        crate::helpers::next_user_id()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let write = |name: &str, pem: &str| {
-        let path = dir.join(name);
-        std::fs::write(&path, pem).expect("written");
-        path
-    };
-    let cert = write("server.pem", &pki.server.0);
-    let key = write("server.key", &pki.server.1);
-    let ca = write("ca.pem", &pki.ca);
+    let dir = temp_dir("tls");
+    let ca = Ca::new();
+    let server = ca.leaf(&["localhost"], &dir, "server");
+    let client = ca.leaf(&["gateway"], &dir, "client");
+    let read = |path: &std::path::Path| std::fs::read_to_string(path).expect("a PEM file");
+    let ca_file = ca.write(&dir, "ca.pem");
     let app = TestApp::spawn_tuned(Engine::Memory, |s| {
-        s.tls_cert = Some(cert);
-        s.tls_key = Some(key);
-        s.tls_client_ca = Some(ca);
+        s.tls_cert = Some(server.cert.clone());
+        s.tls_key = Some(server.key.clone());
+        s.tls_client_ca = Some(ca_file);
         s.health_addr = Some(([127, 0, 0, 1], 0).into());
     })
     .await;
@@ -87,11 +51,11 @@ async fn with_a_client_ca_only_clients_with_a_certificate_get_in() {
     );
 
     let trusted = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(&pki.ca))
+        .ca_certificate(Certificate::from_pem(ca.pem()))
         .domain_name("localhost");
     let with_identity = trusted
         .clone()
-        .identity(Identity::from_pem(&pki.client.0, &pki.client.1));
+        .identity(Identity::from_pem(read(&client.cert), read(&client.key)));
     let channel = connect(app.port, with_identity)
         .await
         .expect("a client with a certificate connects");

@@ -73,6 +73,50 @@ Usage: include "osmium-chat.secretEnv" (dict "DATABASE_URL" .Values.secrets.data
 {{- end -}}
 
 {{/*
+TLS to Postgres and Redis (backendTls): env entries, volume mounts and
+volumes for the CA files. The Job includes the Postgres half only.
+*/}}
+{{- define "osmium-chat.postgresTlsEnv" -}}
+{{- $pg := .Values.backendTls.postgres -}}
+{{- if or $pg.ca.secret $pg.ca.configMap }}
+- name: PGSSLROOTCERT
+  value: {{ printf "/etc/osmium/postgres-ca/%s" $pg.ca.key | quote }}
+{{- end }}
+{{- with $pg.sslmode }}
+- name: PGSSLMODE
+  value: {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Usage: include "osmium-chat.caMount" (dict "name" "postgres-ca" "ca" .Values.backendTls.postgres.ca) */}}
+{{- define "osmium-chat.caMount" -}}
+{{- if or .ca.secret .ca.configMap }}
+- name: {{ .name }}
+  mountPath: /etc/osmium/{{ .name }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* Usage: as osmium-chat.caMount. Only the CA's key is projected. */}}
+{{- define "osmium-chat.caVolume" -}}
+{{- if .ca.secret }}
+- name: {{ .name }}
+  secret:
+    secretName: {{ .ca.secret }}
+    items:
+      - key: {{ .ca.key }}
+        path: {{ .ca.key }}
+{{- else if .ca.configMap }}
+- name: {{ .name }}
+  configMap:
+    name: {{ .ca.configMap }}
+    items:
+      - key: {{ .ca.key }}
+        path: {{ .ca.key }}
+{{- end }}
+{{- end -}}
+
+{{/*
 Settings that cannot work are refused at render time rather than discovered
 as a crash-looping or silently split deployment.
 */}}
@@ -91,6 +135,15 @@ as a crash-looping or silently split deployment.
 {{- end -}}
 {{- if and .Values.secrets.databaseUrl.name (not .Values.secrets.jwtSecret.name) (not .Values.jwtPublicKeys.configMap) -}}
 {{- fail "secrets.jwtSecret.name or jwtPublicKeys.configMap is required with a database: the service refuses to start without a token key" -}}
+{{- end -}}
+{{- range $name, $side := .Values.backendTls -}}
+{{- if and $side.ca.secret $side.ca.configMap -}}
+{{- fail (printf "backendTls.%s.ca: name a secret or a configMap, not both" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- $redisCa := .Values.backendTls.redis.ca -}}
+{{- if and (or $redisCa.secret $redisCa.configMap) (not .Values.secrets.redisUrl.name) -}}
+{{- fail "backendTls.redis.ca needs secrets.redisUrl (a rediss:// REDIS_URL)" -}}
 {{- end -}}
 {{- if and .Values.tls.enabled (not .Values.tls.secretName) -}}
 {{- fail "tls.enabled needs tls.secretName (a kubernetes.io/tls Secret)" -}}

@@ -10,17 +10,17 @@ mod messages;
 mod posts;
 mod reads;
 mod rows;
+mod tls;
 mod tx;
 mod users;
 
+pub use tls::{PgUrl, RootCert, SslMode, TlsDefaults};
 pub use tx::PgTx;
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
 
 use super::{Store, StoreError, StoreResult, Tx};
 
@@ -40,11 +40,18 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// A pool on `url`; every connection, the migrations' included, speaks
+    /// the TLS its `sslmode` asks for.
     pub fn connect(url: &str, max_connections: usize) -> StoreResult<Self> {
-        let config = tokio_postgres::Config::from_str(url)?;
+        Self::open(PgUrl::parse(url).map_err(StoreError::Url)?, max_connections)
+    }
+
+    /// [`PostgresStore::connect`] on a URL parsed already.
+    pub fn open(url: PgUrl, max_connections: usize) -> StoreResult<Self> {
+        let tls = url.connector().map_err(StoreError::Url)?;
         let manager = Manager::from_config(
-            config,
-            NoTls,
+            url.config,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

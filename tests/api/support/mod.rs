@@ -1,3 +1,4 @@
 //! Shared helpers for the API integration tests.
+pub mod pki;
 pub mod postgres;
 pub mod redis;

@@ -8,6 +8,10 @@
 //! are left behind: point it at a database you can throw away). Otherwise one private server
 //! is started lazily per test process, in a temporary directory, and it is stopped and the
 //! directory removed when the test process exits, however it exits.
+//!
+//! [`tls::tls_server`] is a second throwaway server, started on first use, that
+//! also accepts TLS with a certificate for `localhost` from a CA made at
+//! test time (`postgres_tls.rs`).
 
 use std::fs::{self, File};
 use std::os::unix::process::CommandExt as _;
@@ -18,6 +22,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::OnceCell;
 use tokio_postgres::NoTls;
+
+// Beside this file for every crate that includes it by path.
+#[path = "postgres_tls.rs"]
+pub mod tls;
+use tls::write_certificates;
 
 /// Names an existing server to use instead of starting a throwaway one.
 const DATABASE_URL_ENV: &str = "OSMIUM_TEST_DATABASE_URL";
@@ -56,14 +65,18 @@ pub async fn fresh_schema_url() -> String {
     let (base_url, server_name) = match std::env::var(DATABASE_URL_ENV) {
         Ok(url) if !url.trim().is_empty() => (url, format!("the server in {DATABASE_URL_ENV}")),
         _ => {
-            let url = throwaway_server().await.to_owned();
+            let url = throwaway_server().await.url.clone();
             let name = format!("the throwaway server at {url}");
             (url, name)
         }
     };
+    fresh_schema_on(&base_url, &server_name).await
+}
+
+async fn fresh_schema_on(base_url: &str, server_name: &str) -> String {
     let schema = unique_schema_name();
-    create_schema(&base_url, &server_name, &schema).await;
-    with_search_path(&base_url, &schema)
+    create_schema(base_url, server_name, &schema).await;
+    with_search_path(base_url, &schema)
 }
 
 /// The URL of this process's throwaway server, started on first use.
@@ -71,36 +84,42 @@ pub async fn fresh_schema_url() -> String {
 /// A `tokio::sync::OnceCell` is not tied to a runtime, so the many per-test runtimes share
 /// it; the ones that arrive during startup wait for it. A failed start is remembered, so
 /// every test reports the same error instead of each trying again.
-async fn throwaway_server() -> &'static str {
+async fn throwaway_server() -> &'static Server {
     static SERVER: OnceCell<Result<Server, String>> = OnceCell::const_new();
-    match SERVER.get_or_init(start_server).await {
-        Ok(server) => &server.url,
+    match SERVER.get_or_init(|| start_server(false)).await {
+        Ok(server) => server,
         Err(message) => panic!("{message}"),
     }
 }
 
 struct Server {
     url: String,
+    /// The CA of the server's certificate, when it speaks TLS.
+    ca: Option<PathBuf>,
     /// The wrapper around postgres. Holding it holds the write end of its stdin pipe,
     /// which keeps postgres running until this process exits.
     _wrapper: Child,
 }
 
-async fn start_server() -> Result<Server, String> {
+async fn start_server(tls: bool) -> Result<Server, String> {
     // initdb and process spawning block; keep them off the async worker.
-    let (mut wrapper, port, dir) = tokio::task::spawn_blocking(spawn_server)
+    let (mut wrapper, port, dir) = tokio::task::spawn_blocking(move || spawn_server(tls))
         .await
         .map_err(|error| format!("starting the throwaway PostgreSQL panicked: {error}"))??;
     wait_until_ready(&mut wrapper, port, &dir).await?;
+    // The TLS server's certificate names localhost, as clients that
+    // verify it must call it.
+    let host = if tls { "localhost" } else { "127.0.0.1" };
     Ok(Server {
-        url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        url: format!("postgres://postgres@{host}:{port}/postgres"),
+        ca: tls.then(|| dir.join("ca.crt")),
         _wrapper: wrapper,
     })
 }
 
 /// Creates the cluster and starts postgres in its wrapper; returns the wrapper, the port
-/// and the temporary directory.
-fn spawn_server() -> Result<(Child, u16, PathBuf), String> {
+/// and the temporary directory (holding `ca.crt` with `tls`).
+fn spawn_server(tls: bool) -> Result<(Child, u16, PathBuf), String> {
     let bin = postgres_bin_dir()?;
     // PostgreSQL refuses to run as root, and CI runs as root.
     let as_root = running_as_root();
@@ -127,6 +146,18 @@ fn spawn_server() -> Result<(Child, u16, PathBuf), String> {
         // Everything worth keeping is in the message.
         let _ = fs::remove_dir_all(&dir);
         return Err(error);
+    }
+
+    let mut ssl = Vec::new();
+    if tls {
+        write_certificates(&dir, &data, as_root)?;
+        for setting in [
+            "ssl=on",
+            "ssl_cert_file=server.crt",
+            "ssl_key_file=server.key",
+        ] {
+            ssl.extend(["-c", setting]);
+        }
     }
 
     let port = free_port()?;
@@ -168,6 +199,7 @@ fn spawn_server() -> Result<(Child, u16, PathBuf), String> {
         .arg(&dir)
         .args(["-c", "listen_addresses=127.0.0.1"])
         .args(speed)
+        .args(&ssl)
         // Many tests, each with a pool, run at once.
         .args(["-c", "max_connections=500"])
         .current_dir(&dir)

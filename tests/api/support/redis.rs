@@ -4,7 +4,11 @@
 //! Each server runs under a small shell wrapper whose stdin is a pipe held by
 //! the test: closing it (on stop, on drop, or when the test process exits
 //! however it exits) makes the wrapper kill the server.
+//!
+//! [`RedisServer::start_tls`] starts one that speaks only TLS, with
+//! certificate files of the caller's.
 
+use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -21,6 +25,8 @@ exit 0
 
 pub struct RedisServer {
     pub port: u16,
+    /// The server's certificate, key and the CA that signed it, for TLS.
+    tls: Option<[PathBuf; 3]>,
     running: Option<(Child, ChildStdin)>,
 }
 
@@ -43,8 +49,19 @@ fn free_port() -> u16 {
 
 impl RedisServer {
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// A server that speaks TLS only, with this certificate and key; `ca`
+    /// is what the harness's own client trusts.
+    pub async fn start_tls(cert: PathBuf, key: PathBuf, ca: PathBuf) -> Self {
+        Self::start_with(Some([cert, key, ca])).await
+    }
+
+    async fn start_with(tls: Option<[PathBuf; 3]>) -> Self {
         let mut server = Self {
             port: free_port(),
+            tls,
             running: None,
         };
         server.restart().await;
@@ -52,7 +69,46 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
+    }
+
+    fn client(&self) -> redis::Client {
+        match &self.tls {
+            None => redis::Client::open(self.url()),
+            Some([_, _, ca]) => redis::Client::build_with_tls(
+                self.url(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(std::fs::read(ca).expect("the CA file")),
+                },
+            ),
+        }
+        .expect("a valid url")
+    }
+
+    /// Where the server listens, and how: plaintext or TLS only.
+    fn listen_args(&self) -> Vec<OsString> {
+        let port = self.port.to_string();
+        let Some([cert, key, ca]) = &self.tls else {
+            return ["--port", &port].map(OsString::from).to_vec();
+        };
+        let mut args: Vec<OsString> = ["--port", "0", "--tls-port", &port]
+            .map(OsString::from)
+            .to_vec();
+        args.extend([
+            "--tls-cert-file".into(),
+            cert.into(),
+            "--tls-key-file".into(),
+        ]);
+        args.extend([key.into(), "--tls-auth-clients".into(), "no".into()]);
+        // Redis wants a CA even when it asks clients for no certificate.
+        args.extend(["--tls-ca-cert-file".into(), ca.into()]);
+        args
     }
 
     /// Starts the server (again) on its port and waits until it answers.
@@ -61,7 +117,8 @@ impl RedisServer {
         let mut child = Command::new("sh")
             .args(["-c", WRAPPER, "sh"])
             .arg(redis_server())
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(self.listen_args())
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -70,7 +127,7 @@ impl RedisServer {
             .expect("redis-server starts");
         let stdin = child.stdin.take().expect("piped stdin");
         self.running = Some((child, stdin));
-        let client = redis::Client::open(self.url()).expect("a valid url");
+        let client = self.client();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(mut connection) = client.get_multiplexed_async_connection().await {
@@ -102,8 +159,7 @@ impl RedisServer {
     }
 
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url())
-            .expect("a valid url")
+        self.client()
             .get_multiplexed_async_connection()
             .await
             .expect("redis answers")
