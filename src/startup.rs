@@ -3,6 +3,7 @@
 //! start exactly the same thing.
 
 mod error;
+mod not_ready;
 
 pub use error::{postgres_target, Class, StartError, EXIT_CONFIG, EXIT_OTHER, EXIT_UNAVAILABLE};
 
@@ -42,6 +43,7 @@ use crate::store::memory::MemoryStore;
 use crate::store::postgres::PostgresStore;
 use crate::store::Store;
 use crate::telemetry::metrics::{self, Metrics, RpcMetricsLayer};
+use not_ready::NotReady;
 
 pub struct Application {
     listener: Arc<TcpListener>,
@@ -64,8 +66,12 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartErro
         Some(url) => {
             let target = postgres_target(url.expose())?;
             tracing::info!(%target, pool = settings.db_pool_size, "connecting to Postgres");
-            let store = PostgresStore::connect(url.expose(), settings.db_pool_size)
-                .map_err(|e| StartError::postgres(&target, e))?;
+            let store = PostgresStore::connect(
+                url.expose(),
+                settings.db_pool_size,
+                settings.session_timeouts(),
+            )
+            .map_err(|e| StartError::postgres(&target, e))?;
             store
                 .migrate()
                 .await
@@ -120,9 +126,14 @@ impl Application {
                     ),
             );
         }
+        // Until the full server takes over the listener, calls get a
+        // retryable UNAVAILABLE; between the two, connections wait in the
+        // listener's backlog.
         let startup_server = tokio::spawn(
             tls_builder(tls.clone())?
                 .add_service(health.clone())
+                .add_service(NotReady::<ChatServiceServer<ChatApi>>::new())
+                .add_service(NotReady::<UserDirectoryServer<DirectoryApi>>::new())
                 .serve_with_incoming_shutdown(Incoming(listener.clone()), async {
                     let _ = starting.await;
                 }),

@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::domain::limits::Limits;
+use crate::store::postgres::SessionTimeouts;
 use values::parse_user_id;
 pub use values::{parse_duration, parse_duration_or_secs, ConfigError, Secret};
 
@@ -156,6 +157,17 @@ pub struct Settings {
     /// the server's max_connections.
     #[arg(long, global = true, env = "OSMIUM_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: usize,
+    /// Longest a single SQL statement may run before Postgres cancels it;
+    /// the call then fails with UNAVAILABLE and writes nothing.
+    #[arg(long, global = true, env = "OSMIUM_DB_STATEMENT_TIMEOUT", default_value = "5s", value_parser = parse_duration_or_secs)]
+    pub db_statement_timeout: Duration,
+    /// Longest a statement waits for a row lock another call holds.
+    #[arg(long, global = true, env = "OSMIUM_DB_LOCK_TIMEOUT", default_value = "2s", value_parser = parse_duration_or_secs)]
+    pub db_lock_timeout: Duration,
+    /// Postgres ends a session left idle inside a transaction this long: a
+    /// backstop, so that a lost connection never holds locks for longer.
+    #[arg(long, global = true, env = "OSMIUM_DB_IDLE_IN_TRANSACTION_TIMEOUT", default_value = "30s", value_parser = parse_duration_or_secs)]
+    pub db_idle_in_transaction_timeout: Duration,
     /// Most participants in a group, creator included.
     #[arg(
         long,
@@ -218,6 +230,9 @@ impl Default for Settings {
             jwt_audience: "osmium-chat".into(),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             db_pool_size: 16,
+            db_statement_timeout: Duration::from_secs(5),
+            db_lock_timeout: Duration::from_secs(2),
+            db_idle_in_transaction_timeout: Duration::from_secs(30),
             max_group_members: 250,
             stream_buffer: 1024,
             max_request_bytes: 1 << 20,
@@ -230,6 +245,15 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The limits every pooled Postgres session runs under.
+    pub fn session_timeouts(&self) -> SessionTimeouts {
+        SessionTimeouts {
+            statement: self.db_statement_timeout,
+            lock: self.db_lock_timeout,
+            idle_in_transaction: self.db_idle_in_transaction_timeout,
+        }
+    }
+
     pub fn limits(&self) -> Limits {
         Limits {
             max_group_members: self.max_group_members,

@@ -11,6 +11,7 @@
 //! in one round trip) live beside the one method each belongs to.
 
 pub mod contract;
+mod fault;
 pub mod memory;
 pub mod postgres;
 
@@ -24,6 +25,7 @@ pub use contract::messages::MessageStore;
 pub use contract::posts::{PostStore, PostWrites, SendContext};
 pub use contract::reads::{ReadContext, ReadStore};
 pub use contract::users::UserStore;
+pub use fault::Transient;
 
 use crate::model::{LoggedUpdate, NewChange};
 

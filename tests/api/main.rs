@@ -11,6 +11,7 @@ mod auth;
 mod bounds;
 mod chats;
 mod dashboards;
+mod faults;
 mod groups;
 mod invites;
 mod lifecycle;

@@ -43,7 +43,8 @@ fn memory_store() -> Arc<dyn Store> {
 /// opens it.
 async fn postgres_store() -> Arc<dyn Store> {
     let url = throwaway_postgres::fresh_schema_url().await;
-    let store = PostgresStore::connect(&url, POOL_SIZE).expect("a pool for the throwaway server");
+    let store = PostgresStore::connect(&url, POOL_SIZE, Default::default())
+        .expect("a pool for the throwaway server");
     store.migrate().await.expect("migrations apply");
     Arc::new(store)
 }

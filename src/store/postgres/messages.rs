@@ -15,7 +15,8 @@ impl MessageStore for PgTx {
         let inserted = self
             .execute(
                 "INSERT INTO messages (chat_id, id, author_id, client_id, mentions, body, ordinal)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (author_id, client_id) WHERE client_id IS NOT NULL DO NOTHING",
                 &[
                     &(m.chat_id.get() as i64),
                     &(m.id.get() as i64),

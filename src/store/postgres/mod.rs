@@ -39,9 +39,52 @@ pub struct PostgresStore {
     pool: Pool,
 }
 
+/// Server-side limits of every pooled session, so that no call waits on a
+/// lock or a slow statement without bound, and a session abandoned inside a
+/// transaction cannot hold its locks for long. Zero turns one off.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionTimeouts {
+    pub statement: Duration,
+    pub lock: Duration,
+    pub idle_in_transaction: Duration,
+}
+
+impl Default for SessionTimeouts {
+    fn default() -> Self {
+        Self {
+            statement: Duration::from_secs(5),
+            lock: Duration::from_secs(2),
+            idle_in_transaction: Duration::from_secs(30),
+        }
+    }
+}
+
+impl SessionTimeouts {
+    /// The settings as startup `options`, sent with the connection's
+    /// start-up packet: no round trip of their own.
+    fn options(&self) -> String {
+        format!(
+            "-c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={}",
+            self.statement.as_millis(),
+            self.lock.as_millis(),
+            self.idle_in_transaction.as_millis()
+        )
+    }
+}
+
 impl PostgresStore {
-    pub fn connect(url: &str, max_connections: usize) -> StoreResult<Self> {
-        let config = tokio_postgres::Config::from_str(url)?;
+    pub fn connect(
+        url: &str,
+        max_connections: usize,
+        timeouts: SessionTimeouts,
+    ) -> StoreResult<Self> {
+        let mut config = tokio_postgres::Config::from_str(url)?;
+        // Kept beside any options the URL sets (a search_path, say).
+        let options = match config.get_options() {
+            Some(given) if !given.trim().is_empty() => format!("{given} {}", timeouts.options()),
+            _ => timeouts.options(),
+        };
+        config.options(&options);
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -67,9 +110,13 @@ impl PostgresStore {
     pub async fn migrate(&self) -> StoreResult<()> {
         let mut client = self.pool.get().await?;
         // Without it, every start logs refinery's "relation already exists,
-        // skipping" notice.
+        // skipping" notice. A migration may rewrite a large table, and a
+        // replica may wait long for another's: the session limits are for
+        // calls, not for this.
         client
-            .batch_execute("SET client_min_messages = warning")
+            .batch_execute(
+                "SET client_min_messages = warning; SET statement_timeout = 0; SET lock_timeout = 0",
+            )
             .await?;
         client
             .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
@@ -82,7 +129,9 @@ impl PostgresStore {
         client
             .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
             .await?;
-        client.batch_execute("RESET client_min_messages").await?;
+        client
+            .batch_execute("RESET client_min_messages; RESET statement_timeout; RESET lock_timeout")
+            .await?;
         outcome.map(|_| ()).map_err(|e| {
             // The whole cause, and the server's SQLSTATE, which start-up
             // reads to tell a missing privilege from a bug.
