@@ -28,7 +28,8 @@ Secret values (DATABASE_URL, REDIS_URL, OSMIUM_JWT_SECRET) are never printed her
 
 Exit codes: 0 stopped cleanly; 64 configuration that cannot work (a bad flag or URL, a refused
 login, a missing database or privilege); 69 a dependency unreachable (Postgres down, unknown host,
-connection refused or timed out) or a port that cannot be bound; 1 anything else.";
+connection refused or timed out), a port that cannot be bound, no snowflake worker number free,
+or the worker lease lost while serving; 1 anything else.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -168,6 +169,11 @@ pub struct Settings {
     /// backstop, so that a lost connection never holds locks for longer.
     #[arg(long, global = true, env = "OSMIUM_DB_IDLE_IN_TRANSACTION_TIMEOUT", default_value = "30s", value_parser = parse_duration_or_secs)]
     pub db_idle_in_transaction_timeout: Duration,
+    /// How long a replica's snowflake worker lease lasts unrenewed. It is
+    /// renewed every third of this; a replica that cannot renew it for half
+    /// of it stops. Keep it above twice OSMIUM_SHUTDOWN_TIMEOUT.
+    #[arg(long, global = true, env = "OSMIUM_WORKER_LEASE_TTL", default_value = "60s", value_parser = parse_duration_or_secs)]
+    pub worker_lease_ttl: Duration,
     /// Most participants in a group, creator included.
     #[arg(
         long,
@@ -233,6 +239,7 @@ impl Default for Settings {
             db_statement_timeout: Duration::from_secs(5),
             db_lock_timeout: Duration::from_secs(2),
             db_idle_in_transaction_timeout: Duration::from_secs(30),
+            worker_lease_ttl: Duration::from_secs(60),
             max_group_members: 250,
             stream_buffer: 1024,
             max_request_bytes: 1 << 20,

@@ -32,7 +32,10 @@ impl StoreError {
                 deadpool_postgres::PoolError::NoRuntimeSpecified => None,
             },
             StoreError::Shared(inner) => inner.transient(),
-            StoreError::Migration(_) | StoreError::Corrupt(_) | StoreError::Duplicate => None,
+            StoreError::Migration(_)
+            | StoreError::Corrupt(_)
+            | StoreError::Duplicate
+            | StoreError::IdTaken => None,
         }
     }
 }

@@ -14,6 +14,7 @@ mod dashboards;
 mod faults;
 mod groups;
 mod invites;
+mod leases;
 mod lifecycle;
 mod messages;
 mod observability;

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use prost::Message as _;
 
 use super::rows::*;
-use super::tx::PgTx;
+use super::tx::{duplicate_on_unique, PgTx};
 use crate::model::{ChatId, MessageId, MessageRow, UserId};
 use crate::store::{MessageStore, StoreError, StoreResult};
 
@@ -27,7 +27,8 @@ impl MessageStore for PgTx {
                     &(m.ordinal as i64),
                 ],
             )
-            .await?;
+            .await
+            .map_err(duplicate_on_unique)?;
         if inserted == 0 {
             return Err(StoreError::Duplicate);
         }

@@ -1,6 +1,7 @@
 //! The durable engine. Every SQL string of the service lives in this module:
 //! `tx.rs` holds the statements of a transaction, `rows.rs` the column
-//! lists and row conversions, this file the pool, migrations and pruning.
+//! lists and row conversions, `workers.rs` the snowflake worker leases,
+//! this file the pool, migrations and pruning.
 
 mod chats;
 mod invites;
@@ -12,6 +13,7 @@ mod reads;
 mod rows;
 mod tx;
 mod users;
+mod workers;
 
 pub use tx::PgTx;
 
@@ -216,12 +218,16 @@ impl Store for PostgresStore {
         outcome
     }
 
-    async fn lease_worker_id(&self) -> StoreResult<u64> {
-        let client = self.pool.get().await?;
-        let row = client
-            .query_one("SELECT nextval('snowflake_workers')", &[])
-            .await?;
-        Ok(row.get::<_, i64>(0) as u64)
+    async fn lease_worker(&self, holder: &str, ttl: Duration) -> StoreResult<Option<u64>> {
+        self.take_worker(holder, ttl).await
+    }
+
+    async fn renew_worker(&self, worker: u64, holder: &str, ttl: Duration) -> StoreResult<bool> {
+        self.renew(worker, holder, ttl).await
+    }
+
+    async fn release_worker(&self, worker: u64, holder: &str) -> StoreResult<()> {
+        self.release(worker, holder).await
     }
 
     fn engine(&self) -> &'static str {

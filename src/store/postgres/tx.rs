@@ -317,20 +317,24 @@ pub(super) fn all_ok<T>(results: Vec<StoreResult<T>>) -> StoreResult<Vec<T>> {
 }
 
 /// The unique index that makes sends idempotent per (author, client id).
-pub(super) const CLIENT_ID_INDEX: &str = "messages_client_id";
+const CLIENT_ID_INDEX: &str = "messages_client_id";
+/// The messages' primary key: their snowflake ids.
+const MESSAGE_ID_KEY: &str = "messages_pkey";
 
 /// A unique violation on the client id index in a batch of posts is a
 /// client id taken meanwhile: a retry, which the domain answers with the
-/// first send's message. Any other (an id minted twice) stays an error:
-/// taking it for a retry would answer with someone else's message.
+/// first send's message. One on the message id is an id minted twice, an
+/// error: taking it for a retry would answer with someone else's message.
 pub(super) fn duplicate_on_unique(error: StoreError) -> StoreError {
-    match &error {
-        StoreError::Postgres(e)
-            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
-                && e.as_db_error().and_then(|db| db.constraint()) == Some(CLIENT_ID_INDEX) =>
-        {
-            StoreError::Duplicate
-        }
+    let StoreError::Postgres(e) = &error else {
+        return error;
+    };
+    if e.code() != Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+        return error;
+    }
+    match e.as_db_error().and_then(|db| db.constraint()) {
+        Some(CLIENT_ID_INDEX) => StoreError::Duplicate,
+        Some(MESSAGE_ID_KEY) => StoreError::IdTaken,
         _ => error,
     }
 }
