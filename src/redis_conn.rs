@@ -19,6 +19,17 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long callers fail fast after a failed connection attempt.
 const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
+/// TCP keepalive on every Redis connection: a peer gone without a word (a
+/// node lost, a NAT entry dropped) is noticed after about
+/// `KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_PROBES` (30 s) of
+/// silence, and unacknowledged writes give up after `USER_TIMEOUT`. The
+/// pub/sub connection, which otherwise only reads, also PINGs.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+const KEEPALIVE_PROBES: u32 = 3;
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+const USER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Redis could not be reached or did not answer in time.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +64,12 @@ pub struct RedisCommands {
 impl RedisCommands {
     /// Parses the URL; nothing here waits for Redis to be up.
     pub fn open(url: &str) -> Result<Self, Unavailable> {
-        let client = redis::Client::open(url).map_err(|e| Unavailable(e.to_string()))?;
+        let parsed = redis::Client::open(url).map_err(|e| Unavailable(e.to_string()))?;
+        let info = parsed
+            .get_connection_info()
+            .clone()
+            .set_tcp_settings(tcp_settings());
+        let client = redis::Client::open(info).map_err(|e| Unavailable(e.to_string()))?;
         Ok(Self {
             client,
             slot: Mutex::default(),
@@ -100,4 +116,20 @@ impl RedisCommands {
             }
         }
     }
+}
+
+/// Socket options of every Redis connection (see [`KEEPALIVE_IDLE`]).
+fn tcp_settings() -> redis::io::tcp::TcpSettings {
+    use redis::io::tcp::socket2::TcpKeepalive;
+    let keepalive = TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL);
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    let keepalive = keepalive.with_retries(KEEPALIVE_PROBES);
+    let settings = redis::io::tcp::TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(keepalive);
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    let settings = settings.set_user_timeout(USER_TIMEOUT);
+    settings
 }

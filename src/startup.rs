@@ -294,6 +294,10 @@ impl Application {
         let serve = tls_builder(self.tls)?
             .max_connection_age(self.settings.max_connection_age)
             .max_connection_age_grace(Duration::from_secs(30))
+            .http2_keepalive_interval(
+                Some(self.settings.http2_keepalive_interval).filter(|d| !d.is_zero()),
+            )
+            .http2_keepalive_timeout(Some(self.settings.http2_keepalive_timeout))
             .trace_fn(crate::telemetry::rpc_span)
             .layer(RpcMetricsLayer(metrics))
             .add_service(health)

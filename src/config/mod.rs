@@ -197,6 +197,15 @@ pub struct Settings {
     /// new replicas; streams on them end and resume with since_seq.
     #[arg(long, global = true, env = "OSMIUM_MAX_CONNECTION_AGE", default_value = "10m", value_parser = parse_duration)]
     pub max_connection_age: Duration,
+    /// How often the server PINGs an idle HTTP/2 connection, so that a
+    /// client gone without a word (its Subscribe streams with it) is noticed
+    /// and its resources freed; `0s` turns the pings off.
+    #[arg(long, global = true, env = "OSMIUM_HTTP2_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = parse_duration_or_secs)]
+    pub http2_keepalive_interval: Duration,
+    /// How long a keepalive PING may go unanswered before the connection
+    /// is closed.
+    #[arg(long, global = true, env = "OSMIUM_HTTP2_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_duration_or_secs)]
+    pub http2_keepalive_timeout: Duration,
     /// How long SIGTERM waits for in-flight calls (e.g. `20s`; a bare
     /// number is seconds).
     #[arg(long, global = true, env = "OSMIUM_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration_or_secs)]
@@ -245,6 +254,8 @@ impl Default for Settings {
             max_request_bytes: 1 << 20,
             max_connection_age: Duration::from_secs(600),
             shutdown_timeout: Duration::from_secs(20),
+            http2_keepalive_interval: Duration::from_secs(30),
+            http2_keepalive_timeout: Duration::from_secs(10),
             log_format: LogFormat::Text,
             clock_skew_ms: 0,
         }
@@ -340,57 +351,4 @@ impl Settings {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_with_their_units() {
-        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("7").is_err());
-        assert!(parse_duration("7w").is_err());
-        assert_eq!(parse_duration_or_secs("20"), Ok(Duration::from_secs(20)));
-        assert_eq!(parse_duration_or_secs("1m"), Ok(Duration::from_secs(60)));
-    }
-
-    #[test]
-    fn flags_may_follow_the_subcommand() {
-        let cli = Cli::try_parse_from([
-            "osmium-chat",
-            "token",
-            "--user",
-            "7",
-            "--jwt-audience",
-            "other",
-            "--jwt-secret",
-            "s",
-        ])
-        .expect("parses");
-        assert_eq!(cli.settings.jwt_audience, "other");
-        assert_eq!(
-            cli.settings.jwt_secret.as_ref().map(Secret::expose),
-            Some("s")
-        );
-        assert!(matches!(cli.command, Some(Command::Token { user: 7, .. })));
-    }
-
-    #[test]
-    fn user_zero_is_refused_before_a_token_is_minted() {
-        let refused = Cli::try_parse_from(["osmium-chat", "token", "--user", "0"])
-            .expect_err("user 0 is not a user");
-        assert!(refused.to_string().contains("--user"), "{refused}");
-    }
-
-    #[test]
-    fn debug_output_redacts_every_secret() {
-        let settings = Settings {
-            database_url: Some(Secret::new("postgres://app:pg-hunter2@db/app")),
-            redis_url: Some(Secret::new("redis://:redis-hunter2@cache:6379")),
-            jwt_secret: Some(Secret::new("jwt-hunter2")),
-            ..Settings::default()
-        };
-        let shown = format!("{settings:?} {settings:#?}");
-        assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("[redacted]"), "{shown}");
-    }
-}
+mod tests;
