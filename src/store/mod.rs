@@ -52,10 +52,10 @@ pub enum StoreError {
     /// A unique key was taken by a concurrent writer; the use-case decides.
     #[error("unique key already taken")]
     Duplicate,
-    /// A freshly minted message id is already in use: two replicas minted
-    /// with one worker number, or a clock went back. Never a retry of the
-    /// same send, whose answer would be someone else's message.
-    #[error("a freshly minted message id is already taken")]
+    /// A freshly minted message or chat id is already in use: two replicas
+    /// minted with one worker number, or a clock went back. Never taken for
+    /// a retry or a race, whose answer would be someone else's row.
+    #[error("a freshly minted id is already taken")]
     IdTaken,
     /// One failure shared by every request of a batch written together.
     #[error("{0}")]

@@ -306,10 +306,11 @@ pub async fn racing_sends_with_one_client_id_make_one_message_and_a_duplicate(
     tx.commit().await.expect("commit");
 }
 
-/// A message id already in use is an id minted twice (two replicas on one
-/// worker number): an error of its own, never taken for a retry of a send,
-/// whose answer would then be someone else's message.
-pub async fn a_message_id_minted_twice_is_an_error_not_a_duplicate(store: Arc<dyn Store>) {
+/// A message or chat id already in use is an id minted twice (two replicas
+/// on one worker number): an error of its own, never taken for a retry of a
+/// send or a racing creator of a direct chat, whose answer would then be
+/// someone else's row.
+pub async fn an_id_minted_twice_is_an_error_not_a_duplicate(store: Arc<dyn Store>) {
     let store = &*store;
     let people = users(store, 2).await;
     let chat = group(store, &people).await;
@@ -337,4 +338,11 @@ pub async fn a_message_id_minted_twice_is_an_error_not_a_duplicate(store: Arc<dy
         let again = tx.insert_message(&row(author)).await;
         assert!(matches!(again, Err(StoreError::IdTaken)), "{again:?}");
     }
+    let mut tx = begin(store).await;
+    let direct = ChatRow {
+        id: chat.id,
+        ..direct_row(people[0], people[1])
+    };
+    let again = tx.insert_chat(&direct).await;
+    assert!(matches!(again, Err(StoreError::IdTaken)), "{again:?}");
 }

@@ -318,13 +318,14 @@ pub(super) fn all_ok<T>(results: Vec<StoreResult<T>>) -> StoreResult<Vec<T>> {
 
 /// The unique index that makes sends idempotent per (author, client id).
 const CLIENT_ID_INDEX: &str = "messages_client_id";
-/// The messages' primary key: their snowflake ids.
-const MESSAGE_ID_KEY: &str = "messages_pkey";
+/// Primary keys that are snowflake ids, minted by this replica.
+const MINTED_KEYS: [&str; 2] = ["messages_pkey", "chats_pkey"];
 
 /// A unique violation on the client id index in a batch of posts is a
 /// client id taken meanwhile: a retry, which the domain answers with the
-/// first send's message. One on the message id is an id minted twice, an
-/// error: taking it for a retry would answer with someone else's message.
+/// first send's message. One on a message's or chat's id is an id minted
+/// twice, an error: taking it for a retry (or for the direct chat a
+/// concurrent call created) would answer with someone else's row.
 pub(super) fn duplicate_on_unique(error: StoreError) -> StoreError {
     let StoreError::Postgres(e) = &error else {
         return error;
@@ -334,7 +335,7 @@ pub(super) fn duplicate_on_unique(error: StoreError) -> StoreError {
     }
     match e.as_db_error().and_then(|db| db.constraint()) {
         Some(CLIENT_ID_INDEX) => StoreError::Duplicate,
-        Some(MESSAGE_ID_KEY) => StoreError::IdTaken,
+        Some(key) if MINTED_KEYS.contains(&key) => StoreError::IdTaken,
         _ => error,
     }
 }
