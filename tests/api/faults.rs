@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use osmium_chat::config::Secret;
+use osmium_chat::config::{Secret, Settings};
 use osmium_chat::proto::service::{SetDraft, UpsertUsers};
 use osmium_chat::proto::{chats, messages, refs, types};
 use osmium_chat::startup::Application;
@@ -113,8 +113,28 @@ async fn settled(watcher: &tokio_postgres::Client, app_name: &str) -> i64 {
 
 #[tokio::test]
 async fn a_write_stuck_behind_a_row_lock_gets_unavailable_and_writes_nothing() {
+    stuck_write_is_unavailable_then_retried(|settings| {
+        settings.db_lock_timeout = Duration::from_millis(200);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_statement_that_runs_out_of_time_gets_unavailable_and_writes_nothing() {
+    // No lock timeout: the statement timeout is what ends the wait.
+    stuck_write_is_unavailable_then_retried(|settings| {
+        settings.db_lock_timeout = Duration::ZERO;
+        settings.db_statement_timeout = Duration::from_millis(200);
+    })
+    .await;
+}
+
+/// A send waits on a chat row the test holds locked until a session
+/// timeout (set by `limit`) ends it: UNAVAILABLE, nothing stored; once the
+/// lock is gone, the same send succeeds once.
+async fn stuck_write_is_unavailable_then_retried(limit: impl FnOnce(&mut Settings)) {
     let mut settings = TestApp::settings(Engine::Postgres).await;
-    settings.db_lock_timeout = Duration::from_millis(200);
+    limit(&mut settings);
     let url = settings
         .database_url
         .as_ref()
