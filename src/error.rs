@@ -2,7 +2,7 @@
 
 use tonic::{Code, Status};
 
-use crate::store::StoreError;
+use crate::store::{StoreError, Transient};
 
 /// Why a request was refused. Every variant names what was wrong in words a
 /// caller can act on; `Store` is the exception and is never shown in detail.
@@ -40,6 +40,31 @@ impl Error {
     }
 }
 
+/// A storage failure as the caller sees it: transient ones say to retry
+/// (ABORTED: the whole call lost a race; UNAVAILABLE: back off first), and
+/// nothing the call wrote was kept; any other is a bug, logged here and
+/// shown as INTERNAL.
+fn store_status(cause: &StoreError) -> Status {
+    match cause.transient() {
+        Some(Transient::Conflict) => {
+            tracing::info!(error = %cause, "transaction conflict");
+            Status::aborted(
+                "the call conflicted with a concurrent one and changed nothing; retry it",
+            )
+        }
+        Some(Transient::Unavailable) => {
+            tracing::warn!(error = %cause, "storage unavailable");
+            Status::unavailable(
+                "storage is unavailable or timed out and nothing was changed; retry with back-off",
+            )
+        }
+        None => {
+            tracing::error!(error = %cause, detail = ?cause, "storage error");
+            Status::internal("internal error")
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<Error> for Status {
@@ -53,10 +78,7 @@ impl From<Error> for Status {
             Error::OutOfRange(_) => Code::OutOfRange,
             Error::ResourceExhausted(_) => Code::ResourceExhausted,
             Error::Unavailable(_) => Code::Unavailable,
-            Error::Store(cause) => {
-                tracing::error!(error = %cause, detail = ?cause, "storage error");
-                return Status::internal("internal error");
-            }
+            Error::Store(cause) => return store_status(cause),
         };
         Status::new(code, error.to_string())
     }

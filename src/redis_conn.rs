@@ -25,6 +25,17 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long callers fail fast after a failed connection attempt.
 const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
+/// TCP keepalive on every Redis connection: a peer gone without a word (a
+/// node lost, a NAT entry dropped) is noticed after about
+/// `KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_PROBES` (30 s) of
+/// silence, and unacknowledged writes give up after `USER_TIMEOUT`. The
+/// pub/sub connection, which otherwise only reads, also PINGs.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+const KEEPALIVE_PROBES: u32 = 3;
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+const USER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Redis could not be reached or did not answer in time.
 #[derive(Debug, thiserror::Error)]
@@ -61,15 +72,20 @@ impl RedisCommands {
     /// for Redis to be up.
     pub fn open(url: &str, ca_file: Option<&Path>) -> Result<Self, Unavailable> {
         crate::tls::install_default_provider();
+        let parsed = redis::Client::open(url).map_err(|e| Unavailable(e.to_string()))?;
+        let info = parsed
+            .get_connection_info()
+            .clone()
+            .set_tcp_settings(tcp_settings());
         let client = match ca_file {
-            None => redis::Client::open(url),
+            None => redis::Client::open(info),
             Some(path) => {
                 let root_cert = Some(crate::tls::read_pem(path).map_err(Unavailable)?);
                 let certificates = redis::TlsCertificates {
                     client_tls: None,
                     root_cert,
                 };
-                redis::Client::build_with_tls(url, certificates)
+                redis::Client::build_with_tls(info, certificates)
             }
         }
         .map_err(|e| Unavailable(e.to_string()))?;
@@ -139,4 +155,20 @@ impl RedisCommands {
             }
         }
     }
+}
+
+/// Socket options of every Redis connection (see [`KEEPALIVE_IDLE`]).
+fn tcp_settings() -> redis::io::tcp::TcpSettings {
+    use redis::io::tcp::socket2::TcpKeepalive;
+    let keepalive = TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL);
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    let keepalive = keepalive.with_retries(KEEPALIVE_PROBES);
+    let settings = redis::io::tcp::TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(keepalive);
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    let settings = settings.set_user_timeout(USER_TIMEOUT);
+    settings
 }

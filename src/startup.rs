@@ -3,9 +3,13 @@
 //! start exactly the same thing.
 
 mod error;
+mod lease;
+mod not_ready;
+mod prune;
 mod redis;
 
 pub use error::{postgres_target, Class, StartError, EXIT_CONFIG, EXIT_OTHER, EXIT_UNAVAILABLE};
+pub use lease::Lost as LeaseLost;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -42,6 +46,9 @@ use crate::store::memory::MemoryStore;
 use crate::store::postgres::{PgUrl, PostgresStore};
 use crate::store::Store;
 use crate::telemetry::metrics::{self, Metrics, RpcMetricsLayer};
+use lease::{Lost, WorkerLease};
+use not_ready::NotReady;
+use prune::prune_periodically;
 
 pub struct Application {
     listener: Arc<TcpListener>,
@@ -55,6 +62,8 @@ pub struct Application {
     metrics_listener: TcpListener,
     settings: Settings,
     core: Arc<Core>,
+    /// The worker number `core` mints ids with, renewed while serving.
+    lease: WorkerLease,
     verifier: Arc<Verifier>,
 }
 
@@ -67,8 +76,9 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartErro
                 .map_err(|e| ConfigError(format!("DATABASE_URL: {e}")))?;
             let target = postgres_target(&url.config);
             tracing::info!(%target, pool = settings.db_pool_size, sslmode = ?url.mode, "connecting to Postgres");
-            let store = PostgresStore::open(url, settings.db_pool_size)
-                .map_err(|e| StartError::postgres(&target, e))?;
+            let store =
+                PostgresStore::open(url, settings.db_pool_size, settings.session_timeouts())
+                    .map_err(|e| StartError::postgres(&target, e))?;
             store
                 .migrate()
                 .await
@@ -123,9 +133,14 @@ impl Application {
                     ),
             );
         }
+        // Until the full server takes over the listener, calls get a
+        // retryable UNAVAILABLE; between the two, connections wait in the
+        // listener's backlog.
         let startup_server = tokio::spawn(
             tls_builder(tls.clone())?
                 .add_service(health.clone())
+                .add_service(NotReady::<ChatServiceServer<ChatApi>>::new())
+                .add_service(NotReady::<UserDirectoryServer<DirectoryApi>>::new())
                 .serve_with_incoming_shutdown(Incoming(listener.clone()), async {
                     let _ = starting.await;
                 }),
@@ -133,6 +148,7 @@ impl Application {
         let core = Self::start_core(&settings).await;
         let _ = started.send(());
         let _ = startup_server.await;
+        let (core, lease) = core?;
         Ok(Self {
             listener,
             reporter,
@@ -142,12 +158,13 @@ impl Application {
             tls,
             metrics_listener,
             settings,
-            core: core?,
+            core,
+            lease,
             verifier,
         })
     }
 
-    async fn start_core(settings: &Settings) -> Result<Arc<Core>, StartError> {
+    async fn start_core(settings: &Settings) -> Result<(Arc<Core>, WorkerLease), StartError> {
         let store = open_store(settings).await?;
         let (bus, ephemeral): (Arc<dyn Bus>, Arc<dyn Ephemeral>) = match &settings.redis_url {
             Some(url) => {
@@ -163,14 +180,15 @@ impl Application {
                 Arc::new(LocalEphemeral::default()),
             ),
         };
-        let worker = store.lease_worker_id().await?;
-        Ok(Core::new(
+        let lease = WorkerLease::acquire(store.clone(), settings.worker_lease_ttl).await?;
+        let core = Core::new(
             store,
             bus,
             ephemeral,
-            Snowflakes::with_skew(worker, settings.clock_skew_ms),
+            Snowflakes::with_skew(lease.worker(), settings.clock_skew_ms),
             settings.limits(),
-        ))
+        );
+        Ok((core, lease))
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -227,6 +245,9 @@ impl Application {
                 .sweep_periodically(sweep_every, sweep_stop)
                 .await
         });
+        // The lease is renewed until the stop; its loss stops the replica.
+        let (keeper, lost) = self.lease.spawn_keeper(stopping.clone());
+        let (lost_note, lost_seen) = watch::channel(None::<Lost>);
         tokio::spawn(prune_periodically(
             self.core.clone(),
             self.settings.update_retention,
@@ -266,7 +287,10 @@ impl Application {
         let signal = {
             let stop = stop.clone();
             async move {
-                shutdown.await;
+                tokio::select! {
+                    () = shutdown => {}
+                    lost = lost => { let _ = lost_note.send(Some(lost)); }
+                }
                 // Probes see the replica leave before its listener closes.
                 set_health(&reporter, ServingStatus::NotServing).await;
                 let _ = stop.send(true);
@@ -275,6 +299,10 @@ impl Application {
         let serve = tls_builder(self.tls)?
             .max_connection_age(self.settings.max_connection_age)
             .max_connection_age_grace(Duration::from_secs(30))
+            .http2_keepalive_interval(
+                Some(self.settings.http2_keepalive_interval).filter(|d| !d.is_zero()),
+            )
+            .http2_keepalive_timeout(Some(self.settings.http2_keepalive_timeout))
             .trace_fn(crate::telemetry::rpc_span)
             .layer(RpcMetricsLayer(metrics))
             .add_service(health)
@@ -290,19 +318,34 @@ impl Application {
         let drain = self.settings.shutdown_timeout;
         let deadline = {
             let stopped = until_stopped();
+            let lost_seen = lost_seen.clone();
             async move {
                 stopped.await;
+                // Without its lease the replica must not mint another id:
+                // no drain.
+                let drain = match *lost_seen.borrow() {
+                    Some(_) => Duration::ZERO,
+                    None => drain,
+                };
                 tokio::time::sleep(drain).await;
+                drain
             }
         };
-        tokio::select! {
-            result = serve => result?,
-            _ = deadline => tracing::warn!(?drain, "drain time ran out; closing remaining calls"),
-        }
+        let served = tokio::select! {
+            result = serve => result.map_err(StartError::from),
+            drain = deadline => {
+                tracing::warn!(?drain, "drain time ran out; closing remaining calls");
+                Ok(())
+            }
+        };
+        let _ = stop.send(true);
         // Calls are done; what they published may still be queued for Redis.
         self.core.drain(PUBLISH_DRAIN.min(drain)).await;
         drop(stop);
         let _ = self.health_stop.send(true);
+        let lost = *lost_seen.borrow();
+        WorkerLease::finish(keeper, lost).await?;
+        served?;
         tracing::info!("stopped");
         Ok(())
     }
@@ -345,30 +388,5 @@ impl Stream for Incoming {
     }
 }
 
-/// Entries pruned per statement: small enough to keep locks short.
-const PRUNE_BATCH: usize = 5_000;
-
 /// How long a stopping replica waits for its queued publishes to leave.
 const PUBLISH_DRAIN: Duration = Duration::from_secs(5);
-
-/// Keeps the update log within its retention until the replica stops.
-async fn prune_periodically(
-    core: Arc<Core>,
-    retention: Duration,
-    every: Duration,
-    mut stopping: watch::Receiver<bool>,
-) {
-    let mut ticks = tokio::time::interval(every.max(Duration::from_millis(10)));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = stopping.wait_for(|s| *s) => return,
-        }
-        match core.updates().prune(retention, PRUNE_BATCH).await {
-            Ok(0) => {}
-            Ok(pruned) => tracing::info!(pruned, "pruned the update log"),
-            Err(error) => tracing::warn!(%error, "pruning the update log failed"),
-        }
-    }
-}

@@ -24,7 +24,11 @@ pub(crate) async fn core_on(url: &str) -> Result<Arc<Core>> {
         ..Settings::default()
     };
     let store = open_store(&settings).await?;
-    let worker = store.lease_worker_id().await?;
+    // A bench runs for minutes: a day's lease, never renewed, is plenty.
+    let worker = store
+        .lease_worker("bench", std::time::Duration::from_secs(86_400))
+        .await?
+        .ok_or("no snowflake worker number free")?;
     Ok(Core::new(
         store,
         Arc::new(LocalBus::default()),

@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::domain::limits::Limits;
+use crate::store::postgres::SessionTimeouts;
 use values::parse_user_id;
 pub use values::{parse_duration, parse_duration_or_secs, ConfigError, Secret};
 
@@ -27,7 +28,8 @@ Secret values (DATABASE_URL, REDIS_URL, OSMIUM_JWT_SECRET) are never printed her
 
 Exit codes: 0 stopped cleanly; 64 configuration that cannot work (a bad flag or URL, a refused
 login, a missing database or privilege); 69 a dependency unreachable (Postgres down, unknown host,
-connection refused or timed out) or a port that cannot be bound; 1 anything else.";
+connection refused or timed out), a port that cannot be bound, no snowflake worker number free,
+or the worker lease lost while serving; 1 anything else.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -168,6 +170,22 @@ pub struct Settings {
     /// the server's max_connections.
     #[arg(long, global = true, env = "OSMIUM_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: usize,
+    /// Longest a single SQL statement may run before Postgres cancels it;
+    /// the call then fails with UNAVAILABLE and writes nothing.
+    #[arg(long, global = true, env = "OSMIUM_DB_STATEMENT_TIMEOUT", default_value = "5s", value_parser = parse_duration_or_secs)]
+    pub db_statement_timeout: Duration,
+    /// Longest a statement waits for a row lock another call holds.
+    #[arg(long, global = true, env = "OSMIUM_DB_LOCK_TIMEOUT", default_value = "2s", value_parser = parse_duration_or_secs)]
+    pub db_lock_timeout: Duration,
+    /// Postgres ends a session left idle inside a transaction this long: a
+    /// backstop, so that a lost connection never holds locks for longer.
+    #[arg(long, global = true, env = "OSMIUM_DB_IDLE_IN_TRANSACTION_TIMEOUT", default_value = "30s", value_parser = parse_duration_or_secs)]
+    pub db_idle_in_transaction_timeout: Duration,
+    /// How long a replica's snowflake worker lease lasts unrenewed. It is
+    /// renewed every third of this; a replica that cannot renew it for half
+    /// of it stops. Keep it above twice OSMIUM_SHUTDOWN_TIMEOUT.
+    #[arg(long, global = true, env = "OSMIUM_WORKER_LEASE_TTL", default_value = "60s", value_parser = parse_duration_or_secs)]
+    pub worker_lease_ttl: Duration,
     /// Most participants in a group, creator included.
     #[arg(
         long,
@@ -208,6 +226,15 @@ pub struct Settings {
     /// new replicas; streams on them end and resume with since_seq.
     #[arg(long, global = true, env = "OSMIUM_MAX_CONNECTION_AGE", default_value = "10m", value_parser = parse_duration)]
     pub max_connection_age: Duration,
+    /// How often the server PINGs an idle HTTP/2 connection, so that a
+    /// client gone without a word (its Subscribe streams with it) is noticed
+    /// and its resources freed; `0s` turns the pings off.
+    #[arg(long, global = true, env = "OSMIUM_HTTP2_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = parse_duration_or_secs)]
+    pub http2_keepalive_interval: Duration,
+    /// How long a keepalive PING may go unanswered before the connection
+    /// is closed.
+    #[arg(long, global = true, env = "OSMIUM_HTTP2_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_duration_or_secs)]
+    pub http2_keepalive_timeout: Duration,
     /// How long SIGTERM waits for in-flight calls (e.g. `20s`; a bare
     /// number is seconds).
     #[arg(long, global = true, env = "OSMIUM_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration_or_secs)]
@@ -250,6 +277,10 @@ impl Default for Settings {
             jwt_audience: "osmium-chat".into(),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             db_pool_size: 16,
+            db_statement_timeout: Duration::from_secs(5),
+            db_lock_timeout: Duration::from_secs(2),
+            db_idle_in_transaction_timeout: Duration::from_secs(30),
+            worker_lease_ttl: Duration::from_secs(60),
             max_group_members: 250,
             stream_buffer: 1024,
             stream_buffer_bytes: 8 << 20,
@@ -258,6 +289,8 @@ impl Default for Settings {
             max_request_bytes: 1 << 20,
             max_connection_age: Duration::from_secs(600),
             shutdown_timeout: Duration::from_secs(20),
+            http2_keepalive_interval: Duration::from_secs(30),
+            http2_keepalive_timeout: Duration::from_secs(10),
             log_format: LogFormat::Text,
             clock_skew_ms: 0,
         }
@@ -265,6 +298,15 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The limits every pooled Postgres session runs under.
+    pub fn session_timeouts(&self) -> SessionTimeouts {
+        SessionTimeouts {
+            statement: self.db_statement_timeout,
+            lock: self.db_lock_timeout,
+            idle_in_transaction: self.db_idle_in_transaction_timeout,
+        }
+    }
+
     pub fn limits(&self) -> Limits {
         Limits {
             max_group_members: self.max_group_members,
@@ -354,57 +396,4 @@ impl Settings {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_with_their_units() {
-        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("7").is_err());
-        assert!(parse_duration("7w").is_err());
-        assert_eq!(parse_duration_or_secs("20"), Ok(Duration::from_secs(20)));
-        assert_eq!(parse_duration_or_secs("1m"), Ok(Duration::from_secs(60)));
-    }
-
-    #[test]
-    fn flags_may_follow_the_subcommand() {
-        let cli = Cli::try_parse_from([
-            "osmium-chat",
-            "token",
-            "--user",
-            "7",
-            "--jwt-audience",
-            "other",
-            "--jwt-secret",
-            "s",
-        ])
-        .expect("parses");
-        assert_eq!(cli.settings.jwt_audience, "other");
-        assert_eq!(
-            cli.settings.jwt_secret.as_ref().map(Secret::expose),
-            Some("s")
-        );
-        assert!(matches!(cli.command, Some(Command::Token { user: 7, .. })));
-    }
-
-    #[test]
-    fn user_zero_is_refused_before_a_token_is_minted() {
-        let refused = Cli::try_parse_from(["osmium-chat", "token", "--user", "0"])
-            .expect_err("user 0 is not a user");
-        assert!(refused.to_string().contains("--user"), "{refused}");
-    }
-
-    #[test]
-    fn debug_output_redacts_every_secret() {
-        let settings = Settings {
-            database_url: Some(Secret::new("postgres://app:pg-hunter2@db/app")),
-            redis_url: Some(Secret::new("redis://:redis-hunter2@cache:6379")),
-            jwt_secret: Some(Secret::new("jwt-hunter2")),
-            ..Settings::default()
-        };
-        let shown = format!("{settings:?} {settings:#?}");
-        assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("[redacted]"), "{shown}");
-    }
-}
+mod tests;

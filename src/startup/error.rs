@@ -63,6 +63,12 @@ pub enum StartError {
         #[source]
         source: redis::RedisError,
     },
+    #[error("no snowflake worker number is free: all 1024 are leased by live replicas (more replicas than ids allow, or leases of stopped ones not yet expired; retry after OSMIUM_WORKER_LEASE_TTL)")]
+    NoWorker,
+    #[error("worker lease: {0}")]
+    Lease(String),
+    #[error("the snowflake worker lease was lost ({0:?}): stopped so as to mint no id another replica may mint")]
+    LeaseLost(super::lease::Lost),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -96,7 +102,8 @@ impl StartError {
                 Class::Unavailable
             }
             Self::Listen { .. } => Class::Config,
-            Self::Reflection(_) | Self::Serve(_) => Class::Other,
+            Self::NoWorker | Self::LeaseLost(_) => Class::Unavailable,
+            Self::Lease(_) | Self::Reflection(_) | Self::Serve(_) => Class::Other,
         }
     }
 

@@ -11,6 +11,7 @@
 //! in one round trip) live beside the one method each belongs to.
 
 pub mod contract;
+mod fault;
 pub mod memory;
 pub mod postgres;
 
@@ -24,6 +25,7 @@ pub use contract::messages::MessageStore;
 pub use contract::posts::{PostStore, PostWrites, SendContext};
 pub use contract::reads::{ReadContext, ReadStore};
 pub use contract::users::UserStore;
+pub use fault::Transient;
 
 use crate::model::{LoggedUpdate, NewChange};
 
@@ -53,6 +55,11 @@ pub enum StoreError {
     /// A unique key was taken by a concurrent writer; the use-case decides.
     #[error("unique key already taken")]
     Duplicate,
+    /// A freshly minted message or chat id is already in use: two replicas
+    /// minted with one worker number, or a clock went back. Never taken for
+    /// a retry or a race, whose answer would be someone else's row.
+    #[error("a freshly minted id is already taken")]
+    IdTaken,
     /// One failure shared by every request of a batch written together.
     #[error("{0}")]
     Shared(std::sync::Arc<StoreError>),
@@ -77,8 +84,24 @@ pub trait Store: Send + Sync + 'static {
     async fn reader(&self) -> StoreResult<Box<dyn Tx>> {
         self.begin().await
     }
-    /// A worker number for snowflake ids that no other live replica holds.
-    async fn lease_worker_id(&self) -> StoreResult<u64>;
+    /// Leases, for `ttl`, a worker number for snowflake ids that no other
+    /// live replica holds: one never leased, released, or expired. `None`
+    /// when every number is held.
+    async fn lease_worker(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> StoreResult<Option<u64>>;
+    /// Extends `holder`'s lease of `worker` to `ttl` from now; false when
+    /// the lease is no longer theirs (it expired and another replica took it).
+    async fn renew_worker(
+        &self,
+        worker: u64,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> StoreResult<bool>;
+    /// Gives `worker` back at once, if `holder` still holds it.
+    async fn release_worker(&self, worker: u64, holder: &str) -> StoreResult<()>;
     /// Deletes log entries older than `retention`, at most `batch` per
     /// statement; only one replica at a time does this work. Returns how
     /// many entries went.

@@ -35,7 +35,7 @@ fn stranger_ca(dir: &Path) -> PathBuf {
 
 /// Whether the store's connections are encrypted, as the server sees them.
 async fn encrypted(url: &str) -> bool {
-    let store = PostgresStore::connect(url, 1).expect("a pool");
+    let store = PostgresStore::connect(url, 1, Default::default()).expect("a pool");
     let client = store.pool().get().await.expect("a connection");
     client
         .query_one(

@@ -43,7 +43,8 @@ fn memory_store() -> Arc<dyn Store> {
 /// opens it.
 async fn postgres_store() -> Arc<dyn Store> {
     let url = throwaway_postgres::fresh_schema_url().await;
-    let store = PostgresStore::connect(&url, POOL_SIZE).expect("a pool for the throwaway server");
+    let store = PostgresStore::connect(&url, POOL_SIZE, Default::default())
+        .expect("a pool for the throwaway server");
     store.migrate().await.expect("migrations apply");
     Arc::new(store)
 }
@@ -78,6 +79,7 @@ conformance! {
     unique::racing_creators_of_a_direct_chat_make_one_chat_and_a_duplicate,
     unique::a_taken_client_id_is_a_duplicate_and_its_batch_leaves_nothing,
     unique::racing_sends_with_one_client_id_make_one_message_and_a_duplicate,
+    unique::an_id_minted_twice_is_an_error_not_a_duplicate,
     atomic::a_transaction_dropped_without_commit_leaves_nothing,
     atomic::a_dropped_transaction_leaves_committed_rows_as_they_were,
     log::log_seqs_run_from_one_without_gaps_across_appends_and_users,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 use osmium_chat::model::{ChatId, ChatKind, ChatRow, MessageId, MessageRow, UserId};
 use osmium_chat::proto::types;
-use osmium_chat::store::Store;
+use osmium_chat::store::{Store, StoreError};
 
 use crate::fixtures::{
     begin, compose, fresh, group, outcome, post, snapshot, users, Commit, Gate, Outcome, Post,
@@ -304,4 +304,45 @@ pub async fn racing_sends_with_one_client_id_make_one_message_and_a_duplicate(
         assert_eq!(tx.update_head(user).await.expect("head"), 1, "user {user}");
     }
     tx.commit().await.expect("commit");
+}
+
+/// A message or chat id already in use is an id minted twice (two replicas
+/// on one worker number): an error of its own, never taken for a retry of a
+/// send or a racing creator of a direct chat, whose answer would then be
+/// someone else's row.
+pub async fn an_id_minted_twice_is_an_error_not_a_duplicate(store: Arc<dyn Store>) {
+    let store = &*store;
+    let people = users(store, 2).await;
+    let chat = group(store, &people).await;
+    let id = MessageId(fresh());
+    let row = |author: UserId| MessageRow {
+        chat_id: chat.id,
+        id,
+        author,
+        ordinal: 0,
+        client_id: Some(fresh()),
+        mentions: Vec::new(),
+        body: types::Message {
+            message_id: id.get(),
+            author_id: author.get(),
+            ..Default::default()
+        },
+    };
+    let mut tx = begin(store).await;
+    tx.insert_message(&row(people[0]))
+        .await
+        .expect("the first message is stored");
+    tx.commit().await.expect("commits");
+    for author in [people[0], people[1]] {
+        let mut tx = begin(store).await;
+        let again = tx.insert_message(&row(author)).await;
+        assert!(matches!(again, Err(StoreError::IdTaken)), "{again:?}");
+    }
+    let mut tx = begin(store).await;
+    let direct = ChatRow {
+        id: chat.id,
+        ..direct_row(people[0], people[1])
+    };
+    let again = tx.insert_chat(&direct).await;
+    assert!(matches!(again, Err(StoreError::IdTaken)), "{again:?}");
 }

@@ -42,6 +42,9 @@ impl ChatStore for MemoryTx {
     }
 
     async fn insert_chat(&mut self, chat: &ChatRow) -> StoreResult<()> {
+        if self.state.chats.contains_key(&chat.id) {
+            return Err(StoreError::IdTaken);
+        }
         if let ChatKind::Direct { low, high } = chat.kind {
             if self.state.direct.contains_key(&(low, high)) {
                 return Err(StoreError::Duplicate);

@@ -9,6 +9,9 @@ use crate::store::{MessageStore, StoreError, StoreResult};
 #[async_trait]
 impl MessageStore for MemoryTx {
     async fn insert_message(&mut self, message: &MessageRow) -> StoreResult<()> {
+        if self.state.messages.contains_key(&message.id) {
+            return Err(StoreError::IdTaken);
+        }
         if let Some(client_id) = message.client_id {
             if self
                 .state

@@ -16,6 +16,7 @@ mod tx;
 mod users;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::Mutex;
@@ -61,9 +62,18 @@ impl Store for MemoryStore {
         Ok(pruned)
     }
 
-    async fn lease_worker_id(&self) -> StoreResult<u64> {
-        // One process owns the embedded state, so one worker is enough.
-        Ok(0)
+    // One process owns the embedded state, so one worker is enough, and
+    // its lease never ends.
+    async fn lease_worker(&self, _holder: &str, _ttl: Duration) -> StoreResult<Option<u64>> {
+        Ok(Some(0))
+    }
+
+    async fn renew_worker(&self, _worker: u64, _holder: &str, _ttl: Duration) -> StoreResult<bool> {
+        Ok(true)
+    }
+
+    async fn release_worker(&self, _worker: u64, _holder: &str) -> StoreResult<()> {
+        Ok(())
     }
 
     fn engine(&self) -> &'static str {

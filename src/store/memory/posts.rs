@@ -31,7 +31,11 @@ impl PostStore for MemoryTx {
         changes: Vec<NewChange>,
     ) -> StoreResult<Vec<LoggedUpdate>> {
         let mut batch_ids = std::collections::HashSet::new();
+        let mut minted = std::collections::HashSet::new();
         for message in &w.messages {
+            if self.state.messages.contains_key(&message.id) || !minted.insert(message.id) {
+                return Err(StoreError::IdTaken);
+            }
             if let Some(client_id) = message.client_id {
                 let key = (message.author, client_id);
                 if self.state.client_ids.contains_key(&key) || !batch_ids.insert(key) {

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use tokio_postgres::types::ToSql;
 
 use super::rows::*;
-use super::tx::PgTx;
+use super::tx::{duplicate_on_unique, first_cause, PgTx};
 use crate::model::{ChatId, ChatKind, ChatRow, MemberRow, MessageId, UserId};
 use crate::store::{ChatStore, StoreError, StoreResult};
 
@@ -37,11 +37,21 @@ impl ChatStore for PgTx {
         let id = id.get() as i64;
         let params: [&(dyn ToSql + Sync); 1] = [&id];
         // One round trip: the members are read once the lock is held.
-        let (_, chat, members) = tokio::try_join!(
+        let (begun, chat, members) = tokio::join!(
             self.begin_now(),
             self.pending_rows(&chat_sql, &params).await?,
             self.pending_rows(&members_sql, &params).await?
-        )?;
+        );
+        let (chat, members) = match (begun, chat, members) {
+            (Ok(()), Ok(chat), Ok(members)) => (chat, members),
+            (begun, chat, members) => {
+                return Err(first_cause(
+                    [begun.err(), chat.err(), members.err()]
+                        .into_iter()
+                        .flatten(),
+                ))
+            }
+        };
         let Some(chat) = chat.first().map(chat_from).transpose()? else {
             return Ok(None);
         };
@@ -75,7 +85,8 @@ impl ChatStore for PgTx {
             .execute(
                 "INSERT INTO chats (id, kind, dm_low, dm_high, name, owner_id, photo_file_id,
                                     photo_preview, highlighted_msg_id, last_message_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 ON CONFLICT (dm_low, dm_high) WHERE kind = 0 DO NOTHING",
                 &[
                     &(chat.id.get() as i64),
                     &kind,
@@ -89,7 +100,8 @@ impl ChatStore for PgTx {
                     &chat.last_message.map(|m| m.get() as i64),
                 ],
             )
-            .await?;
+            .await
+            .map_err(duplicate_on_unique)?;
         if inserted == 0 {
             return Err(StoreError::Duplicate);
         }

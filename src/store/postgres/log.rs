@@ -8,7 +8,7 @@ use tokio_postgres::Statement;
 use tracing::Instrument as _;
 
 use super::rows::*;
-use super::tx::{statement_span, PgTx, APPEND};
+use super::tx::{first_cause, statement_span, PgTx, APPEND};
 use crate::model::{LoggedUpdate, NewChange, UserId};
 use crate::store::{LogStore, StoreError, StoreResult};
 
@@ -19,9 +19,14 @@ impl PgTx {
     /// row per recipient.
     pub(super) async fn append(&self, changes: &[NewChange]) -> StoreResult<Vec<LoggedUpdate>> {
         let statement = self.client().prepare_cached(APPEND).await?;
-        let (_, logged) =
-            tokio::try_join!(self.begin_now(), self.append_prepared(&statement, changes))?;
-        Ok(logged)
+        let (begun, logged) =
+            tokio::join!(self.begin_now(), self.append_prepared(&statement, changes));
+        match (begun, logged) {
+            (Ok(()), Ok(logged)) => Ok(logged),
+            (begun, logged) => Err(first_cause(
+                [begun.err(), logged.err()].into_iter().flatten(),
+            )),
+        }
     }
 
     pub(super) async fn append_prepared(

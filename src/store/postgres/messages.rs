@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use prost::Message as _;
 
 use super::rows::*;
-use super::tx::PgTx;
+use super::tx::{duplicate_on_unique, PgTx};
 use crate::model::{ChatId, MessageId, MessageRow, UserId};
 use crate::store::{MessageStore, StoreError, StoreResult};
 
@@ -15,7 +15,8 @@ impl MessageStore for PgTx {
         let inserted = self
             .execute(
                 "INSERT INTO messages (chat_id, id, author_id, client_id, mentions, body, ordinal)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (author_id, client_id) WHERE client_id IS NOT NULL DO NOTHING",
                 &[
                     &(m.chat_id.get() as i64),
                     &(m.id.get() as i64),
@@ -26,7 +27,8 @@ impl MessageStore for PgTx {
                     &(m.ordinal as i64),
                 ],
             )
-            .await?;
+            .await
+            .map_err(duplicate_on_unique)?;
         if inserted == 0 {
             return Err(StoreError::Duplicate);
         }

@@ -1,6 +1,7 @@
 //! The durable engine. Every SQL string of the service lives in this module:
 //! `tx.rs` holds the statements of a transaction, `rows.rs` the column
-//! lists and row conversions, this file the pool, migrations and pruning.
+//! lists and row conversions, `workers.rs` the snowflake worker leases,
+//! this file the pool, migrations and pruning.
 
 mod chats;
 mod invites;
@@ -13,6 +14,7 @@ mod rows;
 mod tls;
 mod tx;
 mod users;
+mod workers;
 
 pub use tls::{PgUrl, RootCert, SslMode, TlsDefaults};
 pub use tx::PgTx;
@@ -39,16 +41,67 @@ pub struct PostgresStore {
     pool: Pool,
 }
 
+/// Server-side limits of every pooled session, so that no call waits on a
+/// lock or a slow statement without bound, and a session abandoned inside a
+/// transaction cannot hold its locks for long. Zero turns one off.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionTimeouts {
+    pub statement: Duration,
+    pub lock: Duration,
+    pub idle_in_transaction: Duration,
+}
+
+impl Default for SessionTimeouts {
+    fn default() -> Self {
+        Self {
+            statement: Duration::from_secs(5),
+            lock: Duration::from_secs(2),
+            idle_in_transaction: Duration::from_secs(30),
+        }
+    }
+}
+
+impl SessionTimeouts {
+    /// The settings as startup `options`, sent with the connection's
+    /// start-up packet: no round trip of their own.
+    fn options(&self) -> String {
+        format!(
+            "-c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={}",
+            self.statement.as_millis(),
+            self.lock.as_millis(),
+            self.idle_in_transaction.as_millis()
+        )
+    }
+}
+
 impl PostgresStore {
     /// A pool on `url`; every connection, the migrations' included, speaks
     /// the TLS its `sslmode` asks for.
-    pub fn connect(url: &str, max_connections: usize) -> StoreResult<Self> {
-        Self::open(PgUrl::parse(url).map_err(StoreError::Url)?, max_connections)
+    pub fn connect(
+        url: &str,
+        max_connections: usize,
+        timeouts: SessionTimeouts,
+    ) -> StoreResult<Self> {
+        Self::open(
+            PgUrl::parse(url).map_err(StoreError::Url)?,
+            max_connections,
+            timeouts,
+        )
     }
 
     /// [`PostgresStore::connect`] on a URL parsed already.
-    pub fn open(url: PgUrl, max_connections: usize) -> StoreResult<Self> {
+    pub fn open(
+        mut url: PgUrl,
+        max_connections: usize,
+        timeouts: SessionTimeouts,
+    ) -> StoreResult<Self> {
         let tls = url.connector().map_err(StoreError::Url)?;
+        // Kept beside any options the URL sets (a search_path, say).
+        let options = match url.config.get_options() {
+            Some(given) if !given.trim().is_empty() => format!("{given} {}", timeouts.options()),
+            _ => timeouts.options(),
+        };
+        url.config.options(&options);
         let manager = Manager::from_config(
             url.config,
             tls,
@@ -74,9 +127,13 @@ impl PostgresStore {
     pub async fn migrate(&self) -> StoreResult<()> {
         let mut client = self.pool.get().await?;
         // Without it, every start logs refinery's "relation already exists,
-        // skipping" notice.
+        // skipping" notice. A migration may rewrite a large table, and a
+        // replica may wait long for another's: the session limits are for
+        // calls, not for this.
         client
-            .batch_execute("SET client_min_messages = warning")
+            .batch_execute(
+                "SET client_min_messages = warning; SET statement_timeout = 0; SET lock_timeout = 0",
+            )
             .await?;
         client
             .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
@@ -89,7 +146,9 @@ impl PostgresStore {
         client
             .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
             .await?;
-        client.batch_execute("RESET client_min_messages").await?;
+        client
+            .batch_execute("RESET client_min_messages; RESET statement_timeout; RESET lock_timeout")
+            .await?;
         outcome.map(|_| ()).map_err(|e| {
             // The whole cause, and the server's SQLSTATE, which start-up
             // reads to tell a missing privilege from a bug.
@@ -174,12 +233,16 @@ impl Store for PostgresStore {
         outcome
     }
 
-    async fn lease_worker_id(&self) -> StoreResult<u64> {
-        let client = self.pool.get().await?;
-        let row = client
-            .query_one("SELECT nextval('snowflake_workers')", &[])
-            .await?;
-        Ok(row.get::<_, i64>(0) as u64)
+    async fn lease_worker(&self, holder: &str, ttl: Duration) -> StoreResult<Option<u64>> {
+        self.take_worker(holder, ttl).await
+    }
+
+    async fn renew_worker(&self, worker: u64, holder: &str, ttl: Duration) -> StoreResult<bool> {
+        self.renew(worker, holder, ttl).await
+    }
+
+    async fn release_worker(&self, worker: u64, holder: &str) -> StoreResult<()> {
+        self.release(worker, holder).await
     }
 
     fn engine(&self) -> &'static str {

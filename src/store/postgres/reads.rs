@@ -3,11 +3,11 @@
 
 use async_trait::async_trait;
 
-use futures_util::future::try_join_all;
+use futures_util::future::join_all;
 use tokio_postgres::types::ToSql;
 
 use super::rows::*;
-use super::tx::{Pending, PgTx};
+use super::tx::{all_ok, first_cause, Pending, PgTx};
 use crate::model::{ChatId, ChatKey, MessageId, MessageRow, ReadState, UserId};
 use crate::store::{ReadContext, ReadStore, StoreResult};
 
@@ -97,7 +97,17 @@ impl ReadStore for PgTx {
                 &update_params,
             )
             .await?;
-        let (_, _, rows) = tokio::try_join!(self.begin_now(), lock, update)?;
+        let (begun, locked, rows) = tokio::join!(self.begin_now(), lock, update);
+        let rows = match (begun, locked, rows) {
+            (Ok(()), Ok(_), Ok(rows)) => rows,
+            (begun, locked, rows) => {
+                return Err(first_cause(
+                    [begun.err(), locked.err(), rows.err()]
+                        .into_iter()
+                        .flatten(),
+                ))
+            }
+        };
         Ok(rows.first().map(|r| ReadState {
             unread: r.get::<_, i64>(0).clamp(0, i64::from(u32::MAX)) as u32,
             mentions: r.get::<_, i32>(1).max(0) as u32,
@@ -143,8 +153,9 @@ impl ReadStore for PgTx {
             )
             .await?,
         );
-        tokio::try_join!(self.begin_now(), try_join_all(writes))?;
-        Ok(())
+        let (begun, written) = tokio::join!(self.begin_now(), join_all(writes));
+        begun?;
+        all_ok(written).map(|_| ())
     }
 
     async fn remention(
@@ -179,7 +190,8 @@ impl ReadStore for PgTx {
                 vec![Box::new(chat), Box::new(ordinal), Box::new(added)],
             ).await?,
         ];
-        tokio::try_join!(self.begin_now(), try_join_all(writes))?;
-        Ok(())
+        let (begun, written) = tokio::join!(self.begin_now(), join_all(writes));
+        begun?;
+        all_ok(written).map(|_| ())
     }
 }

@@ -44,20 +44,36 @@ impl Drop for PgTx {
         if !self.in_transaction || !self.started() {
             return;
         }
-        // Dropped mid-transaction (an error, or the caller went away): roll
-        // back before the connection goes back to the pool, or discard it
-        // when there is no runtime left to do that on.
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    if client.batch_execute("ROLLBACK").await.is_err() {
-                        let _ = Object::take(client);
-                    }
-                });
-            }
-            Err(_) => {
-                let _ = Object::take(client);
-            }
+        // Dropped mid-transaction (an error, or the call cancelled, maybe
+        // with statements still in flight): the pool does not look at a
+        // connection's transaction state when it hands it out again, so it
+        // goes back only after a ROLLBACK has succeeded; otherwise, or with
+        // no runtime to roll back on, it is closed and the server rolls back.
+        let mut guard = Detached(Some(client));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let rolled_back = match &guard.0 {
+                    Some(client) => client.batch_execute("ROLLBACK").await.is_ok(),
+                    None => false,
+                };
+                if rolled_back {
+                    // Back to the pool, outside any transaction.
+                    drop(guard.0.take());
+                }
+            });
+        }
+    }
+}
+
+/// A connection that is closed, never pooled again, unless taken back out
+/// first. It also covers a rollback task dropped unfinished, as happens when
+/// the runtime shuts down.
+struct Detached(Option<Object>);
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            let _ = Object::take(client);
         }
     }
 }
@@ -277,14 +293,49 @@ pub(super) fn is_aborted(error: &StoreError) -> bool {
         if e.code() == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION))
 }
 
-/// A unique violation in a batch of posts is a client id taken meanwhile.
-pub(super) fn duplicate_on_unique(error: StoreError) -> StoreError {
-    match &error {
-        StoreError::Postgres(e)
-            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
-        {
-            StoreError::Duplicate
+/// The one failure to report of statements run together: after the first
+/// fails, the later ones only echo that the transaction is aborted, and
+/// whichever completes first is not always the cause (a lock timeout must
+/// not be reported as "transaction aborted").
+pub(super) fn first_cause(errors: impl IntoIterator<Item = StoreError>) -> StoreError {
+    let mut echo = None;
+    for error in errors {
+        if !is_aborted(&error) {
+            return error;
         }
+        echo.get_or_insert(error);
+    }
+    echo.unwrap_or_else(|| StoreError::Corrupt("a statement failed without an error".into()))
+}
+
+/// Results of statements run together, each `Ok`, or their [`first_cause`].
+pub(super) fn all_ok<T>(results: Vec<StoreResult<T>>) -> StoreResult<Vec<T>> {
+    if results.iter().all(Result::is_ok) {
+        return Ok(results.into_iter().filter_map(Result::ok).collect());
+    }
+    Err(first_cause(results.into_iter().filter_map(Result::err)))
+}
+
+/// The unique index that makes sends idempotent per (author, client id).
+const CLIENT_ID_INDEX: &str = "messages_client_id";
+/// Primary keys that are snowflake ids, minted by this replica.
+const MINTED_KEYS: [&str; 2] = ["messages_pkey", "chats_pkey"];
+
+/// A unique violation on the client id index in a batch of posts is a
+/// client id taken meanwhile: a retry, which the domain answers with the
+/// first send's message. One on a message's or chat's id is an id minted
+/// twice, an error: taking it for a retry (or for the direct chat a
+/// concurrent call created) would answer with someone else's row.
+pub(super) fn duplicate_on_unique(error: StoreError) -> StoreError {
+    let StoreError::Postgres(e) = &error else {
+        return error;
+    };
+    if e.code() != Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+        return error;
+    }
+    match e.as_db_error().and_then(|db| db.constraint()) {
+        Some(CLIENT_ID_INDEX) => StoreError::Duplicate,
+        Some(key) if MINTED_KEYS.contains(&key) => StoreError::IdTaken,
         _ => error,
     }
 }

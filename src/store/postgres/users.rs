@@ -31,6 +31,11 @@ impl UserStore for PgTx {
     }
 
     async fn upsert_users(&mut self, users: &[types::User]) -> StoreResult<()> {
+        // Rows are locked in the order written: in id order, two batches
+        // over the same users wait for each other instead of deadlocking.
+        let mut sorted: Vec<&types::User> = users.iter().collect();
+        sorted.sort_by_key(|u| u.id);
+        let users = sorted;
         let id: Vec<i64> = users.iter().map(|u| u.id as i64).collect();
         let name: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
         let username: Vec<Option<&str>> = users.iter().map(|u| u.username.as_deref()).collect();
@@ -49,6 +54,7 @@ impl UserStore for PgTx {
             "INSERT INTO users (id, name, username, photo_file_id, photo_preview, bot, icon, color)
              SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bytea[],
                                   $6::boolean[], $7::bigint[], $8::bigint[])
+             ORDER BY 1
              ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, username = EXCLUDED.username,
                  photo_file_id = EXCLUDED.photo_file_id, photo_preview = EXCLUDED.photo_preview,
                  bot = EXCLUDED.bot, icon = EXCLUDED.icon, color = EXCLUDED.color",
