@@ -128,7 +128,10 @@ REFUSED = [
     ({"unknownKey": True}, "additional properties"),
     ({"secrets": {"databaseUrl": {"name": "", "key": "DATABASE_URL"}}}, "several replicas need Postgres"),
     ({"secrets": {"redisUrl": {"name": "", "key": "REDIS_URL"}}}, "several replicas need Redis"),
-    ({"secrets": {"jwtSecret": {"name": "", "key": "OSMIUM_JWT_SECRET"}}}, "jwtPublicKeys.configMap is required"),
+    ({"secrets": {"jwtSecret": {"name": "", "key": "OSMIUM_JWT_SECRET"}}}, "a token key is required"),
+    # Even the in-memory engine: the pods listen off loopback.
+    ({"replicaCount": 1, "secrets": {"databaseUrl": {"name": ""}, "redisUrl": {"name": ""},
+                                     "jwtSecret": {"name": ""}}}, "a token key is required"),
     ({"tls": {"enabled": True}}, "tls.enabled needs tls.secretName"),
     ({"terminationGracePeriodSeconds": 20}, "must exceed"),
     ({"podDisruptionBudget": {"minAvailable": 2}}, "not both"),

@@ -55,6 +55,8 @@ pub enum StartError {
     },
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+    #[error("token keys: {0}")]
+    Keys(#[from] crate::auth::KeyError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -81,6 +83,8 @@ impl StartError {
     pub fn class(&self) -> Class {
         match self {
             Self::Config(_) => Class::Config,
+            Self::Keys(error) if error.transient => Class::Unavailable,
+            Self::Keys(_) => Class::Config,
             Self::Postgres { class, .. } => *class,
             Self::Store(source) => diagnose(source).0,
             Self::Listen { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {

@@ -89,9 +89,7 @@ as a crash-looping or silently split deployment.
 {{- if and $several (not .Values.secrets.redisUrl.name) -}}
 {{- fail "several replicas need Redis: set secrets.redisUrl.name (the in-process bus reaches only the streams of its own pod)" -}}
 {{- end -}}
-{{- if and .Values.secrets.databaseUrl.name (not .Values.secrets.jwtSecret.name) (not .Values.jwtPublicKeys.configMap) -}}
-{{- fail "secrets.jwtSecret.name or jwtPublicKeys.configMap is required with a database: the service refuses to start without a token key" -}}
-{{- end -}}
+{{- $_ := required "a token key is required: set secrets.jwtSecret.name (an HS256 secret of 32 bytes or more), jwtPublicKeys.configMap or jwks.url; the pods listen on all interfaces, where the service refuses the public development secret" (or .Values.secrets.jwtSecret.name .Values.jwtPublicKeys.configMap .Values.jwks.url) -}}
 {{- if and .Values.tls.enabled (not .Values.tls.secretName) -}}
 {{- fail "tls.enabled needs tls.secretName (a kubernetes.io/tls Secret)" -}}
 {{- end -}}
