@@ -13,6 +13,7 @@ mod chats;
 mod dashboards;
 mod groups;
 mod invites;
+mod keys;
 mod lifecycle;
 mod messages;
 mod observability;
