@@ -7,6 +7,7 @@
 mod helpers;
 mod support;
 
+mod access_matrix;
 mod auth;
 mod bounds;
 mod chats;
