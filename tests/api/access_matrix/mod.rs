@@ -6,24 +6,21 @@
 
 use std::collections::BTreeSet;
 
-use osmium_chat::proto::service::chat_service_client::ChatServiceClient;
-use osmium_chat::proto::service::user_directory_client::UserDirectoryClient;
-use osmium_chat::proto::service::{SetDraft, SubscribeRequest, UpsertUsers};
-use osmium_chat::proto::settings::change_notification_preferences::Scope;
-use osmium_chat::proto::{auth, chats, messages, refs, settings, types};
 use prost::Message as _;
 use serde_json::Value;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::Channel;
-use tonic::{Code, Status};
+use tonic::Code;
 
-use crate::helpers::{both_engines_custom, group, next_user_id, Engine, TestApp};
+mod calls;
+
+use calls::{call, fixture, Fixture};
+
+use crate::helpers::{both_engines_custom, Engine, TestApp};
 use crate::support::tokens::{claims, hs256, now};
 
 const ISSUER: &str = "https://auth.example.internal";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Service {
+pub(super) enum Service {
     Chat,
     Directory,
 }
@@ -58,9 +55,9 @@ const CALLERS: [Caller; 10] = [
 
 /// One method, and what a member outside the group and a member who is not
 /// the owner (or the author) get; `None`: allowed, or not about a group.
-struct Row {
-    service: Service,
-    method: &'static str,
+pub(super) struct Row {
+    pub(super) service: Service,
+    pub(super) method: &'static str,
     non_member: Option<Code>,
     non_owner: Option<Code>,
 }
@@ -130,21 +127,8 @@ fn expected(row: &Row, caller: Caller) -> Option<Code> {
     }
 }
 
-/// A group of `owner`, `member` and `other`, with what the calls act on.
-struct Fixture {
-    owner: u64,
-    member: u64,
-    other: u64,
-    outsider: u64,
-    /// Registered, in no group: the one calls add.
-    spare: u64,
-    group: u64,
-    owner_message: u64,
-    owner_invite: String,
-}
-
 /// A valid token of this deployment (its issuer included) for `user`.
-fn token(user: u64, service: bool) -> String {
+pub(super) fn token(user: u64, service: bool) -> String {
     let mut claims = claims(user);
     claims["iss"] = ISSUER.into();
     claims["name"] = format!("User {user}").into();
@@ -173,7 +157,7 @@ fn token_of(caller: Caller, row: &Row, fx: &Fixture) -> Option<String> {
             let mut claims = claims(fx.owner);
             claims["iss"] = ISSUER.into();
             let other = b"another-secret-of-thirty-two-bytes-or-more";
-            osmium_chat_sign(&claims, other)
+            sign_with(&claims, other)
         }
         Caller::Expired => broken(&|c| c["exp"] = (now() - 3600).into()),
         Caller::NotYetValid => broken(&|c| c["nbf"] = (now() + 3600).into()),
@@ -185,234 +169,13 @@ fn token_of(caller: Caller, row: &Row, fx: &Fixture) -> Option<String> {
     })
 }
 
-fn osmium_chat_sign(claims: &Value, secret: &[u8]) -> String {
+fn sign_with(claims: &Value, secret: &[u8]) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         claims,
         &jsonwebtoken::EncodingKey::from_secret(secret),
     )
     .expect("signs")
-}
-
-/// Adds `authorization` when there is a token.
-#[derive(Clone)]
-struct MaybeBearer(Option<MetadataValue<Ascii>>);
-
-impl tonic::service::Interceptor for MaybeBearer {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
-
-async fn call(
-    channel: &Channel,
-    token: Option<&str>,
-    row: &Row,
-    fx: &Fixture,
-) -> Result<(), Status> {
-    let auth = MaybeBearer(token.map(|t| format!("Bearer {t}").parse().expect("ascii")));
-    if row.service == Service::Directory {
-        let mut directory = UserDirectoryClient::with_interceptor(channel.clone(), auth);
-        return match row.method {
-            "UpsertUsers" => directory.upsert_users(upsert(fx.spare)).await.map(drop),
-            other => panic!("the matrix has no call for UserDirectory/{other}"),
-        };
-    }
-    let mut chat = ChatServiceClient::with_interceptor(channel.clone(), auth);
-    let g = group(fx.group);
-    let code = fx.owner_invite.clone();
-    match row.method {
-        "GetChats" => chat.get_chats(chats::GetChats::default()).await.map(drop),
-        "GetChat" => chat
-            .get_chat(chats::GetChat { chat_ref: g })
-            .await
-            .map(drop),
-        "CreateChat" => chat
-            .create_chat(chats::CreateChat {
-                users: vec![refs::UserRef { user_id: fx.spare }],
-                name: "Matrix".into(),
-            })
-            .await
-            .map(drop),
-        "EditChat" => chat
-            .edit_chat(chats::EditChat {
-                chat_ref: g,
-                name: Some("Renamed".into()),
-                ..Default::default()
-            })
-            .await
-            .map(drop),
-        "AddChatMember" => chat
-            .add_chat_member(chats::AddChatMember {
-                chat_ref: g,
-                user_id: fx.spare,
-            })
-            .await
-            .map(drop),
-        "RemoveChatMember" => chat
-            .remove_chat_member(chats::RemoveChatMember {
-                chat_ref: g,
-                user_id: fx.other,
-            })
-            .await
-            .map(drop),
-        "CreateChatInvite" => chat
-            .create_chat_invite(chats::CreateChatInvite {
-                chat_ref: g,
-                ..Default::default()
-            })
-            .await
-            .map(drop),
-        "ListChatInvites" => chat
-            .list_chat_invites(chats::ListChatInvites { chat_ref: g })
-            .await
-            .map(drop),
-        "DeleteChatInvite" => chat
-            .delete_chat_invite(chats::DeleteChatInvite { code })
-            .await
-            .map(drop),
-        "LookupInvite" => chat
-            .lookup_invite(auth::LookupInvite { code })
-            .await
-            .map(drop),
-        "UseInvite" => chat.use_invite(auth::UseInvite { code }).await.map(drop),
-        "MarkChatRead" => chat
-            .mark_chat_read(chats::MarkChatRead {
-                chat_ref: g,
-                message_id: fx.owner_message,
-                read_amount: None,
-            })
-            .await
-            .map(drop),
-        "SetTyping" => chat
-            .set_typing(chats::SetTyping {
-                chat_ref: g,
-                typing: true,
-                action: None,
-            })
-            .await
-            .map(drop),
-        "SetDraft" => chat
-            .set_draft(SetDraft {
-                chat_ref: g,
-                draft: Some("draft".into()),
-            })
-            .await
-            .map(drop),
-        "ChangeNotificationPreferences" => chat
-            .change_notification_preferences(settings::ChangeNotificationPreferences {
-                prefs: types::NotifPrefs::Mentions as i32,
-                scope: g.map(Scope::ChatRef),
-            })
-            .await
-            .map(drop),
-        "SendMessage" => chat
-            .send_message(messages::SendMessage {
-                chat_ref: g,
-                message: "hello".into(),
-                ..Default::default()
-            })
-            .await
-            .map(drop),
-        "GetHistory" => chat
-            .get_history(messages::GetHistory {
-                chat_ref: g,
-                ..Default::default()
-            })
-            .await
-            .map(drop),
-        "EditMessage" => chat
-            .edit_message(messages::EditMessage {
-                chat_ref: g,
-                message_id: fx.owner_message,
-                message: Some("edited".into()),
-                ..Default::default()
-            })
-            .await
-            .map(drop),
-        "DeleteMessage" => chat
-            .delete_message(messages::DeleteMessage {
-                chat_ref: g,
-                message_ids: vec![fx.owner_message],
-            })
-            .await
-            .map(drop),
-        "Subscribe" => chat
-            .subscribe(SubscribeRequest { since_seq: None })
-            .await
-            .map(drop),
-        other => panic!("the matrix has no call for ChatService/{other}"),
-    }
-}
-
-fn upsert(id: u64) -> UpsertUsers {
-    UpsertUsers {
-        users: vec![types::User {
-            id,
-            name: format!("User {id}"),
-            ..Default::default()
-        }],
-    }
-}
-
-async fn fixture(app: &TestApp, channel: &Channel) -> Fixture {
-    let [owner, member, other, outsider, spare] = [(); 5].map(|_| next_user_id());
-    let service = MaybeBearer(Some(
-        format!("Bearer {}", token(1, true)).parse().expect("ascii"),
-    ));
-    let mut directory = UserDirectoryClient::with_interceptor(channel.clone(), service);
-    for id in [owner, member, other, outsider, spare] {
-        directory
-            .upsert_users(upsert(id))
-            .await
-            .expect("registered");
-    }
-    let mut client = app.client_with_token(&token(owner, false)).await;
-    let group_id = client
-        .create_chat(chats::CreateChat {
-            users: [member, other]
-                .map(|user_id| refs::UserRef { user_id })
-                .to_vec(),
-            name: "Matrix".into(),
-        })
-        .await
-        .expect("the group is created")
-        .into_inner()
-        .id;
-    let owner_message = client
-        .send_message(messages::SendMessage {
-            chat_ref: group(group_id),
-            message: "the owner's".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("sent")
-        .into_inner()
-        .message_id;
-    let owner_invite = client
-        .create_chat_invite(chats::CreateChatInvite {
-            chat_ref: group(group_id),
-            ..Default::default()
-        })
-        .await
-        .expect("an invite")
-        .into_inner()
-        .code;
-    Fixture {
-        owner,
-        member,
-        other,
-        outsider,
-        spare,
-        group: group_id,
-        owner_message,
-        owner_invite,
-    }
 }
 
 async fn every_method_turns_away_every_caller_it_must_with_its_status(engine: Engine) {
