@@ -104,7 +104,12 @@ impl KeyRing {
         };
         let pem = match ring.read_pem(&Keys::new()).await {
             Some(Ok(read)) if read.skipped.is_empty() => read.keys,
-            Some(Ok(read)) => return Err(permanent(read.skipped.join("; "))),
+            Some(Ok(read)) => {
+                return Err(permanent(format!(
+                    "OSMIUM_JWT_PUBLIC_KEYS: {}",
+                    read.skipped.join("; ")
+                )))
+            }
             Some(Err(e)) => return Err(permanent(format!("OSMIUM_JWT_PUBLIC_KEYS {e}"))),
             None => Keys::new(),
         };
