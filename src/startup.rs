@@ -23,7 +23,7 @@ use tonic_health::server::{HealthReporter, HealthService};
 use tonic_health::ServingStatus;
 
 use crate::api::{ChatApi, DirectoryApi, Register};
-use crate::auth::{reload_periodically, Authenticate, KeyRing, Verifier};
+use crate::auth::{reload_periodically, Authenticate, JwksSource, KeyRing, Verifier};
 use crate::bus::local::LocalBus;
 use crate::bus::redis::RedisBus;
 use crate::bus::Bus;
@@ -304,7 +304,13 @@ pub async fn verifier(settings: &Settings) -> Result<Verifier, StartError> {
             "no token key is configured: accepting tokens signed with the development secret, on loopback only (see README)"
         );
     }
-    let keys = Arc::new(KeyRing::load(settings.key_sources()?).await?);
+    let sources = settings.key_sources()?;
+    if let Some(JwksSource::Url(uri)) = &sources.jwks {
+        if uri.scheme() == Some(&http::uri::Scheme::HTTP) {
+            tracing::warn!(%uri, "OSMIUM_JWT_JWKS is fetched over plain HTTP: whoever sits on the path can substitute keys; use https off a trusted network");
+        }
+    }
+    let keys = Arc::new(KeyRing::load(sources).await?);
     Ok(Verifier::new(
         secret.as_ref().map(|s| s.expose().as_bytes()),
         keys,
