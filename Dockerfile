@@ -44,8 +44,9 @@ LABEL org.opencontainers.image.title="osmium-chat" \
 COPY --from=builder /build/target/release/osmium-chat /usr/local/bin/osmium-chat
 # Numeric, so that Kubernetes' runAsNonRoot can verify it without /etc/passwd.
 USER 65532:65532
-# Bind all interfaces inside the container; the defaults already do, stated
-# here so `docker run -p` works whatever the defaults become.
+# Bind all interfaces inside the container (the binary's default is loopback
+# only), so `docker run -p` works. Off loopback the service needs a token key
+# of its own: OSMIUM_JWT_SECRET, OSMIUM_JWT_PUBLIC_KEYS or OSMIUM_JWT_JWKS.
 ENV OSMIUM_LISTEN_ADDR=0.0.0.0:50051 \
     OSMIUM_METRICS_ADDR=0.0.0.0:9090 \
     OSMIUM_LOG_FORMAT=json

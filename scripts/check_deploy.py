@@ -133,7 +133,10 @@ REFUSED = [
     ({"unknownKey": True}, "additional properties"),
     ({"secrets": {"databaseUrl": {"name": "", "key": "DATABASE_URL"}}}, "several replicas need Postgres"),
     ({"secrets": {"redisUrl": {"name": "", "key": "REDIS_URL"}}}, "several replicas need Redis"),
-    ({"secrets": {"jwtSecret": {"name": "", "key": "OSMIUM_JWT_SECRET"}}}, "jwtPublicKeys.configMap is required"),
+    ({"secrets": {"jwtSecret": {"name": "", "key": "OSMIUM_JWT_SECRET"}}}, "a token key is required"),
+    # Even the in-memory engine: the pods listen off loopback.
+    ({"replicaCount": 1, "secrets": {"databaseUrl": {"name": ""}, "redisUrl": {"name": ""},
+                                     "jwtSecret": {"name": ""}}}, "a token key is required"),
     ({"tls": {"enabled": True}}, "tls.enabled needs tls.secretName"),
     ({"backendTls": {"redis": {"ca": {"secret": "a", "configMap": "b", "key": "ca.crt"}}}}, "not both"),
     ({"backendTls": {"postgres": {"sslmode": "allow"}}}, "value must be one of"),

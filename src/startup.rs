@@ -22,14 +22,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::Stream;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
 use tonic_health::ServingStatus;
 
 use crate::api::{ChatApi, DirectoryApi, Register};
-use crate::auth::{Authenticate, Verifier};
+use crate::auth::{reload_periodically, Authenticate, JwksSource, KeyRing, Verifier};
 use crate::bus::local::LocalBus;
 use crate::bus::redis::RedisBus;
 use crate::bus::Bus;
@@ -103,12 +102,7 @@ impl Application {
     /// store connects and migrates, so probes see a starting replica, not a
     /// dead one.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        let verifier = Arc::new(settings.verifier()?);
-        if settings.jwt_secret.is_none() && settings.jwt_public_keys.is_none() {
-            tracing::warn!(
-                "OSMIUM_JWT_SECRET is not set: using the development secret (see README)"
-            );
-        }
+        let verifier = Arc::new(verifier(&settings).await?);
         let tls = settings.tls()?;
         let listener = Arc::new(bind(settings.listen_addr).await?);
         let metrics_listener = bind(settings.metrics_addr).await?;
@@ -265,7 +259,11 @@ impl Application {
             until_stopped(),
         ));
 
-        let auth = Authenticate(self.verifier.clone());
+        tokio::spawn(reload_periodically(
+            self.verifier.keys().clone(),
+            self.settings.jwt_keys_reload,
+            stopping.clone(),
+        ));
         let max_bytes = self.settings.max_request_bytes;
         let chat = ChatServiceServer::new(ChatApi::new(self.core.clone(), stopping.clone()))
             .max_decoding_message_size(max_bytes);
@@ -308,11 +306,11 @@ impl Application {
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(InterceptedService::new(
+            .add_service(Authenticate::new(
+                self.verifier.clone(),
                 Register::new(self.core.clone(), chat),
-                auth.clone(),
             ))
-            .add_service(InterceptedService::new(directory, auth))
+            .add_service(Authenticate::new(self.verifier, directory))
             .serve_with_incoming_shutdown(Incoming(self.listener), signal);
 
         let drain = self.settings.shutdown_timeout;
@@ -349,6 +347,29 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The token verifier the settings describe, its keys read once.
+pub async fn verifier(settings: &Settings) -> Result<Verifier, StartError> {
+    let secret = settings.jwt_secret()?;
+    if settings.uses_dev_secret() {
+        tracing::warn!(
+            "no token key is configured: accepting tokens signed with the development secret, on loopback only (see README)"
+        );
+    }
+    let sources = settings.key_sources()?;
+    if let Some(JwksSource::Url(uri)) = &sources.jwks {
+        if uri.scheme() == Some(&http::uri::Scheme::HTTP) {
+            tracing::warn!(%uri, "OSMIUM_JWT_JWKS is fetched over plain HTTP: whoever sits on the path can substitute keys; use https off a trusted network");
+        }
+    }
+    let keys = Arc::new(KeyRing::load(sources).await?);
+    Ok(Verifier::new(
+        secret.as_ref().map(|s| s.expose().as_bytes()),
+        keys,
+        &settings.jwt_audience,
+        settings.jwt_issuer.as_deref(),
+    ))
 }
 
 /// A server builder, with TLS (and client certificates) when configured.

@@ -26,7 +26,7 @@ async fn a_callers_traceparent_becomes_the_parent_of_the_rpc_span() {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let settings = Settings {
-        jwt_secret: Some(Secret::new("s")),
+        jwt_secret: Some(Secret::new("trace-context-secret-of-32-bytes-or-more")),
         ..Settings::default()
     };
     let app = Application::build(settings).await.expect("builds");
@@ -36,8 +36,15 @@ async fn a_callers_traceparent_becomes_the_parent_of_the_rpc_span() {
         let _ = stopped.await;
     }));
 
-    let token =
-        osmium_chat::auth::issue(b"s", "osmium-chat", 7, Some("Ann"), false, 60).expect("signs");
+    let token = osmium_chat::auth::issue(
+        b"trace-context-secret-of-32-bytes-or-more",
+        "osmium-chat",
+        7,
+        Some("Ann"),
+        false,
+        60,
+    )
+    .expect("signs");
     let mut client = ChatServiceClient::connect(format!("http://127.0.0.1:{port}"))
         .await
         .expect("connects");

@@ -90,7 +90,7 @@ type Result<T, E = BoxError> = std::result::Result<T, E>;
 
 /// The release binary; cargo builds it before a bench of this package.
 const BINARY: &str = env!("CARGO_BIN_EXE_osmium-chat");
-const SECRET: &str = "load-bench-secret";
+const SECRET: &str = "load-bench-secret-of-thirty-two-bytes";
 const AUDIENCE: &str = "osmium-chat";
 const WARMUP: Duration = Duration::from_secs(1);
 const DEFAULT_SECS: u64 = 10;

@@ -65,6 +65,8 @@ impl Replica {
             .env("RUST_LOG", log_filter)
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("OSMIUM_JWT_PUBLIC_KEYS")
+            .env_remove("OSMIUM_JWT_JWKS")
+            .env_remove("OSMIUM_JWT_ISSUER")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

@@ -48,7 +48,7 @@ use crate::scenarios::{memory_scenarios, postgres_scenarios};
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Result<T, E = BoxError> = std::result::Result<T, E>;
 
-const SECRET: &str = "scaling-bench-secret";
+const SECRET: &str = "scaling-bench-secret-of-thirty-two-bytes";
 const AUDIENCE: &str = "osmium-chat";
 const WARMUP: usize = 20;
 const DEFAULT_ITERS: usize = 200;

@@ -34,7 +34,7 @@ case "${1:-}" in
     --local)
         # What README.md's "Try it" starts: explicit settings still win.
         : "${OSMIUM_GHZ_HOST:=localhost:50051}"
-        : "${OSMIUM_JWT_SECRET:=osmium-chat-development-secret}"
+        : "${OSMIUM_JWT_SECRET:=osmium-chat-development-secret-for-loopback-only}"
         ;;
     "") ;;
     *)
@@ -47,7 +47,7 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 host="${OSMIUM_GHZ_HOST:-localhost:8080}"
 # The value deploy/compose.yaml gives both replicas; set the real one for a cluster.
-export OSMIUM_JWT_SECRET="${OSMIUM_JWT_SECRET:-osmium-chat-local-only-secret}"
+export OSMIUM_JWT_SECRET="${OSMIUM_JWT_SECRET:-osmium-chat-local-only-secret-for-compose}"
 export OSMIUM_JWT_AUDIENCE="${OSMIUM_JWT_AUDIENCE:-osmium-chat}"
 read -r -a grpcurl_flags <<<"${OSMIUM_GRPCURL_FLAGS:--plaintext}"
 load_user="${OSMIUM_GHZ_USER:-1001}"

@@ -1,7 +1,7 @@
 //! Registration as a layer: before any `ChatService` handler runs, a caller
 //! whose token carries a `name` claim is registered ([`Core::register`],
 //! which writes once per user per replica), so a handler only reads who is
-//! calling. It sits inside the authentication interceptor, which puts the
+//! calling. It sits inside the authentication layer, which puts the
 //! [`Caller`] into the request; a registration that fails answers with the
 //! error's status, mapped as everywhere else.
 

@@ -2,6 +2,7 @@
 //! Tests build [`Settings`] directly, so they never touch the process
 //! environment.
 
+mod tokens;
 mod values;
 
 use std::net::SocketAddr;
@@ -83,12 +84,13 @@ pub enum LogFormat {
 /// (`hide_env_values`) and are [`Secret`]s, so `Debug` never shows them.
 #[derive(Clone, Debug, Args)]
 pub struct Settings {
-    /// Where gRPC is served.
+    /// Where gRPC is served. Loopback by default; any other address needs
+    /// a configured token key (the development secret is for loopback only).
     #[arg(
         long,
         global = true,
         env = "OSMIUM_LISTEN_ADDR",
-        default_value = "0.0.0.0:50051"
+        default_value = "127.0.0.1:50051"
     )]
     pub listen_addr: SocketAddr,
     /// Postgres (`postgres://user:password@host:5432/db`); unset: the
@@ -124,14 +126,27 @@ pub struct Settings {
     /// How often one replica prunes the update log.
     #[arg(long, global = true, env = "OSMIUM_PRUNE_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub prune_interval: Duration,
-    /// HS256 secret that tokens are signed with.
+    /// HS256 secret that tokens are signed with, 32 bytes or more.
     #[arg(long, global = true, env = "OSMIUM_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<Secret>,
     /// A directory of `<kid>.pem` public keys (Ed25519 or RSA): tokens
     /// signed with EdDSA or RS256 name their key with `kid`, so keys rotate
-    /// by adding a file and, later, removing the old one.
+    /// by adding a file and, later, removing the old one; re-read every
+    /// OSMIUM_JWT_KEYS_RELOAD.
     #[arg(long, global = true, env = "OSMIUM_JWT_PUBLIC_KEYS")]
     pub jwt_public_keys: Option<PathBuf>,
+    /// A JWKS document (the JSON of an auth service's public keys), from a
+    /// file or an `http(s)://` URL: re-read every OSMIUM_JWT_KEYS_RELOAD,
+    /// and at once when a token names an unknown `kid` (at most every 10s).
+    #[arg(long, global = true, env = "OSMIUM_JWT_JWKS")]
+    pub jwt_jwks: Option<String>,
+    /// How often OSMIUM_JWT_PUBLIC_KEYS and OSMIUM_JWT_JWKS are re-read; a
+    /// source that fails to read keeps its last good keys.
+    #[arg(long, global = true, env = "OSMIUM_JWT_KEYS_RELOAD", default_value = "30s", value_parser = parse_duration)]
+    pub jwt_keys_reload: Duration,
+    /// The `iss` every token must carry; unset: `iss` is not checked.
+    #[arg(long, global = true, env = "OSMIUM_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
     /// The `aud` every token must carry.
     #[arg(
         long,
@@ -270,6 +285,9 @@ impl Default for Settings {
             prune_interval: Duration::from_secs(600),
             jwt_secret: None,
             jwt_public_keys: None,
+            jwt_jwks: None,
+            jwt_keys_reload: Duration::from_secs(30),
+            jwt_issuer: None,
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
@@ -345,53 +363,6 @@ impl Settings {
             tls = tls.client_ca_root(tonic::transport::Certificate::from_pem(read(ca)?));
         }
         Ok(Some(tls))
-    }
-
-    /// The HS256 secret: the configured one; with public keys and no secret,
-    /// none; otherwise, in embedded mode only, the documented development
-    /// secret.
-    pub fn jwt_secret(&self) -> Result<Option<Secret>, ConfigError> {
-        match (&self.jwt_secret, &self.jwt_public_keys, &self.database_url) {
-            (Some(secret), _, _) if !secret.expose().is_empty() => Ok(Some(secret.clone())),
-            (_, Some(_), _) => Ok(None),
-            (_, None, None) => Ok(Some(Secret::new(crate::auth::DEV_SECRET))),
-            (_, None, Some(_)) => Err(ConfigError(
-                "OSMIUM_JWT_SECRET or OSMIUM_JWT_PUBLIC_KEYS must be set when DATABASE_URL is: the development secret is for the embedded mode only".into(),
-            )),
-        }
-    }
-
-    /// Every key tokens may be verified with.
-    pub fn verifier(&self) -> Result<crate::auth::Verifier, ConfigError> {
-        let mut verifier = crate::auth::Verifier::new(&self.jwt_audience);
-        if let Some(secret) = self.jwt_secret()? {
-            verifier = verifier.with_secret(secret.expose().as_bytes());
-        }
-        if let Some(dir) = &self.jwt_public_keys {
-            let entries = std::fs::read_dir(dir).map_err(|e| {
-                ConfigError(format!("OSMIUM_JWT_PUBLIC_KEYS {}: {e}", dir.display()))
-            })?;
-            for entry in entries {
-                let path = entry.map_err(|e| ConfigError(e.to_string()))?.path();
-                if path.extension().and_then(|e| e.to_str()) != Some("pem") {
-                    continue;
-                }
-                let kid = path
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .unwrap_or_default()
-                    .to_owned();
-                let pem = std::fs::read(&path)
-                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-                verifier = verifier
-                    .with_public_key_pem(&kid, &pem)
-                    .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-            }
-        }
-        if verifier.is_empty() {
-            return Err(ConfigError("no JWT key configured".into()));
-        }
-        Ok(verifier)
     }
 }
 

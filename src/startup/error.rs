@@ -69,6 +69,8 @@ pub enum StartError {
     Lease(String),
     #[error("the snowflake worker lease was lost ({0:?}): stopped so as to mint no id another replica may mint")]
     LeaseLost(super::lease::Lost),
+    #[error("token keys: {0}")]
+    Keys(#[from] crate::auth::KeyError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -95,6 +97,8 @@ impl StartError {
     pub fn class(&self) -> Class {
         match self {
             Self::Config(_) => Class::Config,
+            Self::Keys(error) if error.transient => Class::Unavailable,
+            Self::Keys(_) => Class::Config,
             Self::Postgres { class, .. } => *class,
             Self::Redis { .. } => Class::Config,
             Self::Store(source) => diagnose(source).0,

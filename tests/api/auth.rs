@@ -193,3 +193,46 @@ both_engines!(
     only_service_tokens_may_upsert_users,
     a_name_claim_registers_the_caller_on_first_use,
 );
+
+#[tokio::test]
+async fn aud_may_be_an_array_nbf_must_have_passed_and_a_required_iss_must_match() {
+    use crate::support::tokens::{claims, hs256, now};
+    const ISSUER: &str = "https://auth.example.internal";
+    let app = crate::helpers::TestApp::spawn_tuned(crate::helpers::Engine::Memory, |s| {
+        s.jwt_issuer = Some(ISSUER.into());
+    })
+    .await;
+    // Registered by the name claim: the directory's service token has no iss.
+    let user = crate::helpers::next_user_id();
+    let call = |token: String| {
+        let app = &app;
+        async move {
+            app.client_with_token(&token)
+                .await
+                .get_chats(chats::GetChats::default())
+                .await
+        }
+    };
+    let mut valid = claims(user);
+    valid["iss"] = ISSUER.into();
+    valid["name"] = "Ann".into();
+    valid["aud"] = serde_json::json!(["gateway", AUDIENCE]);
+    call(hs256(&valid)).await.expect("aud array holding ours");
+
+    let mut early = valid.clone();
+    early["nbf"] = (now() + 3600).into();
+    assert_code(call(hs256(&early)).await, Code::Unauthenticated, "nbf");
+    let mut started = valid.clone();
+    started["nbf"] = (now() - 10).into();
+    call(hs256(&started)).await.expect("nbf in the past");
+
+    let mut foreign = valid.clone();
+    foreign["iss"] = "https://elsewhere.example".into();
+    assert_code(call(hs256(&foreign)).await, Code::Unauthenticated, "iss");
+    let mut anonymous = valid.clone();
+    anonymous.as_object_mut().expect("an object").remove("iss");
+    assert_code(call(hs256(&anonymous)).await, Code::Unauthenticated, "iss");
+    let mut others = valid;
+    others["aud"] = serde_json::json!(["gateway", "billing"]);
+    assert_code(call(hs256(&others)).await, Code::Unauthenticated, "aud");
+}

@@ -20,7 +20,7 @@ use tonic::{Code, Status, Streaming};
 use crate::support::postgres::fresh_schema_url;
 use crate::support::redis::RedisServer;
 
-pub const SECRET: &str = "test-secret";
+pub const SECRET: &str = "test-secret-of-thirty-two-bytes-or-more";
 pub const AUDIENCE: &str = "osmium-chat";
 
 #[derive(Clone, Copy, Debug)]

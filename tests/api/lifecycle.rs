@@ -125,7 +125,7 @@ async fn health_is_not_serving_while_the_store_is_still_being_reached() {
         database_url: Some(osmium_chat::config::Secret::new(format!(
             "postgres://postgres@127.0.0.1:{db_port}/postgres"
         ))),
-        jwt_secret: Some(osmium_chat::config::Secret::new("s")),
+        jwt_secret: Some(osmium_chat::config::Secret::new(crate::helpers::SECRET)),
         ..osmium_chat::config::Settings::default()
     };
     let starting = tokio::spawn(osmium_chat::startup::Application::build(settings));

@@ -7,6 +7,7 @@
 mod helpers;
 mod support;
 
+mod access_matrix;
 mod auth;
 mod backend_tls;
 mod bounds;
@@ -15,6 +16,7 @@ mod dashboards;
 mod faults;
 mod groups;
 mod invites;
+mod keys;
 mod leases;
 mod lifecycle;
 mod messages;

@@ -26,7 +26,7 @@ pub(crate) fn binary() -> Command {
         .env("RUST_LOG", "trace")
         .env("OSMIUM_LISTEN_ADDR", "127.0.0.1:0")
         .env("OSMIUM_METRICS_ADDR", "127.0.0.1:0")
-        .env("OSMIUM_JWT_SECRET", format!("jwt-{PASSWORD}"))
+        .env("OSMIUM_JWT_SECRET", format!("jwt-secret-{PASSWORD}"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

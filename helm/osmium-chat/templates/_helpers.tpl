@@ -133,9 +133,6 @@ as a crash-looping or silently split deployment.
 {{- if and $several (not .Values.secrets.redisUrl.name) -}}
 {{- fail "several replicas need Redis: set secrets.redisUrl.name (the in-process bus reaches only the streams of its own pod)" -}}
 {{- end -}}
-{{- if and .Values.secrets.databaseUrl.name (not .Values.secrets.jwtSecret.name) (not .Values.jwtPublicKeys.configMap) -}}
-{{- fail "secrets.jwtSecret.name or jwtPublicKeys.configMap is required with a database: the service refuses to start without a token key" -}}
-{{- end -}}
 {{- range $name, $side := .Values.backendTls -}}
 {{- if and $side.ca.secret $side.ca.configMap -}}
 {{- fail (printf "backendTls.%s.ca: name a secret or a configMap, not both" $name) -}}
@@ -145,6 +142,7 @@ as a crash-looping or silently split deployment.
 {{- if and (or $redisCa.secret $redisCa.configMap) (not .Values.secrets.redisUrl.name) -}}
 {{- fail "backendTls.redis.ca needs secrets.redisUrl (a rediss:// REDIS_URL)" -}}
 {{- end -}}
+{{- $_ := required "a token key is required: set secrets.jwtSecret.name (an HS256 secret of 32 bytes or more), jwtPublicKeys.configMap or jwks.url; the pods listen on all interfaces, where the service refuses the public development secret" (or .Values.secrets.jwtSecret.name .Values.jwtPublicKeys.configMap .Values.jwks.url) -}}
 {{- if and .Values.tls.enabled (not .Values.tls.secretName) -}}
 {{- fail "tls.enabled needs tls.secretName (a kubernetes.io/tls Secret)" -}}
 {{- end -}}
