@@ -2,6 +2,7 @@
 //! Tests build [`Settings`] directly, so they never touch the process
 //! environment.
 
+mod limits;
 mod values;
 
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::domain::limits::Limits;
+pub use limits::{parse_rate, LimitSettings};
 use values::parse_user_id;
 pub use values::{parse_duration, parse_duration_or_secs, ConfigError, Secret};
 
@@ -172,6 +174,9 @@ pub struct Settings {
         default_value_t = 1024
     )]
     pub stream_buffer: usize,
+    /// Live invites per group and per-user rates.
+    #[command(flatten)]
+    pub limits: LimitSettings,
     /// Largest request accepted, in bytes.
     #[arg(long, global = true, env = "OSMIUM_MAX_REQUEST_BYTES", default_value_t = 1 << 20)]
     pub max_request_bytes: usize,
@@ -220,6 +225,7 @@ impl Default for Settings {
             db_pool_size: 16,
             max_group_members: 250,
             stream_buffer: 1024,
+            limits: LimitSettings::default(),
             max_request_bytes: 1 << 20,
             max_connection_age: Duration::from_secs(600),
             shutdown_timeout: Duration::from_secs(20),
@@ -234,6 +240,8 @@ impl Settings {
         Limits {
             max_group_members: self.max_group_members,
             stream_buffer: self.stream_buffer.max(1),
+            max_invites_per_group: self.limits.max_invites_per_group.max(1),
+            rates: self.limits.rates(),
         }
     }
 
