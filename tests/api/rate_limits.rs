@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use osmium_chat::domain::limits::Rate;
+use osmium_chat::proto::service::SetDraft;
 use osmium_chat::proto::{auth, chats, messages};
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
@@ -87,6 +88,14 @@ async fn each_limited_call_is_refused_past_its_own_rate(engine: Engine) {
         name: "second".into(),
     };
     retry_after(ann.client.create_chat(create).await, "create_chat");
+    // A draft that would open a direct chat opens a chat too; one in a chat
+    // the caller has already is no creation.
+    let draft = |chat_ref| SetDraft {
+        chat_ref,
+        draft: Some("later".into()),
+    };
+    retry_after(ann.client.set_draft(draft(dm(cat.id))).await, "create_chat");
+    ann.client.set_draft(draft(group(id))).await.expect("set");
 
     let add = |user_id| chats::AddChatMember {
         chat_ref: group(id),
@@ -149,16 +158,16 @@ async fn each_limited_call_is_refused_past_its_own_rate(engine: Engine) {
     assert!(wait <= MINUTE, "{wait:?}");
 
     let metrics = scrape(app.metrics_port).await;
-    for limit in [
-        "create_chat",
-        "add_member",
-        "create_invite",
-        "use_invite",
-        "typing",
+    for (limit, refused) in [
+        ("create_chat", 2),
+        ("add_member", 1),
+        ("create_invite", 1),
+        ("use_invite", 1),
+        ("typing", 1),
     ] {
         assert!(
             metrics.contains(&format!(
-                r#"osmium_rate_limited_total{{limit="{limit}"}} 1"#
+                r#"osmium_rate_limited_total{{limit="{limit}"}} {refused}"#
             )),
             "{limit}: {metrics}"
         );
