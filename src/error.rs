@@ -1,6 +1,7 @@
 //! The domain's error, and the one place it becomes a gRPC status.
 
 use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::store::{StoreError, Transient};
 
@@ -24,6 +25,13 @@ pub enum Error {
     ResourceExhausted(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A per-user rate limit: `RESOURCE_EXHAUSTED` with `google.rpc.RetryInfo`.
+    #[error("too many {what} calls: at most {rate}; retry in {} ms", retry_after.as_millis().max(1))]
+    RateLimited {
+        what: &'static str,
+        rate: crate::domain::limits::Rate,
+        retry_after: std::time::Duration,
+    },
     #[error("storage failed")]
     Store(#[from] StoreError),
 }
@@ -78,6 +86,15 @@ impl From<Error> for Status {
             Error::OutOfRange(_) => Code::OutOfRange,
             Error::ResourceExhausted(_) => Code::ResourceExhausted,
             Error::Unavailable(_) => Code::Unavailable,
+            Error::RateLimited { retry_after, .. } => {
+                // Clients that read status details wait this long before a retry.
+                let details = ErrorDetails::with_retry_info(Some(*retry_after));
+                return Status::with_error_details(
+                    Code::ResourceExhausted,
+                    error.to_string(),
+                    details,
+                );
+            }
             Error::Store(cause) => return store_status(cause),
         };
         Status::new(code, error.to_string())

@@ -63,6 +63,11 @@ impl Replica {
             .env("OSMIUM_LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("OSMIUM_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
             .env("RUST_LOG", log_filter)
+            // Closed-loop senders measure capacity, not the per-user limits.
+            .env("OSMIUM_RATE_SEND", "off")
+            .env("OSMIUM_RATE_CREATE_CHAT", "off")
+            .env("OSMIUM_RATE_ADD_MEMBER", "off")
+            .env("OSMIUM_RATE_TYPING", "off")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("OSMIUM_JWT_PUBLIC_KEYS")
             .env_remove("OSMIUM_JWT_JWKS")

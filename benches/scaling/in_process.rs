@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use osmium_chat::bus::local::LocalBus;
-use osmium_chat::config::{Secret, Settings};
+use osmium_chat::config::{LimitSettings, Secret, Settings};
 use osmium_chat::domain::messages::Anchor;
 use osmium_chat::domain::target::ChatTarget;
 use osmium_chat::domain::values::{ChatWindow, Page};
@@ -21,6 +21,8 @@ pub(crate) async fn core_on(url: &str) -> Result<Arc<Core>> {
     let settings = Settings {
         database_url: Some(Secret::new(url)),
         jwt_secret: Some(Secret::new(SECRET)),
+        // Capacity is measured, not the per-user limits.
+        limits: LimitSettings::without_rates(),
         ..Settings::default()
     };
     let store = open_store(&settings).await?;

@@ -1,7 +1,7 @@
 //! The service under test, in-process: an app on one schema with its gRPC
 //! clients, and the calls each claim measures.
 
-use osmium_chat::config::{Secret, Settings};
+use osmium_chat::config::{LimitSettings, Secret, Settings};
 use osmium_chat::proto::service::chat_service_client::ChatServiceClient;
 use osmium_chat::proto::service::user_directory_client::UserDirectoryClient;
 use osmium_chat::proto::service::UpsertUsers;
@@ -40,6 +40,8 @@ impl App {
         let settings = Settings {
             database_url: database_url.map(Secret::new),
             jwt_secret: Some(Secret::new(SECRET)),
+            // Capacity is measured, not the per-user limits.
+            limits: LimitSettings::without_rates(),
             ..Settings::default()
         };
         let app = Application::build(settings).await?;

@@ -186,7 +186,7 @@ impl ChatService for ChatApi {
 }
 
 /// `ChangeNotificationPreferences.scope`: only a chat is ours to serve.
-fn prefs_scope(
+pub(super) fn prefs_scope(
     scope: Option<&settings::change_notification_preferences::Scope>,
     caller: crate::model::UserId,
 ) -> Result<ChatTarget> {
@@ -202,7 +202,7 @@ fn prefs_scope(
 }
 
 /// `GetHistory.offset`: where the page starts.
-fn anchor(offset: Option<messages::get_history::Offset>) -> Result<Anchor> {
+pub(super) fn anchor(offset: Option<messages::get_history::Offset>) -> Result<Anchor> {
     use messages::get_history::Offset;
     Ok(match offset {
         None => Anchor::Latest,
@@ -213,7 +213,7 @@ fn anchor(offset: Option<messages::get_history::Offset>) -> Result<Anchor> {
 }
 
 /// `DeleteMessage.message_ids`: at least one, each nonzero, repeats dropped.
-fn message_ids(listed: &[u64]) -> Result<Vec<MessageId>> {
+pub(super) fn message_ids(listed: &[u64]) -> Result<Vec<MessageId>> {
     if listed.is_empty() {
         return Err(Error::invalid("message_ids", "required: at least one id"));
     }
@@ -229,7 +229,7 @@ fn message_ids(listed: &[u64]) -> Result<Vec<MessageId>> {
 }
 
 /// `EditMessage` into an edit of one message in `chat`.
-fn parse_edit(chat: ChatTarget, r: messages::EditMessage) -> Result<MessageEdit> {
+pub(super) fn parse_edit(chat: ChatTarget, r: messages::EditMessage) -> Result<MessageEdit> {
     let message_id = parse::message_id("message_id", r.message_id)?;
     if r.message.is_none() && r.entities.is_empty() && r.media.is_empty() && !r.remove_media {
         return Err(Error::invalid(
@@ -253,7 +253,7 @@ fn parse_edit(chat: ChatTarget, r: messages::EditMessage) -> Result<MessageEdit>
 
 // `reply_to_old` is deprecated but older clients still send it.
 #[allow(deprecated)]
-fn parse_new_message(chat: ChatTarget, r: messages::SendMessage) -> Result<NewMessage> {
+pub(super) fn parse_new_message(chat: ChatTarget, r: messages::SendMessage) -> Result<NewMessage> {
     let text = MessageText::parse("message", r.message, "entities", r.entities)?;
     let media = parse::media("media", r.media)?;
     let reply = match (r.reply_to, r.reply_to_old) {

@@ -48,7 +48,7 @@ fn service_only(caller: &Caller) -> Result<(), Status> {
 }
 
 /// `UpsertUsers.users`: a bounded batch of profiles, each id listed once.
-fn profiles(users: Vec<types::User>) -> crate::error::Result<Vec<Profile>> {
+pub(super) fn profiles(users: Vec<types::User>) -> crate::error::Result<Vec<Profile>> {
     if users.len() > MAX_UPSERT_USERS {
         return Err(Error::invalid(
             "users",

@@ -110,7 +110,7 @@ pub async fn use_invite(core: &Core, request: Request<auth::UseInvite>) -> Reply
 
 /// `CreateChat` into a new group: a name and the other members, each listed
 /// once and not the creator (how many may join is the domain's rule).
-fn new_group(r: chats::CreateChat, creator: UserId) -> Result<NewGroup> {
+pub(super) fn new_group(r: chats::CreateChat, creator: UserId) -> Result<NewGroup> {
     let name = GroupName::parse("name", &r.name)?;
     let mut seen = HashSet::new();
     let mut users = Vec::with_capacity(r.users.len());
@@ -129,7 +129,7 @@ fn new_group(r: chats::CreateChat, creator: UserId) -> Result<NewGroup> {
 }
 
 /// `EditChat`'s optional fields into a group edit.
-fn group_edit(r: chats::EditChat) -> Result<GroupEdit> {
+pub(super) fn group_edit(r: chats::EditChat) -> Result<GroupEdit> {
     Ok(GroupEdit {
         name: r
             .name
@@ -159,7 +159,7 @@ fn group_edit(r: chats::EditChat) -> Result<GroupEdit> {
 }
 
 /// `CreateChatInvite` into a new invite to a group.
-fn new_invite(r: chats::CreateChatInvite, caller: UserId) -> Result<NewInvite> {
+pub(super) fn new_invite(r: chats::CreateChatInvite, caller: UserId) -> Result<NewInvite> {
     let chat: ChatId = group("chat_ref", r.chat_ref.as_ref(), caller)
         .map_err(|_| Error::invalid("chat_ref", "invites are for groups only"))?;
     if r.max_uses == Some(0) {

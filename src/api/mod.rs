@@ -7,6 +7,8 @@ mod chat_service;
 mod directory;
 mod groups;
 mod parse;
+#[cfg(test)]
+mod props;
 mod register;
 mod subscribe;
 

@@ -2,6 +2,7 @@
 //! Tests build [`Settings`] directly, so they never touch the process
 //! environment.
 
+mod limits;
 mod tokens;
 mod values;
 
@@ -13,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::domain::limits::Limits;
 use crate::store::postgres::SessionTimeouts;
+pub use limits::{parse_rate, LimitSettings};
 use values::parse_user_id;
 pub use values::{parse_duration, parse_duration_or_secs, ConfigError, Secret};
 
@@ -234,6 +236,9 @@ pub struct Settings {
     /// delivering what a lost publish left behind (within two of these).
     #[arg(long, global = true, env = "OSMIUM_STREAM_SWEEP_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub stream_sweep_interval: Duration,
+    /// Live invites per group and per-user rates.
+    #[command(flatten)]
+    pub limits: LimitSettings,
     /// Largest request accepted, in bytes.
     #[arg(long, global = true, env = "OSMIUM_MAX_REQUEST_BYTES", default_value_t = 1 << 20)]
     pub max_request_bytes: usize,
@@ -304,6 +309,7 @@ impl Default for Settings {
             stream_buffer_bytes: 8 << 20,
             max_streams_per_user: 32,
             stream_sweep_interval: Duration::from_secs(1),
+            limits: LimitSettings::default(),
             max_request_bytes: 1 << 20,
             max_connection_age: Duration::from_secs(600),
             shutdown_timeout: Duration::from_secs(20),
@@ -331,6 +337,8 @@ impl Settings {
             stream_buffer: self.stream_buffer.max(1),
             stream_buffer_bytes: self.stream_buffer_bytes.max(1),
             max_streams_per_user: self.max_streams_per_user.max(1),
+            max_invites_per_group: self.limits.max_invites_per_group.max(1),
+            rates: self.limits.rates(),
         }
     }
 

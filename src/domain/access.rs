@@ -1,5 +1,7 @@
 //! Turns a caller-relative chat target into the chat and the caller's place
-//! in it, creating direct chats on first use. Outsiders get `NOT_FOUND`
+//! in it. A direct chat's rows are created by its first message (and by a
+//! draft or preference set on it, see [`super::conversations`]), never by
+//! a read: before then, reads see it as [`unopened`]. Outsiders get `NOT_FOUND`
 //! whether or not the chat exists. Nothing here locks: membership is
 //! checked before any lock is taken, and a write that needs the chat's
 //! lock takes it afterwards with [`Core::lock_as_member`], which re-checks.
@@ -150,21 +152,27 @@ impl Core {
     }
 
     /// The chat of a target the caller is a member of, checked without a
-    /// lock (creating a direct chat on first use).
-    pub(super) async fn member_chat(&self, caller: UserId, target: ChatTarget) -> Result<ChatRow> {
+    /// lock; `None` for a direct chat the caller has no conversation in yet,
+    /// which therefore holds no message. Creates nothing.
+    pub(super) async fn member_chat(
+        &self,
+        caller: UserId,
+        target: ChatTarget,
+    ) -> Result<Option<ChatRow>> {
         let mut tx = self.store.reader().await?;
         let access = self.access(tx.as_mut(), caller, target, Mode::Read).await?;
         tx.commit().await?;
-        match access {
+        Ok(match access {
             Some(Access {
                 chat,
                 member: Some(_),
-            }) => Ok(chat),
-            _ => self.open_chat(caller, target).await,
-        }
+            }) => Some(chat),
+            _ => None,
+        })
     }
 
-    /// Creates a direct chat and the caller's conversation in it, if missing.
+    /// Creates a direct chat and the caller's conversation in it, if missing:
+    /// for its first message.
     pub(super) async fn open_chat(&self, caller: UserId, target: ChatTarget) -> Result<ChatRow> {
         let mut tx = self.begin().await?;
         let (chat, _) = self.access_for_write(tx.as_mut(), caller, target).await?;
@@ -187,6 +195,26 @@ impl Core {
             None => Err(Error::chat_not_found()),
         }
     }
+}
+
+/// A direct chat (or saved messages) that has no row yet, as reads show it:
+/// no id (0), no message. Never stored.
+pub(super) fn unopened(caller: UserId, target: ChatTarget) -> Option<ChatRow> {
+    let (low, high) = match target {
+        ChatTarget::Group(_) => return None,
+        ChatTarget::Saved => (caller, caller),
+        ChatTarget::Direct(peer) => (caller.min(peer), caller.max(peer)),
+    };
+    Some(ChatRow {
+        id: ChatId(0),
+        kind: ChatKind::Direct { low, high },
+        name: String::new(),
+        owner: None,
+        photo: None,
+        highlighted: None,
+        last_message: None,
+        msg_seq: 0,
+    })
 }
 
 async fn group_access(tx: &mut dyn Tx, caller: UserId, id: ChatId) -> Result<Access> {

@@ -1,9 +1,18 @@
 //! A user's conversations: listing, opening, read state, drafts and
 //! notification preferences.
+//!
+//! Reads never create a direct chat: GetChat of one nobody has written to
+//! shows it empty (no id, `last_message_id` 0) and stores nothing, and
+//! MarkChatRead there finds no message. A draft or a notification
+//! preference is worth keeping before the first message, so setting one
+//! creates the chat and the caller's conversation (counted against the
+//! `create_chat` rate); clearing one, or setting what is already the
+//! default, creates nothing.
 
 use std::collections::HashMap;
 
-use super::access::{Access, Mode};
+use super::access::{unopened, Access, Mode};
+use super::limits::RateLimit;
 use super::render;
 use super::target::ChatTarget;
 use super::values::{ChatWindow, Draft};
@@ -106,32 +115,36 @@ impl Chats<'_> {
         Ok(page)
     }
 
-    /// One conversation; opening a direct chat creates it. A chat the
-    /// caller already has is read without taking any lock.
+    /// One conversation, read without any lock or write: a direct chat
+    /// nobody has written to yet is shown empty, as it would be.
     pub async fn get(&self, caller: UserId, target: ChatTarget) -> Result<chats::Chat> {
         let mut tx = self.store.reader().await?;
-        if let Some(Access {
-            chat,
-            member: Some(member),
-        }) = self.access(tx.as_mut(), caller, target, Mode::Read).await?
-        {
-            let view = self.chat_view(tx.as_mut(), &chat, &member).await?;
-            tx.commit().await?;
-            return Ok(view);
-        }
-        tx.commit().await?;
-        let mut tx = self.begin().await?;
-        let (chat, member) = self.access_for_write(tx.as_mut(), caller, target).await?;
+        let access = self.access(tx.as_mut(), caller, target, Mode::Read).await?;
+        let (chat, member) = match access {
+            Some(Access {
+                chat,
+                member: Some(member),
+            }) => (chat, member),
+            Some(Access { chat, member: None }) => {
+                let member = self.new_member(&chat, caller);
+                (chat, member)
+            }
+            None => {
+                let chat = unopened(caller, target).ok_or_else(Error::chat_not_found)?;
+                let member = self.new_member(&chat, caller);
+                (chat, member)
+            }
+        };
         let view = self.chat_view(tx.as_mut(), &chat, &member).await?;
         tx.commit().await?;
         Ok(view)
     }
 
     pub async fn set_draft(&self, caller: UserId, target: ChatTarget, draft: Draft) -> Result<()> {
+        let draft = draft.into_option();
         self.change_member(caller, target, |m| {
-            let draft = draft.into_option();
             let changed = m.draft != draft;
-            m.draft = draft;
+            m.draft.clone_from(&draft);
             changed
         })
         .await
@@ -174,22 +187,36 @@ impl Chats<'_> {
                 ordinal,
             } => (chat, member, ordinal),
             _ => {
-                // Not a member (NOT_FOUND), or a direct chat's first use.
-                let (chat, member) = self.own_conversation(caller, target).await?;
+                // Not a member (NOT_FOUND), or a direct chat without the
+                // caller's conversation: one nobody wrote to has no message
+                // to mark, and one that has messages has it already (a
+                // message gives both sides theirs), but for chats opened by
+                // a read before reads stopped creating them.
                 let mut tx = self.store.reader().await?;
-                let ordinal = tx
-                    .message(chat.id, message, false)
-                    .await?
-                    .map(|m| m.ordinal);
+                let access = self.access(tx.as_mut(), caller, target, Mode::Read).await?;
+                let ordinal = match &access {
+                    Some(Access { chat, .. }) => tx
+                        .message(chat.id, message, false)
+                        .await?
+                        .map(|m| m.ordinal),
+                    None => None,
+                };
                 tx.commit().await?;
-                (chat, member, ordinal)
+                let (Some(ordinal), Some(access)) = (ordinal, access) else {
+                    return Err(no_message(message));
+                };
+                let (chat, member) = match access {
+                    Access {
+                        chat,
+                        member: Some(member),
+                    } => (chat, member),
+                    Access { .. } => self.open_conversation(caller, target).await?,
+                };
+                (chat, member, Some(ordinal))
             }
         };
         let Some(ordinal) = ordinal else {
-            return Err(Error::invalid(
-                "message_id",
-                format!("no message {message} in this chat"),
-            ));
+            return Err(no_message(message));
         };
         if message.get() <= member.last_read {
             return Ok(());
@@ -254,9 +281,21 @@ impl Core {
         &self,
         caller: UserId,
         target: ChatTarget,
-        change: impl FnOnce(&mut MemberRow) -> bool,
+        change: impl Fn(&mut MemberRow) -> bool,
     ) -> Result<()> {
-        let (chat, mut member) = self.own_conversation(caller, target).await?;
+        let (chat, mut member) = match self.own_conversation(caller, target).await? {
+            Some(found) => found,
+            None => {
+                // A direct chat the caller has no conversation in: created
+                // only for a change that would show.
+                let chat = unopened(caller, target).ok_or_else(Error::chat_not_found)?;
+                if !change(&mut self.new_member(&chat, caller)) {
+                    return Ok(());
+                }
+                self.admit(RateLimit::CreateChat, caller).await?;
+                self.open_conversation(caller, target).await?
+            }
+        };
         if !change(&mut member) {
             return Ok(());
         }
@@ -286,23 +325,31 @@ impl Core {
         Ok(())
     }
 
-    /// The caller's conversation, read without a lock; a direct chat's first
-    /// use creates it.
+    /// The caller's conversation, read without a lock; `None` for a direct
+    /// chat the caller has none in yet.
     async fn own_conversation(
         &self,
         caller: UserId,
         target: ChatTarget,
-    ) -> Result<(ChatRow, MemberRow)> {
+    ) -> Result<Option<(ChatRow, MemberRow)>> {
         let mut tx = self.store.reader().await?;
         let access = self.access(tx.as_mut(), caller, target, Mode::Read).await?;
         tx.commit().await?;
-        if let Some(Access {
-            chat,
-            member: Some(member),
-        }) = access
-        {
-            return Ok((chat, member));
-        }
+        Ok(match access {
+            Some(Access {
+                chat,
+                member: Some(member),
+            }) => Some((chat, member)),
+            _ => None,
+        })
+    }
+
+    /// Creates a direct chat and the caller's conversation in it, if missing.
+    async fn open_conversation(
+        &self,
+        caller: UserId,
+        target: ChatTarget,
+    ) -> Result<(ChatRow, MemberRow)> {
         let mut tx = self.begin().await?;
         let found = self.access_for_write(tx.as_mut(), caller, target).await?;
         tx.commit().await?;
@@ -339,6 +386,10 @@ impl Core {
             users,
         ))
     }
+}
+
+fn no_message(message: MessageId) -> Error {
+    Error::invalid("message_id", format!("no message {message} in this chat"))
 }
 
 /// How a target names its chat in the store.

@@ -17,14 +17,18 @@ impl Messages<'_> {
         target: ChatTarget,
         ids: Vec<MessageId>,
     ) -> Result<()> {
-        self.member_chat(caller, target).await?;
+        if self.member_chat(caller, target).await?.is_none() {
+            // A direct chat without the caller's conversation has no message.
+            return Err(no_message(ids.first().copied().unwrap_or(MessageId(0))));
+        }
         let mut tx = self.begin().await?;
         let Locked { chat, members, .. } = self.lock_as_member(tx.as_mut(), caller, target).await?;
         let mut doomed = Vec::with_capacity(ids.len());
         for id in &ids {
-            let row = tx.message(chat.id, *id, true).await?.ok_or_else(|| {
-                Error::invalid("message_ids", format!("no message {id} in this chat"))
-            })?;
+            let row = tx
+                .message(chat.id, *id, true)
+                .await?
+                .ok_or_else(|| no_message(*id))?;
             let may = row.author == caller || chat.owner == Some(caller);
             if !may {
                 return Err(Error::PermissionDenied(format!(
@@ -60,4 +64,8 @@ impl Messages<'_> {
             .await?;
         self.commit(tx, logged).await
     }
+}
+
+fn no_message(id: MessageId) -> Error {
+    Error::invalid("message_ids", format!("no message {id} in this chat"))
 }

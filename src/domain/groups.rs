@@ -6,6 +6,7 @@
 //! `UpdateGroup` with the users that changed, never every member's.
 
 use super::access::{known_user, known_users, Locked};
+use super::limits::RateLimit;
 use super::posting::Post;
 use super::render;
 use super::target::ChatTarget;
@@ -46,6 +47,7 @@ impl Groups<'_> {
                 ),
             ));
         }
+        self.admit(RateLimit::CreateChat, caller).await?;
         let mut tx = self.begin().await?;
         let mut everyone = vec![caller];
         everyone.extend(&new.users);
@@ -112,6 +114,7 @@ impl Groups<'_> {
 
     /// Any member may add a user.
     pub async fn add_member(&self, caller: UserId, id: ChatId, user: UserId) -> Result<()> {
+        self.admit(RateLimit::AddMember, caller).await?;
         let mut tx = self.begin().await?;
         let Locked { chat, members, .. } = self.lock_group(tx.as_mut(), caller, id).await?;
         let logged = self.join(tx.as_mut(), &chat, members, user).await?;

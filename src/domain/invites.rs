@@ -1,10 +1,16 @@
 //! Group invites: random codes that let anyone holding one join a group,
-//! within an optional expiry and number of uses.
+//! within an optional expiry and number of uses. A group holds a bounded
+//! number of live invites: creating one first deletes the group's dead ones
+//! (expired or used up), so its rows never outnumber the cap and listing
+//! them costs at most the cap.
 
+use super::access::Locked;
 use super::conversations::participants;
+use super::limits::RateLimit;
 use super::render;
+use super::target::ChatTarget;
 use super::values::InviteCode;
-use super::{Core, Invites};
+use super::Invites;
 use crate::error::{Error, Result};
 use crate::model::{clock::now_ms, ChatId, InviteRow, UserId};
 use crate::proto::{auth, types};
@@ -37,12 +43,6 @@ fn new_code() -> Result<String> {
         .collect())
 }
 
-/// Whether an invite can still be used at `now` (unix ms).
-fn usable(invite: &InviteRow, now: u64) -> bool {
-    invite.expires_at.is_none_or(|at| at > now)
-        && invite.max_uses.is_none_or(|max| invite.uses < max)
-}
-
 fn invite_not_found() -> Error {
     Error::NotFound("invite not found, expired or used up".into())
 }
@@ -52,15 +52,29 @@ impl Invites<'_> {
         if new.expires_at.is_some_and(|at| at <= now_ms()) {
             return Err(Error::invalid("expires_at", "must be in the future"));
         }
+        self.admit(RateLimit::CreateInvite, caller).await?;
         let mut tx = self.begin().await?;
-        let chat = self.group_read(tx.as_mut(), caller, new.chat).await?;
+        // Under the group's lock, so that concurrent creations count each
+        // other and the cap holds exactly.
+        let Locked { chat, .. } = self
+            .lock_as_member(tx.as_mut(), caller, ChatTarget::Group(new.chat))
+            .await?;
+        let now = now_ms();
+        tx.prune_invites(chat.id, now).await?;
+        let live = tx.count_invites(chat.id).await?;
+        let cap = self.limits.max_invites_per_group;
+        if live >= cap as u64 {
+            return Err(Error::FailedPrecondition(format!(
+                "the group has {live} live invites, at most {cap} allowed: delete one, or wait for one to expire or be used up"
+            )));
+        }
         // 72 random bits make a collision all but impossible; retry anyway.
         for _ in 0..3 {
             let invite = InviteRow {
                 code: new_code()?,
                 chat_id: chat.id,
                 creator: caller,
-                created_at: now_ms(),
+                created_at: now,
                 expires_at: new.expires_at,
                 max_uses: new.max_uses,
                 uses: 0,
@@ -79,19 +93,27 @@ impl Invites<'_> {
         ))
     }
 
-    /// The owner sees every invite of the group, other members their own.
+    /// The owner sees every usable invite of the group, other members their
+    /// own; oldest first, at most the cap. Each preview names the group by
+    /// `target_id` only: the caller is a member and has the group already,
+    /// and the reply's size then depends on the invites, not on the group's.
     pub async fn list(&self, caller: UserId, id: ChatId) -> Result<auth::InviteList> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.store.reader().await?;
         let chat = self.group_read(tx.as_mut(), caller, id).await?;
         let creator = (chat.owner != Some(caller)).then_some(caller);
-        let invites = tx.invites(chat.id, creator).await?;
-        let people = participants(tx.as_mut(), chat.id).await?;
+        let invites = tx
+            .invites(
+                chat.id,
+                creator,
+                now_ms(),
+                self.limits.max_invites_per_group,
+            )
+            .await?;
         let mut creators: Vec<UserId> = invites.iter().map(|i| i.creator).collect();
         creators.sort();
         creators.dedup();
         let creators = tx.users(&creators).await?;
         tx.commit().await?;
-        let group = render::group(&chat, &people, caller);
         let invites = invites
             .iter()
             .map(|invite| {
@@ -99,7 +121,7 @@ impl Invites<'_> {
                     .iter()
                     .find(|u| u.id == invite.creator.get())
                     .cloned();
-                preview(invite, &group, creator)
+                preview(invite, chat.id, None, creator)
             })
             .collect();
         Ok(auth::InviteList { invites })
@@ -132,7 +154,7 @@ impl Invites<'_> {
         let invite = tx
             .invite(code.as_str(), false)
             .await?
-            .filter(|i| usable(i, now_ms()))
+            .filter(|i| i.usable(now_ms()))
             .ok_or_else(invite_not_found)?;
         let chat = tx
             .chat(invite.chat_id, false)
@@ -141,15 +163,13 @@ impl Invites<'_> {
         let people = participants(tx.as_mut(), chat.id).await?;
         let creator = tx.users(&[invite.creator]).await?.pop();
         tx.commit().await?;
-        Ok(preview(
-            &invite,
-            &render::group(&chat, &people, caller),
-            creator,
-        ))
+        let group = render::group(&chat, &people, caller);
+        Ok(preview(&invite, chat.id, Some(group), creator))
     }
 
     /// Joins the caller to the invite's group, counting exactly one use.
     pub async fn redeem(&self, caller: UserId, code: &InviteCode) -> Result<()> {
+        self.admit(RateLimit::UseInvite, caller).await?;
         let mut tx = self.begin().await?;
         let chat_id = tx
             .invite(code.as_str(), false)
@@ -162,7 +182,7 @@ impl Invites<'_> {
         let invite = tx
             .invite(code.as_str(), true)
             .await?
-            .filter(|i| usable(i, now_ms()))
+            .filter(|i| i.usable(now_ms()))
             .ok_or_else(invite_not_found)?;
         tx.count_invite_use(&invite.code).await?;
         let logged = self.join(tx.as_mut(), &chat, members, caller).await?;
@@ -170,21 +190,21 @@ impl Invites<'_> {
     }
 }
 
-impl Core {}
-
+/// `group` is shown to those who hold the code, not to the members listing it.
 fn preview(
     invite: &InviteRow,
-    group: &types::Group,
+    chat: ChatId,
+    group: Option<types::Group>,
     creator: Option<types::User>,
 ) -> auth::InvitePreview {
     auth::InvitePreview {
         code: invite.code.clone(),
         creator_id: invite.creator.get(),
-        target_id: group.id,
+        target_id: chat.get(),
         target_type: auth::InviteType::Group as i32,
         expires_at: invite.expires_at,
         creator,
-        target_info: Some(auth::invite_preview::TargetInfo::Chat(group.clone())),
+        target_info: group.map(auth::invite_preview::TargetInfo::Chat),
     }
 }
 

@@ -1,4 +1,6 @@
-//! Bounds on what a request may ask for.
+//! Bounds on what a request may ask for, and how often a user may ask.
+
+use std::time::Duration;
 
 /// Longest message text or draft, in characters.
 pub const MAX_TEXT_CHARS: usize = 4000;
@@ -48,6 +50,10 @@ pub struct Limits {
     pub stream_buffer_bytes: usize,
     /// Subscribe streams one user may hold open on one replica.
     pub max_streams_per_user: usize,
+    /// Live (unexpired, not used up) invites a group may have at once.
+    pub max_invites_per_group: usize,
+    /// Each user's rate of the calls that write or fan out.
+    pub rates: Rates,
 }
 
 impl Default for Limits {
@@ -57,6 +63,145 @@ impl Default for Limits {
             stream_buffer: 1024,
             stream_buffer_bytes: 8 << 20,
             max_streams_per_user: 32,
+            max_invites_per_group: 100,
+            rates: Rates::default(),
+        }
+    }
+}
+
+/// A per-user rate: a burst of up to `calls`, refilled evenly over `per`
+/// (one more call every `per / calls`), so that a user who pauses may burst
+/// again but none can keep up more than `calls` per `per`. `calls == 0`
+/// means no limit (`off`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    pub calls: u32,
+    pub per: Duration,
+}
+
+impl Rate {
+    pub const OFF: Rate = Rate {
+        calls: 0,
+        per: Duration::ZERO,
+    };
+
+    pub const fn new(calls: u32, per: Duration) -> Self {
+        Self { calls, per }
+    }
+
+    pub fn is_off(&self) -> bool {
+        self.calls == 0 || self.per.is_zero()
+    }
+
+    /// The period, in microseconds: the unit both rate engines count in.
+    pub fn period_us(&self) -> u64 {
+        u64::try_from(self.per.as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// The time one call uses up of the burst, in microseconds (at least 1).
+    pub fn interval_us(&self) -> u64 {
+        (self.period_us() / u64::from(self.calls.max(1))).max(1)
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_off() {
+            return f.write_str("off");
+        }
+        let ms = self.per.as_millis();
+        let (size, unit) = [
+            (86_400_000, "d"),
+            (3_600_000, "h"),
+            (60_000, "m"),
+            (1_000, "s"),
+        ]
+        .into_iter()
+        .find(|(size, _)| ms.is_multiple_of(*size))
+        .unwrap_or((1, "ms"));
+        write!(f, "{}/{}{unit}", self.calls, ms / size)
+    }
+}
+
+/// The calls each user may make only so often, each with its own [`Rate`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateLimit {
+    Send,
+    CreateChat,
+    AddMember,
+    CreateInvite,
+    UseInvite,
+    Typing,
+}
+
+impl RateLimit {
+    pub const ALL: [RateLimit; 6] = [
+        RateLimit::Send,
+        RateLimit::CreateChat,
+        RateLimit::AddMember,
+        RateLimit::CreateInvite,
+        RateLimit::UseInvite,
+        RateLimit::Typing,
+    ];
+
+    /// Its name in metrics (`limit` label), Redis keys and error messages.
+    pub fn label(self) -> &'static str {
+        match self {
+            RateLimit::Send => "send",
+            RateLimit::CreateChat => "create_chat",
+            RateLimit::AddMember => "add_member",
+            RateLimit::CreateInvite => "create_invite",
+            RateLimit::UseInvite => "use_invite",
+            RateLimit::Typing => "typing",
+        }
+    }
+
+    /// Its place in [`RateLimit::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Every [`RateLimit`]'s rate. The defaults sit well above what a person or
+/// a well-behaved bot does, and above what the test suite and the load
+/// benchmark's setup need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rates {
+    /// SendMessage: 50 a second kept up, bursts of 500.
+    pub send: Rate,
+    /// CreateChat, and a direct chat's first SetDraft or notification
+    /// preference (which creates it before any message).
+    pub create_chat: Rate,
+    pub add_member: Rate,
+    pub create_invite: Rate,
+    pub use_invite: Rate,
+    pub typing: Rate,
+}
+
+impl Default for Rates {
+    fn default() -> Self {
+        const SECOND: Duration = Duration::from_secs(1);
+        const MINUTE: Duration = Duration::from_secs(60);
+        Self {
+            send: Rate::new(500, Duration::from_secs(10)),
+            create_chat: Rate::new(30, MINUTE),
+            add_member: Rate::new(100, MINUTE),
+            create_invite: Rate::new(30, MINUTE),
+            use_invite: Rate::new(30, MINUTE),
+            typing: Rate::new(5, SECOND),
+        }
+    }
+}
+
+impl Rates {
+    pub fn of(&self, limit: RateLimit) -> Rate {
+        match limit {
+            RateLimit::Send => self.send,
+            RateLimit::CreateChat => self.create_chat,
+            RateLimit::AddMember => self.add_member,
+            RateLimit::CreateInvite => self.create_invite,
+            RateLimit::UseInvite => self.use_invite,
+            RateLimit::Typing => self.typing,
         }
     }
 }

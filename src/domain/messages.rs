@@ -4,6 +4,7 @@
 
 use super::access::{known_user, Access, Mode};
 use super::conversations::participants;
+use super::limits::RateLimit;
 use super::posting::Post;
 use super::render;
 use super::target::ChatTarget;
@@ -29,6 +30,7 @@ impl Messages<'_> {
     /// Sends, then ends the author's typing there: off the request's path,
     /// since the send is done and Redis may be slow.
     pub async fn send(&self, caller: UserId, new: NewMessage) -> Result<MessageId> {
+        self.admit(RateLimit::Send, caller).await?;
         let target = new.target();
         let sent = self.send_once(caller, new).await?;
         if let Some(core) = self.me.upgrade() {
@@ -95,17 +97,21 @@ impl Messages<'_> {
 
     /// Locks only the message: the chat's other writers go on meanwhile.
     pub async fn edit(&self, caller: UserId, edit: MessageEdit) -> Result<()> {
-        let chat = self.member_chat(caller, edit.target).await?;
+        let missing = || {
+            Error::invalid(
+                "message_id",
+                format!("no message {} in this chat", edit.message_id),
+            )
+        };
+        let chat = self
+            .member_chat(caller, edit.target)
+            .await?
+            .ok_or_else(missing)?;
         let mut tx = self.begin().await?;
         let mut row = tx
             .message(chat.id, edit.message_id, true)
             .await?
-            .ok_or_else(|| {
-                Error::invalid(
-                    "message_id",
-                    format!("no message {} in this chat", edit.message_id),
-                )
-            })?;
+            .ok_or_else(missing)?;
         if row.author != caller {
             return Err(Error::PermissionDenied(
                 "only the author may edit a message".into(),
@@ -217,20 +223,28 @@ impl Core {
             tx.commit().await?;
             return Ok(sent);
         }
-        let chat = match context.chat {
-            Some(chat) if context.member => chat,
-            _ => {
-                // Not a member (NOT_FOUND), or a direct chat's first use,
-                // which creates it in a write of its own.
-                tx.commit().await?;
-                let chat = self.member_chat(caller, new.target()).await?;
-                tx = self.store.reader().await?;
-                chat
-            }
-        };
         let author = match context.author {
             Some(author) => author,
             None => known_user(tx.as_mut(), caller).await?,
+        };
+        let chat = match context.chat {
+            Some(chat) if context.member => chat,
+            existing => {
+                // Not a member (NOT_FOUND), or a direct chat's first message,
+                // which creates it in a write of its own: only once nothing
+                // else can refuse the send, so that a refused first message
+                // leaves no empty chat behind.
+                if existing.is_none() {
+                    if let Some(reply_to) = new.reply_to() {
+                        return Err(no_reply_target(reply_to));
+                    }
+                }
+                check_cloak(&author, &new)?;
+                tx.commit().await?;
+                let chat = self.open_chat(caller, new.target()).await?;
+                tx = self.store.reader().await?;
+                chat
+            }
         };
         let post = self.check_send(tx.as_mut(), author, &chat, new).await?;
         tx.commit().await?;
@@ -245,17 +259,10 @@ impl Core {
         new: NewMessage,
     ) -> Result<Post> {
         let caller = UserId(author.id);
-        if new.is_cloaked() && !author.bot {
-            return Err(Error::PermissionDenied(
-                "bot_info: only bots may send cloaked messages".into(),
-            ));
-        }
+        check_cloak(&author, &new)?;
         if let Some(reply_to) = new.reply_to() {
             if tx.message(chat.id, reply_to, false).await?.is_none() {
-                return Err(Error::invalid(
-                    "reply_to.message_id",
-                    format!("no message {reply_to} in this chat"),
-                ));
+                return Err(no_reply_target(reply_to));
             }
         }
         let text = new.text();
@@ -303,4 +310,20 @@ impl Core {
         ids.retain(|u| peer == Some(*u) || members.contains(u));
         Ok(ids)
     }
+}
+
+fn check_cloak(author: &types::User, new: &NewMessage) -> Result<()> {
+    if new.is_cloaked() && !author.bot {
+        return Err(Error::PermissionDenied(
+            "bot_info: only bots may send cloaked messages".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn no_reply_target(reply_to: MessageId) -> Error {
+    Error::invalid(
+        "reply_to.message_id",
+        format!("no message {reply_to} in this chat"),
+    )
 }

@@ -18,6 +18,7 @@ pub mod invites;
 pub mod limits;
 pub mod messages;
 mod posting;
+mod rates;
 mod render;
 mod streams;
 pub mod target;
@@ -229,7 +230,8 @@ pub struct Counters {
     replayed: AtomicU64,
     lag_ended: AtomicU64,
     swept: AtomicU64,
-    typing_limited: AtomicU64,
+    /// Refusals per [`limits::RateLimit`], by its index.
+    rate_limited: [AtomicU64; limits::RateLimit::ALL.len()],
     log_entries: AtomicU64,
     log_payload_bytes: AtomicU64,
 }
@@ -268,8 +270,10 @@ impl Counters {
     pub fn count_lag_ended(&self) {
         self.lag_ended.fetch_add(1, Ordering::Relaxed);
     }
-    pub fn count_typing_limited(&self) {
-        self.typing_limited.fetch_add(1, Ordering::Relaxed);
+    pub fn count_rate_limited(&self, limit: limits::RateLimit) {
+        if let Some(count) = self.rate_limited.get(limit.index()) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
     }
     pub fn replayed(&self) -> u64 {
         self.replayed.load(Ordering::Relaxed)
@@ -277,7 +281,10 @@ impl Counters {
     pub fn lag_ended(&self) -> u64 {
         self.lag_ended.load(Ordering::Relaxed)
     }
-    pub fn typing_limited(&self) -> u64 {
-        self.typing_limited.load(Ordering::Relaxed)
+    /// Calls refused by `limit` so far.
+    pub fn rate_limited(&self, limit: limits::RateLimit) -> u64 {
+        self.rate_limited
+            .get(limit.index())
+            .map_or(0, |count| count.load(Ordering::Relaxed))
     }
 }

@@ -3,6 +3,7 @@
 
 use super::access::{known_users, Access, Mode};
 use super::conversations::participants;
+use super::limits::RateLimit;
 use super::target::ChatTarget;
 use super::{Core, Typing};
 use crate::bus::Delivery;
@@ -34,12 +35,7 @@ impl Typing<'_> {
         typing: bool,
         action: TypingAction,
     ) -> Result<()> {
-        if !self.ephemeral.allow_typing(caller).await? {
-            self.counters.count_typing_limited();
-            return Err(Error::ResourceExhausted(
-                "too many typing calls; at most 5 per second".into(),
-            ));
-        }
+        self.admit(RateLimit::Typing, caller).await?;
         let Some(audience) = self.audience(caller, target).await? else {
             return Ok(());
         };

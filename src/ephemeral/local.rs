@@ -7,9 +7,11 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    Ephemeral, EphemeralError, TypingChange, TYPING_PER_SECOND, TYPING_SUPPRESS_MS, TYPING_TTL_MS,
+    gcra, Admission, Ephemeral, EphemeralError, TypingChange, TYPING_SUPPRESS_MS, TYPING_TTL_MS,
 };
-use crate::model::{clock::now_ms, TypingAction, UserId};
+use crate::domain::limits::Rate;
+use crate::model::clock::{now_ms, now_us};
+use crate::model::{TypingAction, UserId};
 
 /// What a typing key holds.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -24,8 +26,8 @@ pub struct LocalEphemeral {
     /// (chat, user) -> (state, expires at ms). Expired entries are swept
     /// whenever the map is touched and larger than the last sweep left it.
     typing: Mutex<HashMap<(String, UserId), (Typing, u64)>>,
-    /// user -> (second, calls in it).
-    budget: Mutex<HashMap<UserId, (u64, u64)>>,
+    /// (limit, user) -> when the user's burst is whole again (µs).
+    rates: Mutex<HashMap<(String, UserId), u64>>,
 }
 
 fn sweep<K, V>(map: &mut HashMap<K, V>, expired: impl Fn(&V) -> bool) {
@@ -79,15 +81,22 @@ impl Ephemeral for LocalEphemeral {
         Ok(was)
     }
 
-    async fn allow_typing(&self, user: UserId) -> Result<bool, EphemeralError> {
-        let second = now_ms() / 1000;
-        let mut budget = self.budget.lock().unwrap_or_else(|e| e.into_inner());
-        sweep(&mut budget, |(s, _)| *s < second);
-        let entry = budget.entry(user).or_insert((second, 0));
-        if entry.0 != second {
-            *entry = (second, 0);
-        }
-        entry.1 += 1;
-        Ok(entry.1 <= TYPING_PER_SECOND)
+    async fn admit(
+        &self,
+        limit: &str,
+        user: UserId,
+        rate: Rate,
+    ) -> Result<Admission, EphemeralError> {
+        let now = now_us();
+        let mut rates = self.rates.lock().unwrap_or_else(|e| e.into_inner());
+        sweep(&mut rates, |tat| *tat <= now);
+        let key = (limit.to_owned(), user);
+        Ok(match gcra(rates.get(&key).copied(), now, rate) {
+            Ok(tat) => {
+                rates.insert(key, tat);
+                Admission::Admitted
+            }
+            Err(wait) => Admission::RetryAfter(wait),
+        })
     }
 }

@@ -1,5 +1,5 @@
 //! Typing and rate-limit state in Redis, shared by every replica: one key
-//! per (chat, user) for typing, one per (user, second) for the budget, each
+//! per (chat, user) for typing, one per (limit, user) for a rate, each
 //! changed by a Lua script so that read and write are one atomic step.
 //!
 //! Commands go over the replica's shared command connection
@@ -11,9 +11,10 @@ use async_trait::async_trait;
 use tracing::Instrument as _;
 
 use super::{
-    Ephemeral, EphemeralError, TypingChange, TYPING_PER_SECOND, TYPING_SUPPRESS_MS, TYPING_TTL_MS,
+    Admission, Ephemeral, EphemeralError, TypingChange, TYPING_SUPPRESS_MS, TYPING_TTL_MS,
 };
-use crate::model::{clock::now_ms, TypingAction, UserId};
+use crate::domain::limits::Rate;
+use crate::model::{clock::now_us, TypingAction, UserId};
 use crate::redis_conn::{redis_span, RedisCommands, COMMAND_TIMEOUT};
 
 const START_TYPING: &str = r"
@@ -34,17 +35,29 @@ elseif was == 1 then
 end
 return was";
 
-const COUNT_CALL: &str = r"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n";
+/// [`super::gcra`] in Lua, on microseconds (exact in Lua's doubles for
+/// centuries to come). ARGV: now, interval, period. Returns 0 when
+/// admitted, else the microseconds to wait. The key lives as long as the
+/// burst takes to refill, so an idle user costs nothing. The replica's
+/// clock is used, not Redis's, like every other timestamp the service
+/// writes; replicas' clocks disagreeing by a few milliseconds only shifts
+/// a refill by as much.
+const ADMIT: &str = r"
+local now = tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local next = tat + tonumber(ARGV[2])
+local allowed = now + tonumber(ARGV[3])
+if next > allowed then return next - allowed end
+redis.call('SET', KEYS[1], string.format('%d', next), 'PX', math.ceil((next - now) / 1000) + 1)
+return 0";
 
 pub struct RedisEphemeral {
     redis: Arc<RedisCommands>,
     prefix: String,
     start_typing: redis::Script,
     stop_typing: redis::Script,
-    count_call: redis::Script,
+    admit: redis::Script,
 }
 
 impl RedisEphemeral {
@@ -54,7 +67,7 @@ impl RedisEphemeral {
             prefix: prefix.to_owned(),
             start_typing: redis::Script::new(START_TYPING),
             stop_typing: redis::Script::new(STOP_TYPING),
-            count_call: redis::Script::new(COUNT_CALL),
+            admit: redis::Script::new(ADMIT),
         }
     }
 
@@ -126,12 +139,27 @@ impl Ephemeral for RedisEphemeral {
         Ok(was == 1)
     }
 
-    async fn allow_typing(&self, user: UserId) -> Result<bool, EphemeralError> {
-        let second = now_ms() / 1000;
-        let key = format!("{}:rate:typing:{user}:{second}", self.prefix);
-        let calls: u64 = self
-            .script(&self.count_call, &key, &["2000".to_owned()])
+    async fn admit(
+        &self,
+        limit: &str,
+        user: UserId,
+        rate: Rate,
+    ) -> Result<Admission, EphemeralError> {
+        let key = format!("{}:rate:{limit}:{user}", self.prefix);
+        let wait: u64 = self
+            .script(
+                &self.admit,
+                &key,
+                &[
+                    now_us().to_string(),
+                    rate.interval_us().to_string(),
+                    rate.period_us().to_string(),
+                ],
+            )
             .await?;
-        Ok(calls <= TYPING_PER_SECOND)
+        Ok(match wait {
+            0 => Admission::Admitted,
+            us => Admission::RetryAfter(std::time::Duration::from_micros(us)),
+        })
     }
 }

@@ -15,3 +15,12 @@ pub fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(EPOCH_MS)
 }
+
+/// Microseconds since the Unix epoch: what rate limits count in, so that a
+/// rate of many calls a second still has a whole interval between calls.
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(EPOCH_MS * 1_000)
+}

@@ -16,3 +16,11 @@ pub struct InviteRow {
     pub max_uses: Option<u32>,
     pub uses: u32,
 }
+
+impl InviteRow {
+    /// Whether it can still be used at `now` (unix ms): neither expired nor
+    /// used up. Invites that are not are dead: nobody can use them again.
+    pub fn usable(&self, now: u64) -> bool {
+        self.expires_at.is_none_or(|at| at > now) && self.max_uses.is_none_or(|max| self.uses < max)
+    }
+}

@@ -15,12 +15,19 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 use tonic::codegen::BoxFuture;
 
+use crate::domain::limits::RateLimit;
 use crate::domain::Core;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RpcLabels {
-    method: String,
+    /// A method this server serves, or `unknown`: never a caller's path.
+    method: &'static str,
     code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RateLabels {
+    limit: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -41,7 +48,7 @@ pub struct Metrics {
     swept: Counter,
     log_entries: Counter,
     log_payload_bytes: Counter,
-    typing_limited: Counter,
+    rate_limited: Family<RateLabels, Counter>,
     core: Arc<Core>,
 }
 
@@ -132,12 +139,19 @@ impl Metrics {
             "Bytes of change payloads appended to the update log, each change once",
             log_payload_bytes.clone(),
         );
-        let typing_limited = Counter::default();
+        let rate_limited = Family::<RateLabels, Counter>::default();
         registry.register(
-            "typing_rate_limited",
-            "Typing calls refused by the per-user rate limit",
-            typing_limited.clone(),
+            "rate_limited",
+            "Calls refused by a per-user rate limit, by limit",
+            rate_limited.clone(),
         );
+        // Every limit's series exists from the start, at 0, so that rates
+        // and alerts over it need no special case for a quiet replica.
+        for limit in RateLimit::ALL {
+            drop(rate_limited.get_or_create(&RateLabels {
+                limit: limit.label(),
+            }));
+        }
         Self {
             registry,
             rpc_requests,
@@ -151,14 +165,14 @@ impl Metrics {
             swept,
             log_entries,
             log_payload_bytes,
-            typing_limited,
+            rate_limited,
             core,
         }
     }
 
-    fn record_rpc(&self, method: &str, code: i32, started: Instant) {
+    fn record_rpc(&self, method: &'static str, code: i32, started: Instant) {
         let labels = RpcLabels {
-            method: method.trim_start_matches('/').to_owned(),
+            method,
             code: code.to_string(),
         };
         self.rpc_requests.get_or_create(&labels).inc();
@@ -189,7 +203,15 @@ impl Metrics {
         catch_up(&self.replayed, counters.replayed());
         catch_up(&self.lag_ended, counters.lag_ended());
         catch_up(&self.swept, counters.swept());
-        catch_up(&self.typing_limited, counters.typing_limited());
+        for limit in RateLimit::ALL {
+            let labels = RateLabels {
+                limit: limit.label(),
+            };
+            catch_up(
+                &self.rate_limited.get_or_create(&labels),
+                counters.rate_limited(limit),
+            );
+        }
         catch_up(&self.log_entries, counters.log_entries());
         catch_up(&self.log_payload_bytes, counters.log_payload_bytes());
         let mut text = String::new();
@@ -271,7 +293,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = request.uri().path().to_owned();
+        let method = super::methods::label(request.uri().path());
         let started = Instant::now();
         let metrics = self.metrics.clone();
         let response = self.inner.call(request);
@@ -286,7 +308,7 @@ where
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
-            metrics.record_rpc(&method, code, started);
+            metrics.record_rpc(method, code, started);
             Ok(response)
         })
     }

@@ -7,6 +7,7 @@
 //! OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (other `OTEL_*`
 //! variables apply as usual), off otherwise.
 
+mod methods;
 pub mod metrics;
 
 use std::io::IsTerminal as _;

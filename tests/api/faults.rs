@@ -34,6 +34,8 @@ async fn cancelled_calls_leave_no_pooled_session_inside_a_transaction() {
     settings.database_url = Some(Secret::new(url.clone()));
     // Few connections, so that later calls reuse the ones cancelled calls held.
     settings.db_pool_size = 3;
+    // 140 groups in a minute: more than a person makes, so no limit here.
+    settings.limits.rate_create_chat = osmium_chat::domain::limits::Rate::OFF;
     let app = TestApp::spawn_with(settings).await;
     let mut alice = app.user("alice").await;
     let bob = app.user("bob").await;

@@ -33,7 +33,39 @@ async fn metrics_expose_rpc_counts_and_latency_by_method_and_code() {
     assert!(text.contains(r#"osmium_rpc_duration_seconds_bucket{le="#));
     assert!(text.contains(r#"osmium_db_pool_connections{state="size"}"#));
     assert!(text.contains("osmium_subscribe_streams_open 1"), "{text}");
-    assert!(text.contains("osmium_typing_rate_limited_total 0"));
+    for limit in ["send", "typing", "use_invite"] {
+        assert!(
+            text.contains(&format!(
+                r#"osmium_rate_limited_total{{limit="{limit}"}} 0"#
+            )),
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_request_to_a_path_the_server_does_not_serve_is_counted_as_unknown() {
+    let app = TestApp::spawn(Engine::Memory).await;
+    let mut grpc = tonic::client::Grpc::new(app.channel().await);
+    for path in ["/evil.Probe/Method123", "/osmium.chat.v1.ChatService/Bogus"] {
+        grpc.ready().await.expect("ready");
+        grpc.unary(
+            tonic::Request::new(()),
+            http::uri::PathAndQuery::from_static(path),
+            tonic_prost::ProstCodec::<(), ()>::default(),
+        )
+        .await
+        .expect_err("no such method");
+    }
+
+    let text = scrape(app.metrics_port).await;
+    let unknown: u64 = text
+        .lines()
+        .filter(|l| l.starts_with(r#"osmium_rpc_requests_total{method="unknown","#))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(unknown, 2, "{text}");
+    assert!(!text.contains("evil") && !text.contains("Bogus"), "{text}");
 }
 
 #[tokio::test]

@@ -133,8 +133,8 @@ async fn typing_is_checked_and_rate_limited(app: TestApp) {
         "action",
     );
     set(&mut ann, typing(saved(), true, None)).await;
-    // Sixteen quick calls span at most three one-second windows of five
-    // calls each (unless they take over two seconds), so one is refused.
+    // Five calls at once, then one every 200 ms: sixteen quick calls all go
+    // through only if they take over 2.2 seconds, so one is refused.
     let mut refused = 0;
     for i in 0..16 {
         let on = i % 2 == 0;

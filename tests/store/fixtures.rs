@@ -397,7 +397,10 @@ pub async fn snapshot(store: &dyn Store, chat: ChatId, users: &[UserId]) -> Snap
             .messages_before(chat, None, 1000)
             .await
             .expect("messages"),
-        invites: tx.invites(chat, None).await.expect("invites"),
+        invites: tx
+            .invites(chat, None, 0, usize::MAX)
+            .await
+            .expect("invites"),
         users: found,
         per_user,
     };

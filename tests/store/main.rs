@@ -18,6 +18,7 @@
 mod atomic;
 mod counters;
 mod fixtures;
+mod invites;
 mod log;
 mod reads;
 mod unique;
@@ -89,4 +90,5 @@ conformance! {
     counters::marking_read_backwards_or_in_place_changes_nothing,
     reads::lock_chat_gives_the_chat_and_its_members_oldest_first,
     reads::send_and_read_contexts_agree_with_the_rows,
+    invites::dead_invites_are_pruned_and_never_listed,
 }

@@ -24,15 +24,35 @@ impl InviteStore for MemoryTx {
         &mut self,
         chat: ChatId,
         creator: Option<UserId>,
+        now: u64,
+        limit: usize,
     ) -> StoreResult<Vec<InviteRow>> {
         let mut found: Vec<InviteRow> = self
             .state
             .chat_invites(chat)
-            .filter(|i| creator.is_none_or(|c| i.creator == c))
+            .filter(|i| creator.is_none_or(|c| i.creator == c) && i.usable(now))
             .cloned()
             .collect();
         found.sort_by(|a, b| (a.created_at, &a.code).cmp(&(b.created_at, &b.code)));
+        found.truncate(limit);
         Ok(found)
+    }
+
+    async fn prune_invites(&mut self, chat: ChatId, now: u64) -> StoreResult<u64> {
+        let dead: Vec<String> = self
+            .state
+            .chat_invites(chat)
+            .filter(|i| !i.usable(now))
+            .map(|i| i.code.clone())
+            .collect();
+        for code in &dead {
+            self.take_invite(code);
+        }
+        Ok(dead.len() as u64)
+    }
+
+    async fn count_invites(&mut self, chat: ChatId) -> StoreResult<u64> {
+        Ok(self.state.chat_invites(chat).count() as u64)
     }
 
     async fn delete_invite(&mut self, code: &str) -> StoreResult<()> {

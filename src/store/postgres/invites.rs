@@ -44,18 +44,47 @@ impl InviteStore for PgTx {
         &mut self,
         chat: ChatId,
         creator: Option<UserId>,
+        now: u64,
+        limit: usize,
     ) -> StoreResult<Vec<InviteRow>> {
         let rows = self
             .query(
                 &format!(
                     "SELECT {INVITE_COLUMNS} FROM invites
                      WHERE chat_id = $1 AND ($2::bigint IS NULL OR creator_id = $2)
-                     ORDER BY created_at, code"
+                       AND (expires_at IS NULL OR expires_at > $3)
+                       AND (max_uses IS NULL OR uses < max_uses)
+                     ORDER BY created_at, code LIMIT $4"
                 ),
-                &[&(chat.get() as i64), &creator.map(|c| c.get() as i64)],
+                &[
+                    &(chat.get() as i64),
+                    &creator.map(|c| c.get() as i64),
+                    &clamp(now),
+                    &(limit.min(i64::MAX as usize) as i64),
+                ],
             )
             .await?;
         Ok(rows.iter().map(invite_from).collect())
+    }
+
+    async fn prune_invites(&mut self, chat: ChatId, now: u64) -> StoreResult<u64> {
+        Ok(self
+            .execute(
+                "DELETE FROM invites WHERE chat_id = $1
+                   AND (expires_at <= $2 OR uses >= max_uses)",
+                &[&(chat.get() as i64), &clamp(now)],
+            )
+            .await?)
+    }
+
+    async fn count_invites(&mut self, chat: ChatId) -> StoreResult<u64> {
+        let rows = self
+            .query(
+                "SELECT count(*) FROM invites WHERE chat_id = $1",
+                &[&(chat.get() as i64)],
+            )
+            .await?;
+        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)) as u64)
     }
 
     async fn delete_invite(&mut self, code: &str) -> StoreResult<()> {
