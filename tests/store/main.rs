@@ -19,6 +19,7 @@ mod atomic;
 mod counters;
 mod fixtures;
 mod log;
+mod pages;
 mod reads;
 mod unique;
 
@@ -87,4 +88,7 @@ conformance! {
     counters::marking_read_backwards_or_in_place_changes_nothing,
     reads::lock_chat_gives_the_chat_and_its_members_oldest_first,
     reads::send_and_read_contexts_agree_with_the_rows,
+    pages::a_chat_page_agrees_with_the_rows_it_is_made_of,
+    pages::a_chat_entry_is_read_by_its_key_for_members_only,
+    pages::history_pages_keep_to_their_range_newest_first,
 }

@@ -7,12 +7,14 @@ mod invites;
 mod log;
 mod members;
 mod messages;
+mod pages;
 mod posts;
 mod reads;
 mod rows;
 mod tx;
 mod users;
 
+pub use pages::sql as page_sql;
 pub use tx::PgTx;
 
 use std::str::FromStr;
