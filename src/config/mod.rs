@@ -172,6 +172,19 @@ pub struct Settings {
         default_value_t = 1024
     )]
     pub stream_buffer: usize,
+    /// How long a replica may serve a user's profile from its cache after
+    /// reading it. Changes reach every replica's cache through the bus at
+    /// once; this bounds what a replica that missed one serves meanwhile.
+    #[arg(long, global = true, env = "OSMIUM_USER_CACHE_TTL", default_value = "30s", value_parser = parse_duration)]
+    pub user_cache_ttl: Duration,
+    /// Most user profiles cached per replica (0: no cache).
+    #[arg(
+        long,
+        global = true,
+        env = "OSMIUM_USER_CACHE_SIZE",
+        default_value_t = 100_000
+    )]
+    pub user_cache_size: usize,
     /// Largest request accepted, in bytes.
     #[arg(long, global = true, env = "OSMIUM_MAX_REQUEST_BYTES", default_value_t = 1 << 20)]
     pub max_request_bytes: usize,
@@ -220,6 +233,8 @@ impl Default for Settings {
             db_pool_size: 16,
             max_group_members: 250,
             stream_buffer: 1024,
+            user_cache_ttl: Duration::from_secs(30),
+            user_cache_size: 100_000,
             max_request_bytes: 1 << 20,
             max_connection_age: Duration::from_secs(600),
             shutdown_timeout: Duration::from_secs(20),
@@ -234,6 +249,8 @@ impl Settings {
         Limits {
             max_group_members: self.max_group_members,
             stream_buffer: self.stream_buffer.max(1),
+            user_cache_ttl: self.user_cache_ttl,
+            user_cache_size: self.user_cache_size,
         }
     }
 

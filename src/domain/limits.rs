@@ -51,6 +51,11 @@ pub struct Limits {
     pub max_group_members: usize,
     /// Updates buffered for one Subscribe stream before it is ended as too slow.
     pub stream_buffer: usize,
+    /// How long a replica may serve a user's profile from its cache after
+    /// reading it: the bound on staleness when a change's word was missed.
+    pub user_cache_ttl: std::time::Duration,
+    /// Most user profiles cached per replica; 0 turns the cache off.
+    pub user_cache_size: usize,
 }
 
 impl Default for Limits {
@@ -58,6 +63,8 @@ impl Default for Limits {
         Self {
             max_group_members: 250,
             stream_buffer: 1024,
+            user_cache_ttl: std::time::Duration::from_secs(30),
+            user_cache_size: 100_000,
         }
     }
 }

@@ -29,7 +29,7 @@ use crate::bus::{Bus, Delivery};
 use crate::ephemeral::Ephemeral;
 use crate::error::Result;
 use crate::model::{Change, ChatId, LoggedUpdate, MessageId, Scope, Snowflakes, UserId};
-use crate::store::{Store, Tx};
+use crate::store::{Store, Tx, UserCache};
 use batch::Batches;
 use limits::Limits;
 use posting::Post;
@@ -46,6 +46,8 @@ pub struct Core {
     /// Callers already registered from a token's `name` claim by this
     /// replica, so that registration writes once per user, not per request.
     registered: Mutex<HashSet<UserId>>,
+    /// Profiles read recently, kept coherent across replicas by the bus.
+    pub user_cache: Arc<UserCache>,
     /// Sends waiting to be written with the next batch of their chat.
     posts: Arc<Batches<ChatId, Post, Result<MessageId>>>,
     /// This core, for the tasks that write batches.
@@ -60,6 +62,15 @@ impl Core {
         ids: Snowflakes,
         limits: Limits,
     ) -> Arc<Self> {
+        let user_cache = Arc::new(UserCache::new(
+            limits.user_cache_ttl,
+            limits.user_cache_size,
+        ));
+        let cache = user_cache.clone();
+        bus.on_users_changed(Arc::new(move |users| match users {
+            Some(users) => cache.invalidate(users),
+            None => cache.clear(),
+        }));
         Arc::new_cyclic(|me| Self {
             store,
             bus,
@@ -68,6 +79,7 @@ impl Core {
             limits,
             counters: Counters::default(),
             registered: Mutex::new(HashSet::new()),
+            user_cache,
             posts: Arc::default(),
             me: me.clone(),
         })

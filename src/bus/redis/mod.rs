@@ -40,7 +40,7 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
 use super::hub::{Hub, LastGone};
-use super::{Bus, BusError, BusLag, BusStats, Delivery, Subscription};
+use super::{Bus, BusError, BusLag, BusStats, Delivery, Subscription, UsersChanged};
 use crate::model::{Change, UserId};
 use crate::redis_conn::{RedisCommands, Unavailable};
 use publish::{publisher, OUTBOX_CAPACITY};
@@ -50,6 +50,9 @@ use subscribe::{subscriber, Command};
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 const RESYNC: &str = "resync";
+/// On the control channel: users whose profiles changed, as `users`, the
+/// origin (8 bytes) and each id (8 bytes, little-endian).
+const USERS: &[u8] = b"users";
 
 /// Each user's message, as both halves read and write it: origin, seq,
 /// change id (8 bytes each), form, unread flag, unread (u32), when it was
@@ -68,7 +71,15 @@ pub struct RedisStats {
 pub struct RedisBus {
     inner: Arc<Inner>,
     commands: mpsc::UnboundedSender<Command>,
-    outbox: mpsc::Sender<(Instant, Vec<Delivery>)>,
+    outbox: mpsc::Sender<Outgoing>,
+}
+
+/// What the publisher task sends, in the order queued.
+pub(super) enum Outgoing {
+    /// A change's deliveries, with when it committed.
+    Deliveries(Instant, Vec<Delivery>),
+    /// Users whose profiles changed.
+    UsersChanged(Vec<UserId>),
 }
 
 struct Inner {
@@ -83,6 +94,8 @@ struct Inner {
     /// Payloads fetched by name, newest last.
     fetched: std::sync::Mutex<std::collections::VecDeque<Arc<Change>>>,
     stats: RedisStats,
+    /// Told of users changed elsewhere, once someone listens.
+    users_changed: std::sync::OnceLock<UsersChanged>,
 }
 
 impl RedisBus {
@@ -107,6 +120,7 @@ impl RedisBus {
             lag: BusLag::default(),
             fetched: std::sync::Mutex::default(),
             stats: RedisStats::default(),
+            users_changed: std::sync::OnceLock::new(),
         });
         tokio::spawn(subscriber(inner.clone(), command_rx));
         let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
@@ -132,6 +146,20 @@ impl Inner {
         format!("{}:c:{change}", self.prefix)
     }
 
+    /// Tells the listener, if any, of users changed elsewhere (`None`: any may have).
+    fn tell_users_changed(&self, users: Option<&[UserId]>) {
+        if let Some(hook) = self.users_changed.get() {
+            hook(users);
+        }
+    }
+
+    /// Makes every local stream catch up from the log, and forgets every
+    /// cached user: whatever was missed is in the log and the database.
+    fn resync_everything(&self) {
+        self.hub.resync_all();
+        self.tell_users_changed(None);
+    }
+
     /// The shared command connection.
     async fn publisher(&self) -> Result<redis::aio::ConnectionManager, BusError> {
         self.redis
@@ -149,10 +177,36 @@ impl Bus for RedisBus {
             inner.hub.deliver(delivery.clone());
         }
         // Queued, not awaited: a slow or absent Redis never holds up an RPC.
-        if self.outbox.try_send((Instant::now(), deliveries)).is_err() {
+        if self
+            .outbox
+            .try_send(Outgoing::Deliveries(Instant::now(), deliveries))
+            .is_err()
+        {
             inner.stats.publish_failures.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("redis publish queue full; dropping a publish, replicas will resync");
             inner.resync_later();
+        }
+    }
+
+    async fn users_changed(&self, users: Vec<UserId>) {
+        if users.is_empty() {
+            return;
+        }
+        if self.outbox.try_send(Outgoing::UsersChanged(users)).is_err() {
+            self.inner
+                .stats
+                .publish_failures
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "redis publish queue full; dropping a user change, replicas will resync"
+            );
+            self.inner.resync_later();
+        }
+    }
+
+    fn on_users_changed(&self, hook: UsersChanged) {
+        if self.inner.users_changed.set(hook).is_err() {
+            tracing::warn!("a second listener for user changes ignored");
         }
     }
 

@@ -5,14 +5,15 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tracing::Instrument as _;
 
-use super::{Inner, HEADER, INLINE, NAMED, RESYNC};
+use super::{Inner, Outgoing, HEADER, INLINE, NAMED, RESYNC, USERS};
 use crate::bus::{BusError, Delivery};
 use crate::model::clock::now_ms;
+use crate::model::UserId;
 use crate::redis_conn::{redis_span, COMMAND_TIMEOUT};
 
 /// Bytes of inline payload one change may put on the bus over all its
@@ -61,9 +62,23 @@ impl Inner {
     }
 
     async fn publish_resync(&self) -> Result<(), BusError> {
+        self.publish_control(RESYNC.as_bytes()).await
+    }
+
+    async fn publish_users_changed(&self, users: &[UserId]) -> Result<(), BusError> {
+        let mut message = Vec::with_capacity(USERS.len() + 8 * (users.len() + 1));
+        message.extend_from_slice(USERS);
+        message.extend_from_slice(&self.origin.to_le_bytes());
+        for user in users {
+            message.extend_from_slice(&user.get().to_le_bytes());
+        }
+        self.publish_control(&message).await
+    }
+
+    async fn publish_control(&self, message: &[u8]) -> Result<(), BusError> {
         let mut connection = self.publisher().await?;
         let mut command = redis::cmd("PUBLISH");
-        command.arg(self.control_channel()).arg(RESYNC);
+        command.arg(self.control_channel()).arg(message);
         let publish = command.query_async::<()>(&mut connection);
         tokio::time::timeout(COMMAND_TIMEOUT, publish)
             .await
@@ -74,11 +89,19 @@ impl Inner {
 
 /// Publishes queued batches in order, each as one pipeline (one round trip
 /// however many recipients). Ends when the bus is dropped.
-pub(super) async fn publisher(
-    inner: Arc<Inner>,
-    mut outbox: mpsc::Receiver<(Instant, Vec<Delivery>)>,
-) {
-    while let Some((committed, deliveries)) = outbox.recv().await {
+pub(super) async fn publisher(inner: Arc<Inner>, mut outbox: mpsc::Receiver<Outgoing>) {
+    while let Some(outgoing) = outbox.recv().await {
+        let (committed, deliveries) = match outgoing {
+            Outgoing::Deliveries(committed, deliveries) => (committed, deliveries),
+            Outgoing::UsersChanged(users) => {
+                if let Err(error) = inner.publish_users_changed(&users).await {
+                    inner.stats.publish_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(%error, "publishing a user change failed; replicas will resync");
+                    inner.resync_later();
+                }
+                continue;
+            }
+        };
         let mut pipe = redis::pipe();
         // Each change's payload is encoded once, however many it reaches.
         let mut copies: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
