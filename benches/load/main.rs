@@ -33,6 +33,17 @@
 //!   added to the update log tables. (e2) all members get 16 KB photo
 //!   previews (halved until `UpsertUsers` accepts them), then a 250th member
 //!   is added: latency, peak memory growth, log bytes.
+//! - **f** the read RPCs, each at 32 calls in flight (32 connections,
+//!   alternating between the replicas), each followed by `pgbench -M
+//!   prepared -c 32 -j 2` running the one statement that RPC sends, with
+//!   the RPC's parameters, on the service's own schema and rows: calls/s,
+//!   p50, p99, pgbench tps and the ratio calls/s ÷ tps, and where the CPU
+//!   went during each (replicas, the Postgres server, this generator,
+//!   the rest). The points: GetChats limit 50 of a user with 60
+//!   conversations (40 direct, 20 groups of 10, each with a message);
+//!   GetHistory limit 50, latest and `before` the 10,000th of 100,000
+//!   messages (written by a bulk INSERT, ordinals in id order as the write
+//!   path takes them); GetChat of a group of 10.
 //!
 //! Each load point runs `LOAD_SECS` seconds (default 10) after a 1 s
 //! warm-up; a full run takes about two minutes on 2 cores. Everything runs
@@ -68,6 +79,7 @@ mod postgres;
 mod redis_server;
 
 mod clients;
+mod cpu;
 mod env;
 mod replicas;
 mod report;
@@ -80,6 +92,7 @@ use std::time::{Duration, Instant};
 use crate::env::{non_empty_var, Env};
 use crate::report::Report;
 use crate::scenarios::fanout::scenario_d;
+use crate::scenarios::pages::scenario_f;
 use crate::scenarios::payloads::scenario_e;
 use crate::scenarios::reads::scenario_c;
 use crate::scenarios::sends::scenario_a;
@@ -122,16 +135,16 @@ async fn main() -> Result<()> {
             .max(1),
     );
     let scenarios: Vec<String> = non_empty_var("LOAD_SCENARIOS")
-        .unwrap_or_else(|| "a,b,c,d,e".into())
+        .unwrap_or_else(|| "a,b,c,d,e,f".into())
         .split(',')
         .map(|s| s.trim().to_ascii_lowercase())
         .filter(|s| !s.is_empty())
         .collect();
     if let Some(unknown) = scenarios
         .iter()
-        .find(|s| !["a", "b", "c", "d", "e"].contains(&s.as_str()))
+        .find(|s| !["a", "b", "c", "d", "e", "f"].contains(&s.as_str()))
     {
-        return Err(format!("LOAD_SCENARIOS: unknown scenario {unknown:?} (a to e)").into());
+        return Err(format!("LOAD_SCENARIOS: unknown scenario {unknown:?} (a to f)").into());
     }
     let started = Instant::now();
     let env = Env::start().await?;
@@ -143,7 +156,8 @@ async fn main() -> Result<()> {
             "b" => scenario_b(&env, secs, &mut report).await,
             "c" => scenario_c(&env, secs, &mut report).await,
             "d" => scenario_d(&env, secs, &mut report).await,
-            _ => scenario_e(&env, &mut report).await,
+            "e" => scenario_e(&env, &mut report).await,
+            _ => scenario_f(&env, secs, &mut report).await,
         };
         if let Err(error) = result {
             failed = true;

@@ -46,6 +46,10 @@ impl From<LoggedUpdate> for Delivery {
     }
 }
 
+/// Told of users whose profiles changed on another replica; `None`: any
+/// may have.
+pub type UsersChanged = Arc<dyn Fn(Option<&[UserId]>) + Send + Sync>;
+
 /// The bus could not start or reach its broker.
 #[derive(Debug, thiserror::Error)]
 #[error("bus unavailable: {0}")]
@@ -59,6 +63,20 @@ pub trait Bus: Send + Sync + 'static {
     /// Events for `user` from now on, until the subscription is dropped.
     /// Returns once deliveries published after it are sure to arrive.
     async fn subscribe(&self, user: UserId) -> Subscription;
+    /// Tells the other replicas that these users' profiles changed (this
+    /// replica has dropped them from its cache already), in order with the
+    /// deliveries published before and after. Never fails the caller: a
+    /// replica that misses it drops its whole cache when it resyncs, and
+    /// its entries expire meanwhile.
+    async fn users_changed(&self, users: Vec<UserId>) {
+        let _ = users;
+    }
+    /// Calls `hook` with the users another replica changed, or with `None`
+    /// when such changes may have been missed (the bus reconnected or was
+    /// told to resync). A bus within one replica has no others to hear.
+    fn on_users_changed(&self, hook: UsersChanged) {
+        let _ = hook;
+    }
     fn engine(&self) -> &'static str;
     /// Waits, at most `within`, until what was published has left this
     /// replica: on shutdown, so that queued publishes are not lost with it.

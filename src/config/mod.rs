@@ -239,6 +239,19 @@ pub struct Settings {
     /// Live invites per group and per-user rates.
     #[command(flatten)]
     pub limits: LimitSettings,
+    /// How long a replica may serve a user's profile from its cache after
+    /// reading it. Changes reach every replica's cache through the bus at
+    /// once; this bounds what a replica that missed one serves meanwhile.
+    #[arg(long, global = true, env = "OSMIUM_USER_CACHE_TTL", default_value = "30s", value_parser = parse_duration)]
+    pub user_cache_ttl: Duration,
+    /// Most user profiles cached per replica (0: no cache).
+    #[arg(
+        long,
+        global = true,
+        env = "OSMIUM_USER_CACHE_SIZE",
+        default_value_t = 100_000
+    )]
+    pub user_cache_size: usize,
     /// Largest request accepted, in bytes.
     #[arg(long, global = true, env = "OSMIUM_MAX_REQUEST_BYTES", default_value_t = 1 << 20)]
     pub max_request_bytes: usize,
@@ -310,6 +323,8 @@ impl Default for Settings {
             max_streams_per_user: 32,
             stream_sweep_interval: Duration::from_secs(1),
             limits: LimitSettings::default(),
+            user_cache_ttl: Duration::from_secs(30),
+            user_cache_size: 100_000,
             max_request_bytes: 1 << 20,
             max_connection_age: Duration::from_secs(600),
             shutdown_timeout: Duration::from_secs(20),
@@ -339,6 +354,8 @@ impl Settings {
             max_streams_per_user: self.max_streams_per_user.max(1),
             max_invites_per_group: self.limits.max_invites_per_group.max(1),
             rates: self.limits.rates(),
+            user_cache_ttl: self.user_cache_ttl,
+            user_cache_size: self.user_cache_size,
         }
     }
 

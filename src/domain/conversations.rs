@@ -9,7 +9,7 @@
 //! `create_chat` rate); clearing one, or setting what is already the
 //! default, creates nothing.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use super::access::{unopened, Access, Mode};
 use super::limits::RateLimit;
@@ -22,7 +22,7 @@ use crate::model::{
     ChatId, ChatKey, ChatKind, ChatRow, MemberRow, MessageId, MessageRow, NewChange, UserId,
 };
 use crate::proto::{chats, types, updates};
-use crate::store::{ConversationRange, ReadContext, Tx};
+use crate::store::{ChatEntry, ConversationRange, ReadContext, Tx};
 
 use updates::update::Update as U;
 
@@ -43,8 +43,8 @@ pub const PARTICIPANT_USERS_PER_GROUP: usize = 10;
 
 impl Chats<'_> {
     /// One page of the caller's conversations, newest activity first, with
-    /// their last messages and the users those refer to. Costs one range
-    /// scan and three lookups bounded by the page.
+    /// their last messages, groups and the users those refer to. One
+    /// statement bounded by the page; users come from the replica's cache.
     pub async fn list(&self, caller: UserId, window: ChatWindow) -> Result<chats::Chats> {
         let range = ConversationRange {
             before: window.before,
@@ -52,73 +52,78 @@ impl Chats<'_> {
             limit: window.page.get(),
         };
         let mut tx = self.store.reader().await?;
-        let members = tx.conversations(caller, range).await?;
-        let chat_ids: Vec<_> = members.iter().map(|m| m.chat_id).collect();
-        let chat_rows: HashMap<_, _> = tx
-            .chats(&chat_ids)
-            .await?
-            .into_iter()
-            .map(|c| (c.id, c))
-            .collect();
-        let last_ids: Vec<MessageId> = chat_rows.values().filter_map(|c| c.last_message).collect();
-        let last: HashMap<_, _> = tx
-            .messages_by_id(&last_ids)
-            .await?
-            .into_iter()
-            .map(|m| (m.chat_id, m))
-            .collect();
-        let group_ids: Vec<_> = chat_rows
-            .values()
-            .filter(|c| c.kind == ChatKind::Group)
-            .map(|c| c.id)
-            .collect();
-        let mut participants: HashMap<ChatId, Vec<UserId>> = HashMap::new();
-        for (chat, user) in tx.members_of(&group_ids).await? {
-            participants.entry(chat).or_default().push(user);
-        }
+        let entries = tx.chat_page(caller, range).await?;
+        let mut seen = HashSet::new();
         let mut user_ids = Vec::new();
-        for chat in chat_rows.values() {
-            let shown = participants
-                .get(&chat.id)
-                .into_iter()
-                .flatten()
+        for entry in &entries {
+            let shown = entry
+                .participants
+                .iter()
                 .take(PARTICIPANT_USERS_PER_GROUP)
                 .copied();
-            for user in render::referenced_users(chat, caller, last.get(&chat.id))
+            for user in render::referenced_users(&entry.chat, caller, entry.last.as_ref())
                 .into_iter()
                 .chain(shown)
             {
-                if !user_ids.contains(&user) {
+                if seen.insert(user) {
                     user_ids.push(user);
                 }
             }
         }
-        let users = tx.users(&user_ids).await?;
+        let users = self.user_cache.users(tx.as_mut(), &user_ids).await?;
         tx.commit().await?;
 
         let mut page = chats::Chats {
             users,
             ..Default::default()
         };
-        for member in &members {
-            let Some(chat) = chat_rows.get(&member.chat_id) else {
-                continue;
-            };
-            page.chats.push(render::conversation(chat, member));
-            if let Some(message) = last.get(&chat.id) {
-                page.messages.push(render::message(message, chat, caller));
+        for entry in entries {
+            let ChatEntry {
+                chat,
+                member,
+                last,
+                participants,
+            } = entry;
+            page.chats.push(render::conversation(&chat, &member));
+            if let Some(message) = last {
+                // The stored body moves into the reply; only its chat_ref is added.
+                page.messages.push(types::Message {
+                    chat_ref: Some(render::chat_ref(&chat, caller)),
+                    ..message.body
+                });
             }
-            if let Some(people) = participants.get(&chat.id) {
-                page.groups.push(render::group(chat, people, caller));
+            if chat.kind == ChatKind::Group {
+                page.groups
+                    .push(render::group(&chat, &participants, caller));
             }
         }
         Ok(page)
     }
 
-    /// One conversation, read without any lock or write: a direct chat
-    /// nobody has written to yet is shown empty, as it would be.
+    /// One conversation, read without any lock or write: a chat the caller
+    /// has is one statement; a direct chat nobody has written to yet is
+    /// shown empty, as it would be.
     pub async fn get(&self, caller: UserId, target: ChatTarget) -> Result<chats::Chat> {
         let mut tx = self.store.reader().await?;
+        if let Some(entry) = tx.chat_entry(chat_key(caller, target), caller).await? {
+            let is_group = entry.chat.kind == ChatKind::Group;
+            let mut wanted = render::referenced_users(&entry.chat, caller, entry.last.as_ref());
+            for user in &entry.participants {
+                if !wanted.contains(user) {
+                    wanted.push(*user);
+                }
+            }
+            let users = self.user_cache.users(tx.as_mut(), &wanted).await?;
+            tx.commit().await?;
+            return Ok(render::chat(
+                &entry.chat,
+                &entry.member,
+                entry.last.as_ref(),
+                is_group.then_some(entry.participants.as_slice()),
+                users,
+            ));
+        }
+        // Not a member (NOT_FOUND), or a chat the caller has no row in yet.
         let access = self.access(tx.as_mut(), caller, target, Mode::Read).await?;
         let (chat, member) = match access {
             Some(Access {
@@ -263,7 +268,7 @@ impl Core {
                 wanted.push(*user);
             }
         }
-        let users = tx.users(&wanted).await?;
+        let users = self.user_cache.users(tx, &wanted).await?;
         Ok(render::chat(
             chat,
             member,
@@ -377,7 +382,7 @@ impl Core {
                 }
             }
         }
-        let users = tx.users(&wanted).await?;
+        let users = self.user_cache.users(tx, &wanted).await?;
         Ok(render::chat(
             chat,
             member,

@@ -54,6 +54,11 @@ pub struct Limits {
     pub max_invites_per_group: usize,
     /// Each user's rate of the calls that write or fan out.
     pub rates: Rates,
+    /// How long a replica may serve a user's profile from its cache after
+    /// reading it: the bound on staleness when a change's word was missed.
+    pub user_cache_ttl: std::time::Duration,
+    /// Most user profiles cached per replica; 0 turns the cache off.
+    pub user_cache_size: usize,
 }
 
 impl Default for Limits {
@@ -65,6 +70,8 @@ impl Default for Limits {
             max_streams_per_user: 32,
             max_invites_per_group: 100,
             rates: Rates::default(),
+            user_cache_ttl: std::time::Duration::from_secs(30),
+            user_cache_size: 100_000,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! after), history pages and edits, each with its updates to every
 //! participant. Deletions are in [`super::deletions`].
 
-use super::access::{known_user, Access, Mode};
+use super::access::{known_user, Mode};
 use super::conversations::participants;
 use super::limits::RateLimit;
 use super::posting::Post;
@@ -12,11 +12,20 @@ use super::text;
 use super::values::{MessageEdit, NewMessage, Page, TextEdit};
 use super::{Core, Messages};
 use crate::error::{Error, Result};
-use crate::model::{ChatRow, MessageId, NewChange, UserId};
+use crate::model::{ChatKind, ChatRow, MessageId, NewChange, UserId};
 use crate::proto::{messages, types, updates};
-use crate::store::{StoreError, Tx};
+use crate::store::{HistoryRange, StoreError, Tx};
 
 use updates::update::Update as U;
+
+fn history(below: Option<MessageId>, older: usize, above: MessageId, newer: usize) -> HistoryRange {
+    HistoryRange {
+        below,
+        older,
+        above,
+        newer,
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Anchor {
@@ -39,6 +48,8 @@ impl Messages<'_> {
         Ok(sent)
     }
 
+    /// A page of history in one statement (the chat, the caller's right to
+    /// read it and the messages together); authors come from the cache.
     pub async fn history(
         &self,
         caller: UserId,
@@ -47,49 +58,50 @@ impl Messages<'_> {
         page: Page,
     ) -> Result<messages::Messages> {
         let limit = page.get();
-        let mut tx = self.store.reader().await?;
-        let Some(Access { chat, .. }) =
-            self.access(tx.as_mut(), caller, target, Mode::Read).await?
-        else {
-            tx.commit().await?;
-            return Ok(messages::Messages::default());
+        let range = match anchor {
+            Anchor::Latest => history(None, limit, MessageId(0), 0),
+            Anchor::Before(id) => history(Some(id), limit, MessageId(0), 0),
+            Anchor::Since(id) => history(None, 0, id, limit),
+            // The anchor and older take the larger half; newer the rest.
+            Anchor::Around(id) => history(
+                Some(MessageId(id.get().saturating_add(1))),
+                limit.div_ceil(2),
+                id,
+                limit - limit.div_ceil(2),
+            ),
         };
-        let rows = match anchor {
-            Anchor::Latest => tx.messages_before(chat.id, None, limit).await?,
-            Anchor::Before(id) => tx.messages_before(chat.id, Some(id), limit).await?,
-            Anchor::Since(id) => {
-                let mut rows = tx.messages_after(chat.id, id, limit).await?;
-                rows.reverse();
-                rows
-            }
-            Anchor::Around(id) => {
-                // The anchor and older take the larger half; newer the rest.
-                let older_limit = limit.div_ceil(2);
-                let older = tx
-                    .messages_before(
-                        chat.id,
-                        Some(MessageId(id.get().saturating_add(1))),
-                        older_limit,
-                    )
-                    .await?;
-                let mut newer = tx.messages_after(chat.id, id, limit - older_limit).await?;
-                newer.reverse();
-                newer.extend(older);
-                newer
+        let key = super::conversations::chat_key(caller, target);
+        let mut tx = self.store.reader().await?;
+        let page = tx.history_page(key, caller, range).await?;
+        let chat = match page.chat {
+            Some(chat) if page.member || chat.kind != ChatKind::Group => chat,
+            Some(_) => return Err(Error::chat_not_found()),
+            None => {
+                // A group that does not exist is NOT_FOUND; a direct chat
+                // nobody opened yet has no history, if both users exist.
+                self.access(tx.as_mut(), caller, target, Mode::Read).await?;
+                tx.commit().await?;
+                return Ok(messages::Messages::default());
             }
         };
         let mut authors: Vec<UserId> = Vec::new();
-        for row in &rows {
+        for row in &page.messages {
             if !authors.contains(&row.author) {
                 authors.push(row.author);
             }
         }
-        let users = tx.users(&authors).await?;
+        let users = self.user_cache.users(tx.as_mut(), &authors).await?;
         tx.commit().await?;
+        let chat_ref = render::chat_ref(&chat, caller);
         Ok(messages::Messages {
-            messages: rows
-                .iter()
-                .map(|m| render::message(m, &chat, caller))
+            // Each stored body moves into the reply; only its chat_ref is added.
+            messages: page
+                .messages
+                .into_iter()
+                .map(|m| types::Message {
+                    chat_ref: Some(chat_ref),
+                    ..m.body
+                })
                 .collect(),
             users,
         })

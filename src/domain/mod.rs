@@ -38,7 +38,7 @@ use crate::bus::{Bus, Delivery};
 use crate::ephemeral::Ephemeral;
 use crate::error::{Error, Result};
 use crate::model::{Change, ChatId, LoggedUpdate, MessageId, Scope, Snowflakes, UserId};
-use crate::store::{Store, Tx};
+use crate::store::{Store, Tx, UserCache};
 use batch::Batches;
 use limits::Limits;
 use posting::Post;
@@ -61,6 +61,8 @@ pub struct Core {
     /// Streams catching up from the log at once, at most: an outage makes
     /// many fall behind together.
     catch_ups: tokio::sync::Semaphore,
+    /// Profiles read recently, kept coherent across replicas by the bus.
+    user_cache: Arc<UserCache>,
     /// Sends waiting to be written with the next batch of their chat.
     posts: Arc<Batches<ChatId, Post, Result<MessageId>>>,
     /// This core, for the tasks that write batches.
@@ -75,6 +77,15 @@ impl Core {
         ids: Snowflakes,
         limits: Limits,
     ) -> Arc<Self> {
+        let user_cache = Arc::new(UserCache::new(
+            limits.user_cache_ttl,
+            limits.user_cache_size,
+        ));
+        let cache = user_cache.clone();
+        bus.on_users_changed(Arc::new(move |users| match users {
+            Some(users) => cache.invalidate(users),
+            None => cache.clear(),
+        }));
         Arc::new_cyclic(|me| Self {
             store,
             bus,
@@ -85,6 +96,7 @@ impl Core {
             limits,
             counters: Counters::default(),
             registered: Mutex::new(HashSet::new()),
+            user_cache,
             posts: Arc::default(),
             me: me.clone(),
         })

@@ -16,7 +16,16 @@ impl Users<'_> {
         let mut tx = self.begin().await?;
         tx.upsert_users(&users).await?;
         tx.commit().await?;
+        self.users_changed(users.iter().map(|u| UserId(u.id)).collect())
+            .await;
         Ok(())
+    }
+
+    /// After a commit that changed profiles: this replica forgets them
+    /// before answering, the others when the bus tells them.
+    async fn users_changed(&self, users: Vec<UserId>) {
+        self.user_cache.invalidate(&users);
+        self.bus.users_changed(users).await;
     }
 
     /// Registers a caller whose token carries a name, once per replica.
@@ -27,6 +36,11 @@ impl Users<'_> {
         let mut tx = self.begin().await?;
         tx.insert_user_if_absent(user, name.as_str()).await?;
         tx.commit().await?;
+        // A registration never changes a known user and unknown users are
+        // never cached, so no entry is stale now; the word goes out anyway
+        // (one small publish per user and replica) so that caches stay
+        // right should registration ever update a profile.
+        self.users_changed(vec![user]).await;
         let mut registered = self.registered_users();
         if registered.len() >= REGISTERED_CACHE {
             registered.clear();

@@ -14,6 +14,7 @@ pub mod contract;
 mod fault;
 pub mod memory;
 pub mod postgres;
+pub mod user_cache;
 
 use async_trait::async_trait;
 
@@ -22,10 +23,12 @@ pub use contract::invites::InviteStore;
 pub use contract::log::LogStore;
 pub use contract::members::{ConversationRange, MemberStore};
 pub use contract::messages::MessageStore;
+pub use contract::pages::{ChatEntry, HistoryPage, HistoryRange, PageStore};
 pub use contract::posts::{PostStore, PostWrites, SendContext};
 pub use contract::reads::{ReadContext, ReadStore};
 pub use contract::users::UserStore;
 pub use fault::Transient;
+pub use user_cache::UserCache;
 
 use crate::model::{LoggedUpdate, NewChange};
 
@@ -33,8 +36,8 @@ use crate::model::{LoggedUpdate, NewChange};
 /// transaction type (on `dyn Tx` they resolve through [`Tx`] itself).
 pub mod prelude {
     pub use super::{
-        ChatStore, InviteStore, LogStore, MemberStore, MessageStore, PostStore, ReadStore, Tx,
-        UserStore,
+        ChatStore, InviteStore, LogStore, MemberStore, MessageStore, PageStore, PostStore,
+        ReadStore, Tx, UserStore,
     };
 }
 
@@ -135,6 +138,7 @@ pub trait Tx:
     + ChatStore
     + MemberStore
     + MessageStore
+    + PageStore
     + InviteStore
     + PostStore
     + ReadStore

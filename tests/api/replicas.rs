@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use osmium_chat::config::{Secret, Settings};
 use osmium_chat::proto::service::chat_service_client::ChatServiceClient;
-use osmium_chat::proto::service::SubscribeRequest;
+use osmium_chat::proto::service::{SubscribeRequest, UpsertUsers};
 use osmium_chat::proto::updates::update::Update as U;
-use osmium_chat::proto::{chats, messages};
+use osmium_chat::proto::{chats, messages, types};
 use tonic::Code;
 
 use crate::helpers::{both_engines_custom, dm, next, Bearer, Engine, TestApp, TestUser};
@@ -334,3 +334,65 @@ async fn entries_past_retention_are_pruned_and_old_seqs_must_resync(engine: Engi
 }
 
 both_engines_custom!(entries_past_retention_are_pruned_and_old_seqs_must_resync);
+
+#[tokio::test]
+async fn a_profile_changed_through_one_replica_is_what_the_other_serves_next() {
+    let pair = pair().await;
+    let mut ann = pair.one.user("Ann").await;
+    let mut bob = on(&pair.two, &pair.one.user("Bob").await).await;
+    ann.send(dm(bob.id), "hello").await;
+    let mut stream = bob.subscribe(None).await;
+    let ann_id = ann.id;
+    let name_of_ann = |chats: chats::Chats| {
+        chats
+            .users
+            .into_iter()
+            .find(|u| u.id == ann_id)
+            .map(|u| u.name)
+    };
+    // Bob's replica reads Ann, which keeps her in its cache.
+    let page = bob.client.get_chats(chats::GetChats::default()).await;
+    assert_eq!(
+        name_of_ann(page.expect("chats").into_inner()),
+        Some("Ann".into())
+    );
+
+    pair.one
+        .directory()
+        .await
+        .upsert_users(UpsertUsers {
+            users: vec![types::User {
+                id: ann.id,
+                name: "Ann Renamed".into(),
+                ..Default::default()
+            }],
+        })
+        .await
+        .expect("upserted");
+    // The bus carries the word of the change before this message, which
+    // the same replica publishes after it: once Bob's stream has the
+    // message, his replica has dropped the old profile.
+    let id = ann.send(dm(bob.id), "renamed").await;
+    assert_eq!(
+        created(next(&mut stream).await.update.and_then(|u| u.update)),
+        id
+    );
+
+    let page = bob.client.get_chats(chats::GetChats::default()).await;
+    assert_eq!(
+        name_of_ann(page.expect("chats").into_inner()),
+        Some("Ann Renamed".into())
+    );
+    let history = bob
+        .client
+        .get_history(messages::GetHistory {
+            chat_ref: dm(ann.id),
+            limit: None,
+            offset: None,
+        })
+        .await
+        .expect("history")
+        .into_inner();
+    let authors: Vec<String> = history.users.into_iter().map(|u| u.name).collect();
+    assert_eq!(authors, vec!["Ann Renamed".to_owned()]);
+}

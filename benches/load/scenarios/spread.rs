@@ -143,16 +143,31 @@ impl Pgbench {
         let text = self
             .output(env, &["-c", "16", "-j", "2", "-T", &seconds, "-n"])
             .await?;
-        text.lines()
-            .find_map(|line| {
-                line.trim()
-                    .strip_prefix("tps = ")?
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .ok_or_else(|| format!("no tps in pgbench's output:\n{text}").into())
+        tps_of(&text)
+    }
+
+    /// A custom script, its statements prepared once per client as the
+    /// service prepares them, with `clients` in flight: tps.
+    pub(crate) async fn run_script(
+        &self,
+        env: &Env,
+        secs: Duration,
+        clients: usize,
+        script: &std::path::Path,
+    ) -> Result<f64> {
+        let seconds = secs.as_secs().max(1).to_string();
+        let clients = clients.to_string();
+        let script = script.to_string_lossy();
+        let text = self
+            .output(
+                env,
+                &[
+                    "-n", "-M", "prepared", "-c", &clients, "-j", "2", "-T", &seconds, "-f",
+                    &script,
+                ],
+            )
+            .await?;
+        tps_of(&text)
     }
 
     pub(crate) async fn drop_schema(&self, env: &Env) {
@@ -161,4 +176,17 @@ impl Pgbench {
             .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema))
             .await;
     }
+}
+
+fn tps_of(text: &str) -> Result<f64> {
+    text.lines()
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("tps = ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .ok_or_else(|| format!("no tps in pgbench's output:\n{text}").into())
 }

@@ -40,7 +40,7 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
 use super::hub::{Hub, LastGone};
-use super::{Bus, BusError, BusLag, BusStats, Delivery, Subscription};
+use super::{Bus, BusError, BusLag, BusStats, Delivery, Subscription, UsersChanged};
 use crate::model::{Change, UserId};
 use crate::redis_conn::{RedisCommands, Unavailable};
 use publish::{outbox_bytes, publisher, Outbox, OUTBOX_BYTES, OUTBOX_CAPACITY};
@@ -50,6 +50,9 @@ use subscribe::{subscriber, Command};
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 const RESYNC: &str = "resync";
+/// On the control channel: users whose profiles changed, as `users`, the
+/// origin (8 bytes) and each id (8 bytes, little-endian).
+const USERS: &[u8] = b"users";
 
 /// Each user's message, as both halves read and write it: origin, seq,
 /// change id (8 bytes each), form, unread flag, unread (u32), when it was
@@ -68,7 +71,15 @@ pub struct RedisStats {
 pub struct RedisBus {
     inner: Arc<Inner>,
     commands: mpsc::UnboundedSender<Command>,
-    outbox: mpsc::Sender<Outbox>,
+    outbox: mpsc::Sender<Outgoing>,
+}
+
+/// What the publisher task sends, in the order queued.
+enum Outgoing {
+    /// A change's deliveries, with when it committed.
+    Deliveries(Outbox),
+    /// Users whose profiles changed.
+    UsersChanged(Vec<UserId>),
 }
 
 struct Inner {
@@ -89,6 +100,8 @@ struct Inner {
     stats: RedisStats,
     /// Told each time the publisher finishes a pipeline.
     drained: tokio::sync::Notify,
+    /// Told of users changed elsewhere, once someone listens.
+    users_changed: std::sync::OnceLock<UsersChanged>,
 }
 
 impl RedisBus {
@@ -116,6 +129,7 @@ impl RedisBus {
             fetched: std::sync::Mutex::default(),
             stats: RedisStats::default(),
             drained: tokio::sync::Notify::new(),
+            users_changed: std::sync::OnceLock::new(),
         });
         tokio::spawn(subscriber(inner.clone(), command_rx));
         let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
@@ -141,6 +155,20 @@ impl Inner {
         format!("{}:c:{change}", self.prefix)
     }
 
+    /// Tells the listener, if any, of users changed elsewhere (`None`: any may have).
+    fn tell_users_changed(&self, users: Option<&[UserId]>) {
+        if let Some(hook) = self.users_changed.get() {
+            hook(users);
+        }
+    }
+
+    /// Makes every local stream catch up from the log, and forgets every
+    /// cached user: whatever was missed is in the log and the database.
+    fn resync_everything(&self) {
+        self.hub.resync_all();
+        self.tell_users_changed(None);
+    }
+
     /// The shared command connection.
     async fn publisher(&self) -> Result<redis::aio::ConnectionManager, BusError> {
         self.redis
@@ -161,20 +189,22 @@ impl Bus for RedisBus {
         // Bounded in bytes too; a publish dropped here reaches other
         // replicas' streams through their sweep of the log.
         let bytes = outbox_bytes(&deliveries);
-        let room = inner.queued_bytes.load(Ordering::Acquire) + bytes <= OUTBOX_BYTES;
-        let queued = room
+        // Counted before it is queued: the publisher may be done with it
+        // before `try_send` returns.
+        let before = inner.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
+        inner.queued.fetch_add(1, Ordering::AcqRel);
+        let queued = before + bytes <= OUTBOX_BYTES
             && self
                 .outbox
-                .try_send(Outbox {
+                .try_send(Outgoing::Deliveries(Outbox {
                     committed: Instant::now(),
                     bytes,
                     deliveries,
-                })
+                }))
                 .is_ok();
-        if queued {
-            inner.queued.fetch_add(1, Ordering::AcqRel);
-            inner.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
-        } else {
+        if !queued {
+            inner.queued.fetch_sub(1, Ordering::AcqRel);
+            inner.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
             inner.stats.publish_failures.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("redis publish queue full; dropping a publish, replicas will resync");
             inner.resync_later();
@@ -194,6 +224,30 @@ impl Bus for RedisBus {
             // Bounded, so that a notification between the check and the wait costs little.
             let _ = tokio::time::timeout(Duration::from_millis(20), self.inner.drained.notified())
                 .await;
+        }
+    }
+
+    async fn users_changed(&self, users: Vec<UserId>) {
+        if users.is_empty() {
+            return;
+        }
+        self.inner.queued.fetch_add(1, Ordering::AcqRel);
+        if self.outbox.try_send(Outgoing::UsersChanged(users)).is_err() {
+            self.inner.queued.fetch_sub(1, Ordering::AcqRel);
+            self.inner
+                .stats
+                .publish_failures
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "redis publish queue full; dropping a user change, replicas will resync"
+            );
+            self.inner.resync_later();
+        }
+    }
+
+    fn on_users_changed(&self, hook: UsersChanged) {
+        if self.inner.users_changed.set(hook).is_err() {
+            tracing::warn!("a second listener for user changes ignored");
         }
     }
 

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::Instrument as _;
 
-use super::{Inner, HEADER, INLINE, NAMED, RESYNC};
+use super::{Inner, Outgoing, HEADER, INLINE, NAMED, RESYNC, USERS};
 use crate::bus::{BusError, Delivery};
 use crate::model::clock::now_ms;
+use crate::model::UserId;
 use crate::redis_conn::{redis_span, COMMAND_TIMEOUT};
 
 /// Bytes of inline payload one change may put on the bus over all its
@@ -66,9 +67,24 @@ impl Inner {
     }
 
     async fn publish_resync(&self) -> Result<(), BusError> {
+        self.publish_control(RESYNC.as_bytes()).await
+    }
+
+    /// The control message that tells other replicas these users changed.
+    fn users_changed_message(&self, users: &[UserId]) -> Vec<u8> {
+        let mut message = Vec::with_capacity(USERS.len() + 8 * (users.len() + 1));
+        message.extend_from_slice(USERS);
+        message.extend_from_slice(&self.origin.to_le_bytes());
+        for user in users {
+            message.extend_from_slice(&user.get().to_le_bytes());
+        }
+        message
+    }
+
+    async fn publish_control(&self, message: &[u8]) -> Result<(), BusError> {
         let mut connection = self.publisher().await?;
         let mut command = redis::cmd("PUBLISH");
-        command.arg(self.control_channel()).arg(RESYNC);
+        command.arg(self.control_channel()).arg(message);
         let publish = command.query_async::<()>(&mut connection);
         tokio::time::timeout(COMMAND_TIMEOUT, publish)
             .await
@@ -99,26 +115,31 @@ pub(super) fn outbox_bytes(deliveries: &[Delivery]) -> usize {
     bytes
 }
 
-/// Publishes queued batches in order: whatever has queued up goes out
-/// together as one pipeline (one round trip however many recipients and
+/// Publishes queued batches (and user changes) in order: whatever has
+/// queued up goes out together as one pipeline (one round trip however many recipients and
 /// batches), so a burst costs a few round trips, not one per commit. Ends
 /// when the bus is dropped.
-pub(super) async fn publisher(inner: Arc<Inner>, mut outbox: mpsc::Receiver<Outbox>) {
+pub(super) async fn publisher(inner: Arc<Inner>, mut outbox: mpsc::Receiver<Outgoing>) {
     while let Some(first) = outbox.recv().await {
         let mut batches = vec![first];
-        let mut bytes = batches.iter().map(|b| b.bytes).sum::<usize>();
-        while batches.len() < PIPELINE_BATCHES && bytes < PIPELINE_BYTES {
+        while batches.len() < PIPELINE_BATCHES && bytes_of(&batches) < PIPELINE_BYTES {
             match outbox.try_recv() {
-                Ok(next) => {
-                    bytes += next.bytes;
-                    batches.push(next);
-                }
+                Ok(next) => batches.push(next),
                 Err(_) => break,
             }
         }
+        let bytes = bytes_of(&batches);
         let mut pipe = redis::pipe();
         for batch in &batches {
-            inner.add_to(&mut pipe, &batch.deliveries);
+            match batch {
+                Outgoing::Deliveries(batch) => inner.add_to(&mut pipe, &batch.deliveries),
+                Outgoing::UsersChanged(users) => {
+                    pipe.cmd("PUBLISH")
+                        .arg(inner.control_channel())
+                        .arg(inner.users_changed_message(users))
+                        .ignore();
+                }
+            }
         }
         let outcome = match inner.publisher().await {
             Ok(mut connection) => {
@@ -133,10 +154,12 @@ pub(super) async fn publisher(inner: Arc<Inner>, mut outbox: mpsc::Receiver<Outb
         match outcome {
             Ok(()) => {
                 for batch in &batches {
-                    inner
-                        .lag
-                        .publish
-                        .observe(batch.committed.elapsed().as_secs_f64());
+                    if let Outgoing::Deliveries(batch) = batch {
+                        inner
+                            .lag
+                            .publish
+                            .observe(batch.committed.elapsed().as_secs_f64());
+                    }
                 }
             }
             Err(error) => {
@@ -149,6 +172,17 @@ pub(super) async fn publisher(inner: Arc<Inner>, mut outbox: mpsc::Receiver<Outb
         inner.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
         inner.drained.notify_waiters();
     }
+}
+
+/// The bytes queued batches hold.
+fn bytes_of(batches: &[Outgoing]) -> usize {
+    batches
+        .iter()
+        .map(|b| match b {
+            Outgoing::Deliveries(batch) => batch.bytes,
+            Outgoing::UsersChanged(_) => 0,
+        })
+        .sum()
 }
 
 impl Inner {

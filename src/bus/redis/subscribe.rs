@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::StreamExt;
 use tracing::Instrument as _;
 
-use super::{Inner, INLINE, RESYNC, SUBSCRIBE_TIMEOUT};
+use super::{Inner, INLINE, RESYNC, SUBSCRIBE_TIMEOUT, USERS};
 use crate::bus::Delivery;
 use crate::model::{clock::now_ms, Change, Personal, UserId};
 use crate::redis_conn::{redis_span, COMMAND_TIMEOUT, CONNECT_TIMEOUT, MAX_BACKOFF};
@@ -38,7 +38,9 @@ impl Inner {
         let payload = message.get_payload_bytes();
         if channel == self.control_channel() {
             if payload == RESYNC.as_bytes() {
-                self.hub.resync_all();
+                self.resync_everything();
+            } else if let Some(rest) = payload.strip_prefix(USERS) {
+                self.receive_users_changed(rest);
             }
             return;
         }
@@ -83,6 +85,22 @@ impl Inner {
                 self.hub.resync(user);
             }
         }
+    }
+
+    /// Users changed on another replica: ours are dropped already.
+    fn receive_users_changed(&self, message: &[u8]) {
+        let Some((origin, mut ids)) = message.split_first_chunk::<8>() else {
+            return;
+        };
+        if u64::from_le_bytes(*origin) == self.origin {
+            return;
+        }
+        let mut users = Vec::with_capacity(ids.len() / 8);
+        while let Some((id, rest)) = ids.split_first_chunk::<8>() {
+            users.push(UserId(u64::from_le_bytes(*id)));
+            ids = rest;
+        }
+        self.tell_users_changed(Some(&users));
     }
 
     /// A named payload: from this replica's recent ones, else from Redis.
@@ -171,7 +189,9 @@ async fn serve(
             return Some(());
         }
     }
-    inner.hub.resync_all();
+    // Whatever was published while this connection was not listening
+    // (on the first connection: nothing) is caught up from the log.
+    inner.resync_everything();
     let mut pings = tokio::time::interval(PING_INTERVAL);
     pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     pings.reset();

@@ -9,6 +9,7 @@ pub mod invites;
 pub mod log;
 pub mod members;
 pub mod messages;
+pub mod pages;
 pub mod posts;
 pub mod reads;
 pub mod users;

@@ -9,6 +9,7 @@ mod invites;
 mod log;
 mod members;
 mod messages;
+mod pages;
 mod posts;
 mod reads;
 mod state;

@@ -8,6 +8,7 @@ mod invites;
 mod log;
 mod members;
 mod messages;
+mod pages;
 mod posts;
 mod reads;
 mod rows;
@@ -16,6 +17,7 @@ mod tx;
 mod users;
 mod workers;
 
+pub use pages::sql as page_sql;
 pub use tls::{PgUrl, RootCert, SslMode, TlsDefaults};
 pub use tx::PgTx;
 

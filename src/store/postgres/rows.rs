@@ -54,25 +54,37 @@ pub(super) fn prefixed(table: &str, columns: &str) -> String {
 pub(super) const CHAT_COLUMNS: &str = "id, kind, dm_low, dm_high, name, owner_id, photo_file_id, photo_preview, highlighted_msg_id, last_message_id, msg_seq";
 
 pub(super) fn chat_from(row: &Row) -> StoreResult<ChatRow> {
-    let kind = match row.get::<_, i16>(1) {
+    chat_at(row, 0)
+}
+
+/// A chat from [`CHAT_COLUMNS`] starting at column `at`.
+pub(super) fn chat_at(row: &Row, at: usize) -> StoreResult<ChatRow> {
+    let kind = match row.get::<_, i16>(at + 1) {
         0 => ChatKind::Direct {
-            low: UserId(row.get::<_, Option<i64>>(2).unwrap_or_default() as u64),
-            high: UserId(row.get::<_, Option<i64>>(3).unwrap_or_default() as u64),
+            low: UserId(row.get::<_, Option<i64>>(at + 2).unwrap_or_default() as u64),
+            high: UserId(row.get::<_, Option<i64>>(at + 3).unwrap_or_default() as u64),
         },
         1 => ChatKind::Group,
         other => return Err(StoreError::Corrupt(format!("chat kind {other}"))),
     };
     Ok(ChatRow {
-        id: ChatId(row.get::<_, i64>(0) as u64),
+        id: ChatId(row.get::<_, i64>(at) as u64),
         kind,
-        name: row.get(4),
-        owner: row.get::<_, Option<i64>>(5).map(|v| UserId(v as u64)),
-        photo: photo(row.get(6), row.get(7)),
-        highlighted: row.get::<_, Option<i64>>(8).map(|v| MessageId(v as u64)),
-        last_message: row.get::<_, Option<i64>>(9).map(|v| MessageId(v as u64)),
-        msg_seq: row.get::<_, i64>(10) as u64,
+        name: row.get(at + 4),
+        owner: row.get::<_, Option<i64>>(at + 5).map(|v| UserId(v as u64)),
+        photo: photo(row.get(at + 6), row.get(at + 7)),
+        highlighted: row
+            .get::<_, Option<i64>>(at + 8)
+            .map(|v| MessageId(v as u64)),
+        last_message: row
+            .get::<_, Option<i64>>(at + 9)
+            .map(|v| MessageId(v as u64)),
+        msg_seq: row.get::<_, i64>(at + 10) as u64,
     })
 }
+
+/// How many columns [`CHAT_COLUMNS`] has.
+pub(super) const CHAT_COLUMN_COUNT: usize = 11;
 
 /// A member's columns, `m` the member and `c` its chat: the unread count is
 /// derived from the chat's `msg_seq`. That expression is
@@ -124,20 +136,38 @@ pub(super) const MESSAGE_COLUMNS: &str =
     "chat_id, id, author_id, client_id, mentions, body, ordinal";
 
 pub(super) fn message_from(row: &Row) -> StoreResult<MessageRow> {
-    let body: &[u8] = row.get(5);
+    message_at(row, 0)
+}
+
+/// How many columns [`MESSAGE_COLUMNS`] has.
+pub(super) const MESSAGE_COLUMN_COUNT: usize = 7;
+
+/// A message from [`MESSAGE_COLUMNS`] starting at column `at`. The body is
+/// decoded straight from the row's buffer, without an intermediate copy.
+pub(super) fn message_at(row: &Row, at: usize) -> StoreResult<MessageRow> {
+    let body: &[u8] = row.get(at + 5);
     Ok(MessageRow {
-        chat_id: ChatId(row.get::<_, i64>(0) as u64),
-        id: MessageId(row.get::<_, i64>(1) as u64),
-        author: UserId(row.get::<_, i64>(2) as u64),
-        client_id: row.get::<_, Option<i64>>(3).map(|v| v as u64),
+        chat_id: ChatId(row.get::<_, i64>(at) as u64),
+        id: MessageId(row.get::<_, i64>(at + 1) as u64),
+        author: UserId(row.get::<_, i64>(at + 2) as u64),
+        client_id: row.get::<_, Option<i64>>(at + 3).map(|v| v as u64),
         mentions: row
-            .get::<_, Vec<i64>>(4)
+            .get::<_, Vec<i64>>(at + 4)
             .into_iter()
             .map(|v| UserId(v as u64))
             .collect(),
         body: types::Message::decode(body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        ordinal: row.get::<_, i64>(6) as u64,
+        ordinal: row.get::<_, i64>(at + 6) as u64,
     })
+}
+
+/// A message from [`MESSAGE_COLUMNS`] at `at` of an outer join: `None` when
+/// there was none.
+pub(super) fn optional_message_at(row: &Row, at: usize) -> StoreResult<Option<MessageRow>> {
+    match row.get::<_, Option<i64>>(at + 1) {
+        Some(_) => message_at(row, at).map(Some),
+        None => Ok(None),
+    }
 }
 
 pub(super) fn messages_from(rows: &[Row]) -> StoreResult<Vec<MessageRow>> {

@@ -1,0 +1,351 @@
+//! Scenario (f): the read RPCs at 32 calls in flight, each beside pgbench
+//! running the very statement the RPC sends (at the same concurrency, on
+//! the same server and data): the RPC's own ceiling in the same run.
+
+use std::time::{Duration, Instant};
+
+use osmium_chat::model::clock::now_ms;
+use osmium_chat::model::snowflake::EPOCH_MS;
+use osmium_chat::proto::{chats, messages, refs, types};
+use osmium_chat::store::postgres::page_sql;
+use prost::Message as _;
+
+use crate::clients::{group_ref, send_text, Client};
+use crate::cpu::{self, CpuWatch};
+use crate::env::Env;
+use crate::report::{ms, Report};
+use crate::scenarios::spread::Pgbench;
+use crate::stats::{Samples, Window};
+use crate::Result;
+
+const IN_FLIGHT: usize = 32;
+const PAGE: u32 = 50;
+const DIRECT_CHATS: usize = 40;
+const GROUPS: usize = 20;
+const HISTORY: usize = 100_000;
+/// `before` this far from the oldest message: 90,000 newer ones above it.
+const DEEP: usize = 10_000;
+
+/// One read RPC, as every caller of a load point makes it.
+#[derive(Clone, Copy)]
+enum Read {
+    Chats,
+    History { group: u64, before: Option<u64> },
+    Chat { group: u64 },
+}
+
+struct Point {
+    name: &'static str,
+    read: Read,
+    caller: u64,
+    /// The RPC's main statement and its parameters, for pgbench.
+    sql: &'static str,
+    params: Vec<i64>,
+}
+
+pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -> Result<()> {
+    println!("(f) read RPCs at {IN_FLIGHT} in flight, each beside pgbench running its statement");
+    // A reader with 60 conversations, each with a message: 40 direct, 20 groups of 10.
+    let reader = env.users(1).await?[0];
+    let mut client = env.client(reader, 0).await?;
+    for peer in env.users(DIRECT_CHATS).await? {
+        send_text(&mut client, &direct_ref(peer), "hello").await?;
+    }
+    let mut groups = Vec::new();
+    for _ in 0..GROUPS {
+        let mut members = vec![reader];
+        members.extend(env.users(9).await?);
+        let group = env.group_with(members).await?;
+        send_text(&mut client, &group.chat_ref(), "hello all").await?;
+        groups.push(group.id);
+    }
+    // A group of 5 others with 100,000 messages.
+    let long = env.group_of(5).await?;
+    let started = Instant::now();
+    let first = fill_history(env, long.id, &long.members).await?;
+    println!(
+        "  {HISTORY} messages written in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let deep = first + DEEP as i64;
+    let (group, history_reader) = (long.id as i64, long.members[1]);
+    let points = [
+        Point {
+            name: "GetChats limit 50 (60 conversations)",
+            read: Read::Chats,
+            caller: reader,
+            sql: page_sql::chat_page(),
+            params: vec![reader as i64, i64::MAX, 0, PAGE.into()],
+        },
+        Point {
+            name: "GetHistory latest 50 of 100k",
+            read: Read::History {
+                group: long.id,
+                before: None,
+            },
+            caller: history_reader,
+            sql: page_sql::group_history(),
+            params: vec![group, 0, history_reader as i64, i64::MAX, PAGE.into(), 0, 0],
+        },
+        Point {
+            name: "GetHistory 50 before #10k of 100k",
+            read: Read::History {
+                group: long.id,
+                before: Some(deep as u64),
+            },
+            caller: history_reader,
+            sql: page_sql::group_history(),
+            params: vec![group, 0, history_reader as i64, deep, PAGE.into(), 0, 0],
+        },
+        Point {
+            name: "GetChat of a group of 10",
+            read: Read::Chat { group: groups[0] },
+            caller: reader,
+            sql: page_sql::group_entry(),
+            params: vec![groups[0] as i64, 0, reader as i64],
+        },
+    ];
+
+    let pgbench = match Pgbench::find() {
+        Some(mut pgbench) => {
+            // The service's own schema: pgbench reads the same rows.
+            pgbench.schema = env
+                .db
+                .query_one("SELECT current_schema()", &[])
+                .await?
+                .get(0);
+            Some(pgbench)
+        }
+        None => {
+            report.note("(f) pgbench not found: no ceilings".into());
+            None
+        }
+    };
+    let postmaster = cpu::postmaster(&env.db).await;
+    let replicas: Vec<u32> = env.replicas.iter().map(|r| r.pid).collect();
+    for (index, point) in points.iter().enumerate() {
+        let name = point.name;
+        let mut clients = Vec::new();
+        for i in 0..IN_FLIGHT {
+            clients.push(env.client(point.caller, i).await?);
+        }
+        let window = Window::after_warmup(secs);
+        // CPU is read over the load window, after its warm-up.
+        let loading = tokio::spawn(load(clients, point.read, window));
+        tokio::time::sleep_until(window.start.into()).await;
+        let watch = CpuWatch::start(replicas.clone(), postmaster);
+        let statements = statements_run(env).await?;
+        tokio::time::sleep_until(window.end.into()).await;
+        let split = watch.split();
+        let statements = statements_run(env).await? - statements;
+        let samples = loading.await??;
+        let latencies = samples.summary();
+        let rate = samples.rate(&window);
+        let (p50, p99) = (latencies.ms(0.5), latencies.ms(0.99));
+        report.info("f", &format!("{name}: calls/s"), format!("{rate:.0}"));
+        report.info("f", &format!("{name}: p50"), ms(p50));
+        report.check("f", &format!("{name}: p99"), ms(p99), "< 15 ms", p99 < 15.0);
+        report.info(
+            "f",
+            &format!("{name}: {IN_FLIGHT} in flight ÷ calls/s (Little's law)"),
+            ms(IN_FLIGHT as f64 / rate * 1000.0),
+        );
+        report.info("f", &format!("{name}: cpu"), split.to_string());
+        report.info(
+            "f",
+            &format!("{name}: statements per call"),
+            format!("{:.2}", statements as f64 / (rate * window.secs())),
+        );
+        report.errors("f", name, &samples);
+        let Some(pgbench) = &pgbench else {
+            continue;
+        };
+        let script = env.log_dir.join(format!("pgbench-f{index}.sql"));
+        std::fs::write(&script, pgbench_script(point.sql, &point.params))?;
+        // CPU is read while pgbench's backends live: from 1 s in to 1 s before the end.
+        let watching = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let watch = CpuWatch::start(replicas.clone(), postmaster);
+            tokio::time::sleep(secs.saturating_sub(Duration::from_secs(2))).await;
+            watch.split()
+        };
+        let (tps, split) =
+            tokio::join!(pgbench.run_script(env, secs, IN_FLIGHT, &script), watching);
+        let tps = tps?;
+        report.info(
+            "f",
+            &format!("{name}: pgbench tps of its statement (-c {IN_FLIGHT})"),
+            format!("{tps:.0}; cpu: {split}"),
+        );
+        let ratio = rate / tps;
+        report.check(
+            "f",
+            &format!("{name}: calls/s ÷ pgbench tps"),
+            format!("{ratio:.2}"),
+            ">= 0.5",
+            ratio >= 0.5,
+        );
+    }
+    Ok(())
+}
+
+/// Statements the server has run so far: each read RPC's statement, and
+/// each pgbench transaction, runs on its own (autocommit) and counts once.
+async fn statements_run(env: &Env) -> Result<i64> {
+    let row = env
+        .db
+        .query_one(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database
+             WHERE datname = current_database()",
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Closed loop: each client keeps one call in flight until the window ends.
+async fn load(clients: Vec<Client>, read: Read, window: Window) -> Result<Samples> {
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
+            tokio::spawn(async move {
+                let mut samples = Samples::default();
+                while Instant::now() < window.end {
+                    let started = Instant::now();
+                    let result = call(&mut client, read).await;
+                    samples.record(&window, started, &result);
+                }
+                samples
+            })
+        })
+        .collect();
+    let mut samples = Samples::default();
+    for task in tasks {
+        samples.merge(task.await?);
+    }
+    Ok(samples)
+}
+
+async fn call(client: &mut Client, read: Read) -> Result<(), tonic::Status> {
+    match read {
+        Read::Chats => {
+            let page = client
+                .get_chats(chats::GetChats {
+                    limit: Some(PAGE),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            expect(page.chats.len() == PAGE as usize, "a page of 50")
+        }
+        Read::History { group, before } => {
+            let page = client
+                .get_history(messages::GetHistory {
+                    chat_ref: Some(group_ref(group)),
+                    limit: Some(PAGE),
+                    offset: before.map(messages::get_history::Offset::Before),
+                })
+                .await?
+                .into_inner();
+            expect(page.messages.len() == PAGE as usize, "a page of 50")
+        }
+        Read::Chat { group } => {
+            let chat = client
+                .get_chat(chats::GetChat {
+                    chat_ref: Some(group_ref(group)),
+                })
+                .await?
+                .into_inner();
+            expect(chat.group.is_some(), "the group")
+        }
+    }
+}
+
+fn expect(holds: bool, what: &str) -> Result<(), tonic::Status> {
+    if holds {
+        Ok(())
+    } else {
+        Err(tonic::Status::internal(format!("expected {what}")))
+    }
+}
+
+fn direct_ref(user_id: u64) -> refs::ChatRef {
+    refs::ChatRef {
+        r#ref: Some(refs::chat_ref::Ref::User(refs::UserRef { user_id })),
+    }
+}
+
+/// The statement with its parameters as pgbench variables.
+fn pgbench_script(sql: &str, params: &[i64]) -> String {
+    let mut script = String::new();
+    let mut statement = sql.to_owned();
+    for (i, value) in params.iter().enumerate().rev() {
+        let n = i + 1;
+        script.insert_str(0, &format!("\\set p{n} {value}\n"));
+        statement = statement.replace(&format!("${n}"), &format!(":p{n}"));
+    }
+    script.push_str(&statement);
+    script.push_str(";\n");
+    script
+}
+
+/// Fills `chat` (no messages yet) with [`HISTORY`] messages in one day-old
+/// millisecond of the snowflake layout, alternating between its members,
+/// bodies encoded as the service encodes them, ordinals in id order as
+/// the write path takes them; then the chat's count and newest message and
+/// every member's place, as if each had read everything. Returns the
+/// oldest id.
+async fn fill_history(env: &Env, chat: u64, members: &[u64]) -> Result<i64> {
+    const CHUNK: usize = 25_000;
+    let base = ((now_ms() - 86_400_000 - EPOCH_MS) << 22) as i64;
+    let chat = chat as i64;
+    for start in (0..HISTORY).step_by(CHUNK) {
+        let end = (start + CHUNK).min(HISTORY);
+        let ids: Vec<i64> = (start..end).map(|i| base + i as i64).collect();
+        let ordinals: Vec<i64> = (start..end).map(|i| i as i64 + 1).collect();
+        let authors: Vec<i64> = (start..end)
+            .map(|i| members[i % members.len()] as i64)
+            .collect();
+        let bodies: Vec<Vec<u8>> = ids
+            .iter()
+            .zip(&authors)
+            .map(|(id, author)| {
+                types::Message {
+                    message_id: *id as u64,
+                    author_id: *author as u64,
+                    message: format!("history message number {id}"),
+                    ..Default::default()
+                }
+                .encode_to_vec()
+            })
+            .collect();
+        env.db
+            .execute(
+                "INSERT INTO messages (id, chat_id, author_id, body, ordinal)
+                 SELECT id, $1, author, body, ordinal
+                 FROM unnest($2::bigint[], $3::bigint[], $4::bytea[], $5::bigint[])
+                      AS t(id, author, body, ordinal)",
+                &[&chat, &ids, &authors, &bodies, &ordinals],
+            )
+            .await?;
+    }
+    let newest = base + HISTORY as i64 - 1;
+    let count = HISTORY as i64;
+    env.db
+        .execute(
+            "UPDATE chats SET msg_seq = $2, last_message_id = $3 WHERE id = $1",
+            &[&chat, &count, &newest],
+        )
+        .await?;
+    env.db
+        .execute(
+            "UPDATE members SET sort_key = $3, last_read = $3, read_seq = $2 WHERE chat_id = $1",
+            &[&chat, &count, &newest],
+        )
+        .await?;
+    // As a long-lived table would be: visibility map set, statistics fresh.
+    env.db
+        .batch_execute("VACUUM (ANALYZE) messages, members, chats")
+        .await?;
+    Ok(base)
+}

@@ -1,0 +1,110 @@
+//! Pages of the embedded engine: what each read RPC shows, gathered under
+//! the one lock.
+
+use async_trait::async_trait;
+
+use super::state::State;
+use super::tx::MemoryTx;
+use crate::model::{ChatId, ChatKey, ChatKind, MemberRow, MessageId, UserId};
+use crate::store::{
+    ChatEntry, ConversationRange, HistoryPage, HistoryRange, MemberStore, PageStore, StoreResult,
+};
+
+impl State {
+    fn entry(&self, member: MemberRow) -> Option<ChatEntry> {
+        let chat = self.chats.get(&member.chat_id)?.clone();
+        let last = chat
+            .last_message
+            .and_then(|id| self.messages.get(&id))
+            .filter(|m| m.chat_id == chat.id)
+            .cloned();
+        let participants = match chat.kind {
+            ChatKind::Group => {
+                let mut members: Vec<&MemberRow> = self.chat_members(chat.id).collect();
+                members.sort_by_key(|m| (m.joined, m.user_id));
+                members.iter().map(|m| m.user_id).collect()
+            }
+            ChatKind::Direct { .. } => Vec::new(),
+        };
+        Some(ChatEntry {
+            chat,
+            member,
+            last,
+            participants,
+        })
+    }
+}
+
+#[async_trait]
+impl PageStore for MemoryTx {
+    async fn chat_page(
+        &mut self,
+        user: UserId,
+        range: ConversationRange,
+    ) -> StoreResult<Vec<ChatEntry>> {
+        let members = self.conversations(user, range).await?;
+        Ok(members
+            .into_iter()
+            .filter_map(|m| self.state.entry(m))
+            .collect())
+    }
+
+    async fn chat_entry(&mut self, chat: ChatKey, user: UserId) -> StoreResult<Option<ChatEntry>> {
+        let Some(id) = self.state.chat_by_key(chat).map(|c| c.id) else {
+            return Ok(None);
+        };
+        Ok(self
+            .state
+            .members
+            .get(&(id, user))
+            .map(|m| self.state.view(m))
+            .and_then(|m| self.state.entry(m)))
+    }
+
+    async fn history_page(
+        &mut self,
+        chat: ChatKey,
+        user: UserId,
+        range: HistoryRange,
+    ) -> StoreResult<HistoryPage> {
+        let Some(chat) = self.state.chat_by_key(chat).cloned() else {
+            return Ok(HistoryPage::default());
+        };
+        let member = self.state.members.contains_key(&(chat.id, user));
+        if chat.kind == ChatKind::Group && !member {
+            return Ok(HistoryPage {
+                chat: Some(chat),
+                member,
+                messages: Vec::new(),
+            });
+        }
+        let id = chat.id;
+        let below = range.below.unwrap_or(MessageId(u64::MAX));
+        let newer: Vec<MessageId> = self
+            .state
+            .by_chat
+            .range((id, range.above)..(ChatId(id.get().saturating_add(1)), MessageId(0)))
+            .filter(|(c, m)| *c == id && *m > range.above)
+            .take(range.newer)
+            .map(|(_, m)| *m)
+            .collect();
+        let older = self
+            .state
+            .by_chat
+            .range((id, MessageId(0))..(id, below))
+            .rev()
+            .take(range.older)
+            .map(|(_, m)| *m);
+        let messages = newer
+            .into_iter()
+            .rev()
+            .chain(older)
+            .filter_map(|m| self.state.messages.get(&m).cloned())
+            .collect();
+        Ok(HistoryPage {
+            chat: Some(chat),
+            member,
+            messages,
+        })
+    }
+}

@@ -1,0 +1,143 @@
+//! A replica's copy of user profiles in front of the users table, so that
+//! most reads never query it.
+//!
+//! Coherence: a change of a profile (UpsertUsers, a registration) drops the
+//! entries on the replica that made it before it answers, and on every
+//! other replica when the bus brings the word; a replica that may have
+//! missed such word (its bus reconnected or resynced) drops everything.
+//! Whatever still escapes both is bounded by the entries' age: an entry is
+//! used for at most `ttl` after it was read. A read that started before a
+//! drop does not store what it read, so a drop cannot be undone by a read
+//! that was in flight. The number of entries is bounded too.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::model::UserId;
+use crate::proto::types;
+use crate::store::{StoreResult, Tx};
+
+pub struct UserCache {
+    /// How long an entry may be used after it was read.
+    ttl: Duration,
+    /// Most entries kept; 0 turns the cache off.
+    capacity: usize,
+    /// A std mutex: held only to look up or store, never across an await.
+    entries: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    /// Each user with when it was read.
+    users: HashMap<UserId, (Instant, types::User)>,
+    /// Counts drops: a read that saw another count than at its start keeps
+    /// nothing.
+    drops: u64,
+}
+
+impl UserCache {
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            ttl,
+            capacity,
+            entries: Mutex::default(),
+        }
+    }
+
+    /// The users of `ids` that exist, in the order asked, reading only
+    /// those not cached from `tx`.
+    pub async fn users(&self, tx: &mut dyn Tx, ids: &[UserId]) -> StoreResult<Vec<types::User>> {
+        let started = Instant::now();
+        let mut found: Vec<Option<types::User>> = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        let drops = {
+            let entries = self.lock();
+            for id in ids {
+                match entries.users.get(id) {
+                    Some((read, user)) if started.duration_since(*read) < self.ttl => {
+                        found.push(Some(user.clone()))
+                    }
+                    _ => {
+                        found.push(None);
+                        missing.push(*id);
+                    }
+                }
+            }
+            entries.drops
+        };
+        if missing.is_empty() {
+            return Ok(found.into_iter().flatten().collect());
+        }
+        let mut read = tx.users(&missing).await?;
+        if self.capacity > 0 {
+            let mut entries = self.lock();
+            if entries.drops == drops {
+                self.make_room(&mut entries, read.len(), started);
+                for user in &read {
+                    entries
+                        .users
+                        .insert(UserId(user.id), (started, user.clone()));
+                }
+            }
+        }
+        for (slot, id) in found.iter_mut().zip(ids) {
+            if slot.is_none() {
+                if let Some(at) = read.iter().position(|u| u.id == id.get()) {
+                    *slot = Some(read.swap_remove(at));
+                }
+            }
+        }
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    /// Forgets these users: their profiles changed.
+    pub fn invalidate(&self, ids: &[UserId]) {
+        let mut entries = self.lock();
+        entries.drops += 1;
+        for id in ids {
+            entries.users.remove(id);
+        }
+    }
+
+    /// Forgets everyone: changes may have been missed.
+    pub fn clear(&self) {
+        let mut entries = self.lock();
+        entries.drops += 1;
+        entries.users.clear();
+    }
+
+    /// Entries kept now.
+    pub fn len(&self) -> usize {
+        self.lock().users.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Keeps the count within capacity with `adding` more: expired entries
+    /// go first, then arbitrary ones (an entry costs only a read to restore).
+    fn make_room(&self, entries: &mut Entries, adding: usize, now: Instant) {
+        if entries.users.len() + adding <= self.capacity {
+            return;
+        }
+        let ttl = self.ttl;
+        entries
+            .users
+            .retain(|_, (read, _)| now.saturating_duration_since(*read) < ttl);
+        let over = (entries.users.len() + adding).saturating_sub(self.capacity);
+        if over > 0 {
+            // A few more than needed, so that a full cache does not evict on every read.
+            let evict = over + self.capacity / 8;
+            let victims: Vec<UserId> = entries.users.keys().take(evict).copied().collect();
+            for id in victims {
+                entries.users.remove(&id);
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

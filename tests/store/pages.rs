@@ -1,0 +1,298 @@
+//! The pages the read RPCs are made of: each must say what the single-row
+//! reads say (chat, member, last message, participants, messages), keep to
+//! its range and order, and tell whether the reader is a member.
+
+use std::sync::Arc;
+
+use osmium_chat::model::{ChatId, ChatKey, ChatKind, ChatRow, MessageId, UserId};
+use osmium_chat::store::{ChatEntry, ConversationRange, HistoryPage, HistoryRange, Store, Tx};
+
+use crate::fixtures::{begin, fresh, group, new_member, post, users, Commit, Post};
+
+/// A direct chat of `a` and `b` with both as members, committed.
+async fn direct(store: &dyn Store, a: UserId, b: UserId) -> ChatRow {
+    let chat = ChatRow {
+        id: ChatId(fresh()),
+        kind: ChatKind::Direct {
+            low: a.min(b),
+            high: a.max(b),
+        },
+        name: String::new(),
+        owner: None,
+        photo: None,
+        highlighted: None,
+        last_message: None,
+        msg_seq: 0,
+    };
+    let mut tx = begin(store).await;
+    tx.insert_chat(&chat).await.expect("direct chat");
+    for user in [a, b] {
+        tx.insert_member(&new_member(&chat, user))
+            .await
+            .expect("member");
+    }
+    tx.commit().await.expect("commit");
+    chat
+}
+
+/// The entry as the single-row reads give it.
+async fn expected_entry(tx: &mut dyn Tx, chat: ChatId, user: UserId) -> ChatEntry {
+    let chat = tx.chat(chat, false).await.expect("read").expect("chat");
+    let member = tx
+        .member(chat.id, user, false)
+        .await
+        .expect("read")
+        .expect("member");
+    let last = match chat.last_message {
+        Some(id) => tx.message(chat.id, id, false).await.expect("read"),
+        None => None,
+    };
+    let participants = match chat.kind {
+        ChatKind::Group => tx
+            .members_of(&[chat.id])
+            .await
+            .expect("members")
+            .into_iter()
+            .map(|(_, u)| u)
+            .collect(),
+        ChatKind::Direct { .. } => Vec::new(),
+    };
+    ChatEntry {
+        chat,
+        member,
+        last,
+        participants,
+    }
+}
+
+fn range(before: Option<u64>, after: Option<u64>, limit: usize) -> ConversationRange {
+    ConversationRange {
+        before,
+        after,
+        limit,
+    }
+}
+
+pub async fn a_chat_page_agrees_with_the_rows_it_is_made_of(store: Arc<dyn Store>) {
+    let store = &*store;
+    let people = users(store, 4).await;
+    let [a, b, c, d] = [people[0], people[1], people[2], people[3]];
+    // Joining order differs from id order; one chat has no message.
+    let quiet = group(store, &[b, a]).await;
+    let busy = group(store, &[c, a, b]).await;
+    let dm = direct(store, a, d).await;
+    post(
+        store,
+        busy.id,
+        &[Post::by(c), Post::by(b)],
+        Commit::AfterWrites,
+    )
+    .await;
+    post(store, dm.id, &[Post::by(d)], Commit::AfterWrites).await;
+    post(store, busy.id, &[Post::by(a)], Commit::AfterWrites).await;
+
+    let mut tx = begin(store).await;
+    let page = tx.chat_page(a, range(None, None, 10)).await.expect("page");
+    let mut expected = Vec::new();
+    for chat in [busy.id, dm.id, quiet.id] {
+        expected.push(expected_entry(tx.as_mut(), chat, a).await);
+    }
+    assert_eq!(
+        page, expected,
+        "newest activity first, each as its rows say"
+    );
+    assert_eq!(page[0].participants, vec![c, a, b], "oldest member first");
+    assert!(page[1].participants.is_empty(), "a direct chat lists none");
+    assert_eq!(page[2].last, None, "a chat without messages has no last");
+
+    // Pages split where the conversation ranges say.
+    let first = tx.chat_page(a, range(None, None, 1)).await.expect("page");
+    assert_eq!(first, expected[..1]);
+    let key = first[0].member.sort_key;
+    let rest = tx
+        .chat_page(a, range(Some(key), None, 10))
+        .await
+        .expect("page");
+    assert_eq!(rest, expected[1..]);
+    let newer = tx
+        .chat_page(a, range(None, Some(expected[1].member.sort_key), 10))
+        .await
+        .expect("page");
+    assert_eq!(newer, expected[..1]);
+    let nobody = tx
+        .chat_page(UserId(fresh()), range(None, None, 10))
+        .await
+        .expect("page");
+    assert!(nobody.is_empty());
+    tx.commit().await.expect("commit");
+}
+
+pub async fn a_chat_entry_is_read_by_its_key_for_members_only(store: Arc<dyn Store>) {
+    let store = &*store;
+    let people = users(store, 3).await;
+    let [a, b, c] = [people[0], people[1], people[2]];
+    let chat = group(store, &[a, b]).await;
+    let dm = direct(store, a, c).await;
+    post(store, chat.id, &[Post::by(b)], Commit::AfterWrites).await;
+    post(store, dm.id, &[Post::by(a)], Commit::AfterWrites).await;
+    let dm_key = ChatKey::Direct {
+        low: a.min(c),
+        high: a.max(c),
+    };
+
+    let mut tx = begin(store).await;
+    let entry = tx
+        .chat_entry(ChatKey::Group(chat.id), b)
+        .await
+        .expect("entry");
+    assert_eq!(entry, Some(expected_entry(tx.as_mut(), chat.id, b).await));
+    let entry = tx.chat_entry(dm_key, c).await.expect("entry");
+    assert_eq!(entry, Some(expected_entry(tx.as_mut(), dm.id, c).await));
+    assert_eq!(
+        tx.chat_entry(ChatKey::Group(chat.id), c)
+            .await
+            .expect("entry"),
+        None,
+        "not a member"
+    );
+    assert_eq!(
+        tx.chat_entry(ChatKey::Group(dm.id), a)
+            .await
+            .expect("entry"),
+        None,
+        "a direct chat is no group"
+    );
+    assert_eq!(
+        tx.chat_entry(ChatKey::Group(ChatId(fresh())), a)
+            .await
+            .expect("entry"),
+        None
+    );
+    tx.commit().await.expect("commit");
+}
+
+fn history(below: Option<MessageId>, older: usize, above: MessageId, newer: usize) -> HistoryRange {
+    HistoryRange {
+        below,
+        older,
+        above,
+        newer,
+    }
+}
+
+pub async fn history_pages_keep_to_their_range_newest_first(store: Arc<dyn Store>) {
+    let store = &*store;
+    let people = users(store, 3).await;
+    let [a, b, c] = [people[0], people[1], people[2]];
+    let chat = group(store, &[a, b]).await;
+    let posts: Vec<Post> = (0..7).map(|i| Post::by(people[i % 2])).collect();
+    let ids = post(store, chat.id, &posts, Commit::AfterWrites)
+        .await
+        .ids();
+    // Someone else's chat, whose messages must never show.
+    let other = group(store, &[a]).await;
+    post(store, other.id, &[Post::by(a)], Commit::AfterWrites).await;
+    let key = ChatKey::Group(chat.id);
+
+    let mut tx = begin(store).await;
+    let row = tx.chat(chat.id, false).await.expect("read");
+    let expect = |wanted: &[usize]| {
+        let rows: Vec<_> = wanted.iter().map(|i| ids[*i]).collect();
+        rows
+    };
+    let page_ids = |page: &HistoryPage| page.messages.iter().map(|m| m.id).collect::<Vec<_>>();
+
+    let latest = tx
+        .history_page(key, a, history(None, 3, MessageId(0), 0))
+        .await
+        .expect("page");
+    assert_eq!((latest.chat.clone(), latest.member), (row.clone(), true));
+    assert_eq!(page_ids(&latest), expect(&[6, 5, 4]));
+    for message in &latest.messages {
+        let single = tx.message(chat.id, message.id, false).await.expect("read");
+        assert_eq!(Some(message), single.as_ref(), "as the single read says");
+    }
+    let before = tx
+        .history_page(key, a, history(Some(ids[5]), 2, MessageId(0), 0))
+        .await
+        .expect("page");
+    assert_eq!(page_ids(&before), expect(&[4, 3]));
+    let since = tx
+        .history_page(key, a, history(None, 0, ids[1], 2))
+        .await
+        .expect("page");
+    assert_eq!(
+        page_ids(&since),
+        expect(&[3, 2]),
+        "the oldest above, newest first"
+    );
+    let around = tx
+        .history_page(
+            key,
+            b,
+            history(Some(MessageId(ids[3].get() + 1)), 2, ids[3], 2),
+        )
+        .await
+        .expect("page");
+    assert_eq!(page_ids(&around), expect(&[5, 4, 3, 2]));
+    let everything = tx
+        .history_page(key, a, history(None, 100, MessageId(0), 0))
+        .await
+        .expect("page");
+    assert_eq!(everything.messages.len(), 7);
+
+    let outsider = tx
+        .history_page(key, c, history(None, 3, MessageId(0), 0))
+        .await
+        .expect("page");
+    assert_eq!(
+        (outsider.chat, outsider.member, outsider.messages.len()),
+        (row, false, 0),
+        "a group shows nothing to an outsider"
+    );
+    let missing = tx
+        .history_page(
+            ChatKey::Group(ChatId(fresh())),
+            a,
+            history(None, 3, MessageId(0), 0),
+        )
+        .await
+        .expect("page");
+    assert_eq!(missing, HistoryPage::default());
+    tx.commit().await.expect("commit");
+
+    // A direct chat shows its history to both of its pair, even to one who
+    // has no membership row yet (the peer opened it).
+    let dm = ChatRow {
+        id: ChatId(fresh()),
+        kind: ChatKind::Direct {
+            low: a.min(c),
+            high: a.max(c),
+        },
+        name: String::new(),
+        owner: None,
+        photo: None,
+        highlighted: None,
+        last_message: None,
+        msg_seq: 0,
+    };
+    let mut tx = begin(store).await;
+    tx.insert_chat(&dm).await.expect("direct chat");
+    tx.insert_member(&new_member(&dm, a)).await.expect("member");
+    tx.commit().await.expect("commit");
+    let sent = post(store, dm.id, &[Post::by(a)], Commit::AfterWrites)
+        .await
+        .ids();
+    let dm_key = ChatKey::Direct {
+        low: a.min(c),
+        high: a.max(c),
+    };
+    let mut tx = begin(store).await;
+    let page = tx
+        .history_page(dm_key, c, history(None, 10, MessageId(0), 0))
+        .await
+        .expect("page");
+    assert!(!page.member);
+    assert_eq!(page_ids(&page), sent);
+    tx.commit().await.expect("commit");
+}
