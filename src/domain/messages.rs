@@ -232,7 +232,10 @@ impl Core {
         let context = tx.send_context(key, caller, new.client_id()).await?;
         if let Some(sent) = context.sent {
             // A retry: answer with the message the first attempt stored.
+            // That attempt may have died before publishing: this replica's
+            // streams look at their logs now, the others' at their next sweeps.
             tx.commit().await?;
+            self.streams.urgent.notify_one();
             return Ok(sent);
         }
         let author = match context.author {

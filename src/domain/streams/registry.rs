@@ -43,7 +43,7 @@ pub(crate) struct Registry {
     users: Arc<Users>,
     max_per_user: usize,
     /// Asks the sweep to run now (the bus may have lost deliveries).
-    pub(super) urgent: Notify,
+    pub(in crate::domain) urgent: Notify,
 }
 
 impl Registry {
