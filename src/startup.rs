@@ -3,6 +3,7 @@
 //! start exactly the same thing.
 
 mod error;
+mod incoming;
 mod lease;
 mod not_ready;
 mod prune;
@@ -13,15 +14,12 @@ pub use lease::Lost as LeaseLost;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio_stream::wrappers::TcpListenerStream;
-use tokio_stream::Stream;
 use tonic::transport::Server;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
@@ -45,6 +43,7 @@ use crate::store::memory::MemoryStore;
 use crate::store::postgres::{PgUrl, PostgresStore};
 use crate::store::Store;
 use crate::telemetry::metrics::{self, Metrics, RpcMetricsLayer};
+use incoming::Incoming;
 use lease::{Lost, WorkerLease};
 use not_ready::NotReady;
 use prune::prune_periodically;
@@ -388,25 +387,6 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
     reporter
         .set_service_status("osmium.chat.v1.UserDirectory", status)
         .await;
-}
-
-/// Connections from a listener that outlives one server: the start-up
-/// health server, then the full one.
-struct Incoming(Arc<TcpListener>);
-
-impl Stream for Incoming {
-    type Item = std::io::Result<TcpStream>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_accept(cx).map(|accepted| {
-            Some(accepted.map(|(stream, _)| {
-                // Without it, a response larger than one write waits for the
-                // peer's delayed ACK (~40 ms on Linux) before its second part.
-                let _ = stream.set_nodelay(true);
-                stream
-            }))
-        })
-    }
 }
 
 /// How long a stopping replica waits for its queued publishes to leave.

@@ -16,30 +16,14 @@ use super::limits::RateLimit;
 use super::render;
 use super::target::ChatTarget;
 use super::values::{ChatWindow, Draft};
+use super::views::{participants, PARTICIPANT_USERS_PER_GROUP};
 use super::{Chats, Core};
 use crate::error::{Error, Result};
-use crate::model::{
-    ChatId, ChatKey, ChatKind, ChatRow, MemberRow, MessageId, MessageRow, NewChange, UserId,
-};
+use crate::model::{ChatKey, ChatKind, ChatRow, MemberRow, MessageId, NewChange, UserId};
 use crate::proto::{chats, types, updates};
-use crate::store::{ChatEntry, ConversationRange, ReadContext, Tx};
+use crate::store::{ChatEntry, ConversationRange, ReadContext};
 
 use updates::update::Update as U;
-
-/// A chat's members, oldest first.
-pub async fn participants(tx: &mut dyn Tx, chat: ChatId) -> Result<Vec<UserId>> {
-    Ok(tx
-        .members_of(&[chat])
-        .await?
-        .into_iter()
-        .map(|(_, u)| u)
-        .collect())
-}
-
-/// Users sent along per group in a page or a chat update: enough for a
-/// title and avatars, bounded so a page or an update of big groups stays
-/// small. The full participant ids are in each `Group`.
-pub const PARTICIPANT_USERS_PER_GROUP: usize = 10;
 
 impl Chats<'_> {
     /// One page of the caller's conversations, newest activity first, with
@@ -247,37 +231,6 @@ impl Chats<'_> {
 }
 
 impl Core {
-    /// The `Chat` as `member` sees it, with every participant of a group.
-    pub(super) async fn chat_view(
-        &self,
-        tx: &mut dyn Tx,
-        chat: &ChatRow,
-        member: &MemberRow,
-    ) -> Result<chats::Chat> {
-        let last = match chat.last_message {
-            Some(id) => tx.message(chat.id, id, false).await?,
-            None => None,
-        };
-        let participants = match chat.kind {
-            ChatKind::Group => Some(participants(tx, chat.id).await?),
-            ChatKind::Direct { .. } => None,
-        };
-        let mut wanted = render::referenced_users(chat, member.user_id, last.as_ref());
-        for user in participants.iter().flatten() {
-            if !wanted.contains(user) {
-                wanted.push(*user);
-            }
-        }
-        let users = self.user_cache.users(tx, &wanted).await?;
-        Ok(render::chat(
-            chat,
-            member,
-            last.as_ref(),
-            participants.as_deref(),
-            users,
-        ))
-    }
-
     /// Applies a change to the caller's own conversation and, when it changed
     /// anything, tells the caller's other sessions with `UpdateChat`. Locks
     /// only the caller's row; a database crash may lose the last moment of
@@ -359,37 +312,6 @@ impl Core {
         let found = self.access_for_write(tx.as_mut(), caller, target).await?;
         tx.commit().await?;
         Ok(found)
-    }
-}
-
-impl Core {
-    /// The `Chat` an update carries for `member`: like GetChat's, with the
-    /// users bounded to the peer, the last author and a few participants.
-    pub(super) async fn update_view(
-        &self,
-        tx: &mut dyn Tx,
-        chat: &ChatRow,
-        member: &MemberRow,
-        last: Option<&MessageRow>,
-        participants: &[UserId],
-    ) -> Result<chats::Chat> {
-        let is_group = chat.kind == ChatKind::Group;
-        let mut wanted = render::referenced_users(chat, member.user_id, last);
-        if is_group {
-            for user in participants.iter().take(PARTICIPANT_USERS_PER_GROUP) {
-                if !wanted.contains(user) {
-                    wanted.push(*user);
-                }
-            }
-        }
-        let users = self.user_cache.users(tx, &wanted).await?;
-        Ok(render::chat(
-            chat,
-            member,
-            last,
-            is_group.then_some(participants),
-            users,
-        ))
     }
 }
 

@@ -5,11 +5,11 @@
 //! them costs at most the cap.
 
 use super::access::Locked;
-use super::conversations::participants;
 use super::limits::RateLimit;
 use super::render;
 use super::target::ChatTarget;
 use super::values::InviteCode;
+use super::views::participants;
 use super::Invites;
 use crate::error::{Error, Result};
 use crate::model::{clock::now_ms, ChatId, InviteRow, UserId};

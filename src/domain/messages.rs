@@ -3,13 +3,13 @@
 //! participant. Deletions are in [`super::deletions`].
 
 use super::access::{known_user, Mode};
-use super::conversations::participants;
 use super::limits::RateLimit;
 use super::posting::Post;
 use super::render;
 use super::target::ChatTarget;
 use super::text;
 use super::values::{MessageEdit, NewMessage, Page, TextEdit};
+use super::views::participants;
 use super::{Core, Messages};
 use crate::error::{Error, Result};
 use crate::model::{ChatKind, ChatRow, MessageId, NewChange, UserId};

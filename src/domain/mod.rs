@@ -27,6 +27,7 @@ mod typing;
 mod updates;
 mod users;
 pub mod values;
+mod views;
 
 use std::collections::HashSet;
 

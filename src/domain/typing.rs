@@ -2,9 +2,9 @@
 //! the chat's other members with seq 0, rendered for each of them.
 
 use super::access::{known_users, Access, Mode};
-use super::conversations::participants;
 use super::limits::RateLimit;
 use super::target::ChatTarget;
+use super::views::participants;
 use super::{Core, Typing};
 use crate::bus::Delivery;
 use crate::ephemeral::{EphemeralError, TypingChange};
