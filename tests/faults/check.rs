@@ -63,17 +63,26 @@ pub async fn acked_sends_stored_once(
     let twice: Vec<_> = stored.iter().filter(|(_, ids)| ids.len() > 1).collect();
     assert!(twice.is_empty(), "sends stored more than once: {twice:?}");
     let mut answered = BTreeSet::new();
+    let mut wrong = Vec::new();
     for &(author, client_id, message_id) in acked {
         assert!(
             answered.insert((author, client_id)),
             "({author}, {client_id}) acknowledged twice"
         );
-        assert_eq!(
-            stored.get(&(author, client_id)),
-            Some(&vec![message_id]),
-            "the acknowledged send ({author}, client_id {client_id}) as message {message_id}"
-        );
+        let found = stored.get(&(author, client_id));
+        if found != Some(&vec![message_id]) {
+            wrong.push(format!(
+                "author {author} client_id {client_id}: acknowledged as {message_id}, stored as {found:?}"
+            ));
+        }
     }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} acknowledged sends are not stored as acknowledged:\n{}",
+        wrong.len(),
+        acked.len(),
+        wrong.join("\n")
+    );
     rows.len()
 }
 

@@ -76,6 +76,7 @@ async fn nothing_is_lost_or_doubled_through_redis_postgres_and_replica_faults() 
     let mut redis = RedisServer::start().await;
     let logs = std::env::temp_dir().join(format!("osmium-faults-{}", std::process::id()));
     std::fs::create_dir_all(&logs).expect("a log directory");
+    println!("replica logs in {} (removed after a pass)", logs.display());
     let env = vec![
         ("DATABASE_URL", pg.url()),
         ("REDIS_URL", redis.url()),
@@ -174,10 +175,9 @@ async fn nothing_is_lost_or_doubled_through_redis_postgres_and_replica_faults() 
     };
     at(start, 4).await;
     redis.stop();
-    note("Redis killed".into());
     at(start, 7).await;
     redis.restart().await;
-    note("Redis restarted".into());
+    note("Redis killed, restarted 3 s later".into());
     at(start, 12).await;
     pg.restart("fast").await;
     note("Postgres restarted (pg_ctl restart -m fast)".into());
@@ -186,9 +186,10 @@ async fn nothing_is_lost_or_doubled_through_redis_postgres_and_replica_faults() 
     note("Postgres restarted (pg_ctl restart -m immediate)".into());
     at(start, 26).await;
     let killed = replicas[1].signal("KILL").await;
-    note(format!("replica 1 killed with SIGKILL ({killed})"));
     replicas[1].start().await;
-    note("replica 1 started again".into());
+    note(format!(
+        "replica 1 killed with SIGKILL ({killed}), started again"
+    ));
     at(start, 33).await;
     let stopped = replicas[0].signal("TERM").await;
     assert!(
@@ -196,9 +197,10 @@ async fn nothing_is_lost_or_doubled_through_redis_postgres_and_replica_faults() 
         "SIGTERM stops a replica cleanly, got {stopped}:\n{}",
         replicas[0].log_tail()
     );
-    note(format!("replica 0 stopped with SIGTERM ({stopped})"));
     replicas[0].start().await;
-    note("replica 0 started again".into());
+    note(format!(
+        "replica 0 stopped with SIGTERM ({stopped}), started again"
+    ));
     let load_end = (start + LOAD).max(Instant::now() + AFTER_LAST_FAULT);
     tokio::time::sleep_until(load_end.into()).await;
 
@@ -241,8 +243,30 @@ async fn nothing_is_lost_or_doubled_through_redis_postgres_and_replica_faults() 
         received.push(subscriber.await.expect("a subscriber ends cleanly"));
     }
 
-    // The end state.
+    // What the load saw, printed before the checks so a failure shows it too.
     let acked = tally.acked.lock().expect("not poisoned").clone();
+    println!("faults survived: {}", faults.len());
+    for fault in &faults {
+        println!("  {fault}");
+    }
+    println!(
+        "load {load_secs:.0}s: acked sends {}, retries {}, unanswered at the end {}, \
+         chats marked read {}, subscriber resumes {}",
+        acked.len(),
+        tally.retries.load(Ordering::Relaxed),
+        tally.unacked.load(Ordering::Relaxed),
+        tally.marked_read.load(Ordering::Relaxed),
+        tally.resumes.load(Ordering::Relaxed),
+    );
+    println!("failed calls by status code:");
+    for ((method, code), count) in tally.failures.lock().expect("not poisoned").iter() {
+        println!("  {method:<26} {code}: {count}");
+    }
+    for refused in tally.refused.lock().expect("not poisoned").iter() {
+        println!("  refused for good: {refused}");
+    }
+
+    // The end state.
     let stored = check::acked_sends_stored_once(&sql, &acked).await;
     let mut envelopes = 0;
     let mut conversations = 0;
@@ -252,31 +276,11 @@ async fn nothing_is_lost_or_doubled_through_redis_postgres_and_replica_faults() 
         conversations += check::unread_counts_match(&sql, user, &mut client).await;
     }
     check::no_stream_left_open(&replicas.each_ref().map(|r| r.metrics_port)).await;
-
-    println!("faults survived: {}", faults.len());
-    for fault in &faults {
-        println!("  {fault}");
-    }
     println!(
-        "load {load_secs:.0}s; acked sends {} (stored with client_id {stored}), retries {}, \
-         unanswered at the end {}, chats marked read {}",
-        acked.len(),
-        tally.retries.load(Ordering::Relaxed),
-        tally.unacked.load(Ordering::Relaxed),
-        tally.marked_read.load(Ordering::Relaxed),
+        "checked: {stored} messages with a client_id stored once each, {envelopes} envelopes \
+         equal to the logs, {conversations} unread counts equal to a recount, no stream open"
     );
-    println!(
-        "envelopes compared with the logs {envelopes} over {} resumes; unread counts compared {conversations}",
-        tally.resumes.load(Ordering::Relaxed),
-    );
-    println!("failed calls by status code:");
-    for ((method, code), count) in tally.failures.lock().expect("not poisoned").iter() {
-        println!("  {method:<26} {code}: {count}");
-    }
     println!("wall time {:.0}s", began.elapsed().as_secs_f64());
-    for refused in tally.refused.lock().expect("not poisoned").iter() {
-        println!("  refused: {refused}");
-    }
     drop(replicas);
     let _ = std::fs::remove_dir_all(&logs);
 }
