@@ -113,15 +113,25 @@ async fn call<T>(
     let code = match tokio::time::timeout(CALL_TIMEOUT, future).await {
         Ok(Ok(response)) => return Ok(response.into_inner()),
         Ok(Err(status)) => {
-            if !retryable(status.code()) {
+            // tonic reports some connections broken mid-call as INTERNAL
+            // "h2 protocol error": the transport's failure, not the service's.
+            let code = if status.code() == Code::Internal
+                && status.message().starts_with("h2 protocol error")
+            {
+                Code::Unknown
+            } else {
+                status.code()
+            };
+            if !retryable(code) {
                 let mut refused = tally.refused.lock().expect("not poisoned");
                 refused.push(format!(
-                    "{method}: {:?}: {}",
+                    "at {:.1}s {method}: {:?}: {}",
+                    tally.began.elapsed().as_secs_f64(),
                     status.code(),
                     status.message()
                 ));
             }
-            status.code()
+            code
         }
         Err(_) => Code::DeadlineExceeded,
     };
