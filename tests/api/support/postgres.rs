@@ -253,7 +253,7 @@ async fn wait_until_ready(wrapper: &mut Child, port: u16, dir: &Path) -> Result<
 
 /// The directory holding `initdb` and `postgres`: the first on PATH, else the newest
 /// Debian-style `/usr/lib/postgresql/<version>/bin`.
-fn postgres_bin_dir() -> Result<PathBuf, String> {
+pub(crate) fn postgres_bin_dir() -> Result<PathBuf, String> {
     let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
     let on_path = std::env::var_os("PATH")
         .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
@@ -285,7 +285,7 @@ fn postgres_bin_dir() -> Result<PathBuf, String> {
 }
 
 /// Whether the effective user is root, from `/proc/self/status`, else `id -u`.
-fn running_as_root() -> bool {
+pub(crate) fn running_as_root() -> bool {
     if let Ok(status) = fs::read_to_string("/proc/self/status") {
         // "Uid:  real  effective  saved  filesystem"
         if let Some(line) = status.lines().find(|line| line.starts_with("Uid:")) {
@@ -300,7 +300,7 @@ fn running_as_root() -> bool {
 }
 
 /// A command running `program` as the `postgres` system user when we are root, else as us.
-fn postgres_user_command(as_root: bool, program: &Path) -> Command {
+pub(crate) fn postgres_user_command(as_root: bool, program: &Path) -> Command {
     if as_root {
         let mut command = Command::new("runuser");
         command.args(["-u", "postgres", "--"]).arg(program);
@@ -311,7 +311,7 @@ fn postgres_user_command(as_root: bool, program: &Path) -> Command {
 }
 
 /// Runs a command to completion; its output goes into the error if it fails.
-fn run(command: &mut Command) -> Result<(), String> {
+pub(crate) fn run(command: &mut Command) -> Result<(), String> {
     let output = command
         .output()
         .map_err(|error| format!("cannot run {command:?}: {error}"))?;
@@ -327,14 +327,14 @@ fn run(command: &mut Command) -> Result<(), String> {
 }
 
 /// A TCP port that was free a moment ago.
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind(("127.0.0.1", 0))
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
         .map_err(|error| format!("cannot find a free port: {error}"))
 }
 
-fn log_tail(path: &Path) -> String {
+pub(crate) fn log_tail(path: &Path) -> String {
     match fs::read_to_string(path) {
         Ok(log) => {
             let lines: Vec<&str> = log.lines().collect();
