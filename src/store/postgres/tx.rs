@@ -28,9 +28,15 @@ pub struct PgTx {
 /// Commits without waiting for the WAL flush: the locks go at once.
 const ASYNC_COMMIT: &str = "SET LOCAL synchronous_commit = off; COMMIT";
 /// After an asynchronous COMMIT (its locks already released), a transaction
-/// that must write a commit record and wait for its flush: the WAL is
-/// flushed in order, so when it returns the earlier commit is durable too.
-const FLUSH: &str = "BEGIN; SELECT txid_current(); COMMIT";
+/// that must write WAL and wait for its flush: the WAL is flushed in order,
+/// so when it returns the earlier commit is durable too. It must write a
+/// record of its own before its commit record: Postgres commits a
+/// transaction that wrote no WAL asynchronously even when it has an xid
+/// (`SELECT txid_current()` alone flushes nothing, which the fault test
+/// caught as an acknowledged message lost in a crash). A transactional
+/// logical message is the smallest such record; it needs no table and no
+/// privilege, and at `wal_level` below `logical` nothing decodes it.
+const FLUSH: &str = "BEGIN; SELECT pg_logical_emit_message(true, 'osmium-chat', ''); COMMIT";
 
 /// A statement on its way, so that several can be in flight at once: the
 /// connection pipelines them, one round trip for the lot.
