@@ -221,6 +221,10 @@ impl Core {
         let mut tx = self.store.reader().await?;
         let found = tx.message_by_client_id(caller, client_id).await?;
         tx.commit().await?;
+        if found.is_some() {
+            // Another attempt's batch may still be in its WAL flush.
+            self.store.flush().await?;
+        }
         Ok(found.map(|m| m.id))
     }
 
@@ -235,6 +239,8 @@ impl Core {
             // That attempt may have died before publishing: this replica's
             // streams look at their logs now, the others' at their next sweeps.
             tx.commit().await?;
+            // The first attempt's batch may still be in its WAL flush.
+            self.store.flush().await?;
             self.streams.urgent.notify_one();
             return Ok(sent);
         }

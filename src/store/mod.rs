@@ -87,6 +87,12 @@ pub trait Store: Send + Sync + 'static {
     async fn reader(&self) -> StoreResult<Box<dyn Tx>> {
         self.begin().await
     }
+    /// Returns once everything committed before it is durable: a commit
+    /// read by another session may still be in its WAL flush (a busy
+    /// chat's batch), and must not be acknowledged before it is.
+    async fn flush(&self) -> StoreResult<()> {
+        Ok(())
+    }
     /// Leases, for `ttl`, a worker number for snowflake ids that no other
     /// live replica holds: one never leased, released, or expired. `None`
     /// when every number is held.

@@ -182,6 +182,10 @@ impl Store for PostgresStore {
         Ok(Box::new(PgTx::reader(self.pool.get().await?)))
     }
 
+    async fn flush(&self) -> StoreResult<()> {
+        tx::flush(self.pool.get().await?).await
+    }
+
     async fn prune_updates(&self, retention: Duration, batch: usize) -> StoreResult<u64> {
         let client = self.pool.get().await?;
         let locked: bool = client

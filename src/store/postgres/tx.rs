@@ -285,6 +285,11 @@ impl Tx for PgTx {
 
 /// Runs the last statements on a connection before it goes back to the
 /// pool; one whose state is unknown after an error is never reused.
+/// [`FLUSH`] on a pooled connection of its own.
+pub(super) async fn flush(client: Object) -> StoreResult<()> {
+    finish(client, FLUSH).await
+}
+
 async fn finish(client: Object, sql: &str) -> StoreResult<()> {
     if let Err(error) = client.batch_execute(sql).await {
         let _ = Object::take(client);
