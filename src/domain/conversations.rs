@@ -225,7 +225,7 @@ impl Chats<'_> {
             .commit_changes(vec![NewChange::to_all(self.change(update, None), [caller])])
             .await?;
         self.counters.count_logged(&logged);
-        self.publish(logged).await;
+        self.after_flush.publish(logged);
         Ok(())
     }
 }
@@ -279,7 +279,7 @@ impl Core {
             )])
             .await?;
         self.counters.count_logged(&logged);
-        self.publish(logged).await;
+        self.after_flush.publish(logged);
         Ok(())
     }
 

@@ -13,6 +13,7 @@ mod access;
 mod batch;
 mod conversations;
 mod deletions;
+mod durable;
 pub mod groups;
 pub mod invites;
 pub mod limits;
@@ -64,6 +65,8 @@ pub struct Core {
     catch_ups: tokio::sync::Semaphore,
     /// Profiles read recently, kept coherent across replicas by the bus.
     user_cache: Arc<UserCache>,
+    /// What relaxed writes logged, waiting for a flush to be published.
+    after_flush: Arc<durable::AfterFlush>,
     /// Sends waiting to be written with the next batch of their chat.
     posts: Arc<Batches<ChatId, Post, Result<MessageId>>>,
     /// This core, for the tasks that write batches.
@@ -87,9 +90,11 @@ impl Core {
             Some(users) => cache.invalidate(users),
             None => cache.clear(),
         }));
+        let after_flush = durable::AfterFlush::new(store.clone(), bus.clone());
         Arc::new_cyclic(|me| Self {
             store,
             bus,
+            after_flush,
             ephemeral,
             ids,
             streams: streams::registry::Registry::new(limits.max_streams_per_user),
@@ -151,9 +156,12 @@ impl Core {
     }
 
     /// On shutdown, after the last call: waits at most `within` for what
-    /// was published to leave this replica.
+    /// was committed to be published and to leave this replica.
     pub async fn drain(&self, within: std::time::Duration) {
-        self.bus.drain(within).await;
+        let deadline = tokio::time::Instant::now() + within;
+        self.after_flush.drain(within).await;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        self.bus.drain(left).await;
     }
 
     async fn publish(&self, logged: Vec<LoggedUpdate>) {

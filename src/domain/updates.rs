@@ -27,6 +27,9 @@ impl Core {
         let oldest = tx.oldest_update(user).await?;
         tx.commit().await?;
         let Some(since) = since else {
+            // A stream that starts after an entry a crash could still take
+            // back would drop, as a repeat, the entry given its seq next.
+            self.store.flush().await?;
             return Ok(head);
         };
         if since > head {
@@ -43,13 +46,19 @@ impl Core {
     }
 
     /// Up to [`REPLAY_BATCH`] entries after `after`, fewer when their
-    /// payloads pass [`REPLAY_BYTES`]; none when there are no more.
+    /// payloads pass [`REPLAY_BYTES`]; none when there are no more. Only
+    /// durable entries are returned: one a relaxed write or a busy batch
+    /// committed may still be in its WAL flush, and a crash could take it
+    /// back after a client saw it.
     pub(super) async fn read_log(&self, user: UserId, after: u64) -> Result<Vec<LoggedUpdate>> {
         let mut tx = self.store.reader().await?;
         let entries = tx
             .updates_after(user, after, REPLAY_BATCH, REPLAY_BYTES)
             .await?;
         tx.commit().await?;
+        if !entries.is_empty() {
+            self.store.flush().await?;
+        }
         Ok(entries)
     }
 }

@@ -89,7 +89,8 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Returns once everything committed before it is durable: a commit
     /// read by another session may still be in its WAL flush (a busy
-    /// chat's batch), and must not be acknowledged before it is.
+    /// chat's batch, a relaxed write), and must not be acknowledged or
+    /// delivered before it is. Callers waiting at once share one flush.
     async fn flush(&self) -> StoreResult<()> {
         Ok(())
     }

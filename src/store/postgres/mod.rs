@@ -4,6 +4,7 @@
 //! this file the pool, migrations and pruning.
 
 mod chats;
+mod flush;
 mod invites;
 mod log;
 mod members;
@@ -41,6 +42,7 @@ const PRUNE_LOCK: i64 = MIGRATION_LOCK + 1;
 
 pub struct PostgresStore {
     pool: Pool,
+    flusher: std::sync::Arc<flush::Flusher>,
 }
 
 /// Server-side limits of every pooled session, so that no call waits on a
@@ -118,7 +120,10 @@ impl PostgresStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Migration(format!("pool: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self {
+            flusher: flush::Flusher::new(pool.clone()),
+            pool,
+        })
     }
 
     pub fn pool(&self) -> &Pool {
@@ -183,7 +188,7 @@ impl Store for PostgresStore {
     }
 
     async fn flush(&self) -> StoreResult<()> {
-        tx::flush(self.pool.get().await?).await
+        self.flusher.flush().await
     }
 
     async fn prune_updates(&self, retention: Duration, batch: usize) -> StoreResult<u64> {

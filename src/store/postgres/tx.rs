@@ -285,7 +285,7 @@ impl Tx for PgTx {
 
 /// Runs the last statements on a connection before it goes back to the
 /// pool; one whose state is unknown after an error is never reused.
-/// [`FLUSH`] on a pooled connection of its own.
+/// [`FLUSH`] on a pooled connection of its own (see `flush.rs`).
 pub(super) async fn flush(client: Object) -> StoreResult<()> {
     finish(client, FLUSH).await
 }
