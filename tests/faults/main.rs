@@ -13,6 +13,7 @@
 mod check;
 mod load;
 mod postgres;
+mod relaxed;
 mod replica;
 
 // The API suite's helpers, shared by path.

@@ -41,9 +41,20 @@ pub struct Postgres {
 impl Postgres {
     /// Makes a cluster in a temporary directory and starts it on a free port.
     pub async fn start() -> Self {
+        Self::start_with("").await
+    }
+
+    /// [`Postgres::start`] with more server `options` (`-c name=value ...`).
+    pub async fn start_with(options: &str) -> Self {
         let bin = postgres_bin_dir().expect("a PostgreSQL server is installed");
         let as_root = running_as_root();
-        let dir = std::env::temp_dir().join(format!("osmium-faults-pg-{}", std::process::id()));
+        // Tests of this binary run at once, each with a server of its own.
+        static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "osmium-faults-pg-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("a temporary directory");
         if as_root {
@@ -81,7 +92,7 @@ impl Postgres {
             .current_dir(&server.dir))
         .expect("initdb");
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 {options}",
             server.port,
             server.dir.display()
         );
