@@ -30,9 +30,14 @@ pub(crate) type Client = ChatServiceClient<InterceptedService<Channel, Bearer>>;
 pub(crate) type Directory = UserDirectoryClient<InterceptedService<Channel, Bearer>>;
 
 pub(crate) fn bearer(user: u64, service: bool) -> Result<Bearer> {
+    Ok(Bearer(authorization(user, service)?.parse()?))
+}
+
+/// The `authorization` header value of `user`'s calls.
+pub(crate) fn authorization(user: u64, service: bool) -> Result<String> {
     let token =
         osmium_chat::auth::issue(SECRET.as_bytes(), AUDIENCE, user, None, service, 6 * 3600)?;
-    Ok(Bearer(format!("Bearer {token}").parse()?))
+    Ok(format!("Bearer {token}"))
 }
 
 pub(crate) fn group_ref(group_id: u64) -> refs::ChatRef {

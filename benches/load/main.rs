@@ -81,6 +81,7 @@ mod redis_server;
 mod clients;
 mod cpu;
 mod env;
+mod h2load;
 mod replicas;
 mod report;
 mod scenarios;

@@ -33,6 +33,7 @@ pub(crate) struct Replica {
     /// The replica's own pid (not the wrapper's), for /proc.
     pub(crate) pid: u32,
     pub(crate) port: u16,
+    pub(crate) metrics_port: u16,
     pub(crate) log: PathBuf,
     pub(crate) wrapper: Child,
     pub(crate) stdin: Option<ChildStdin>,
@@ -88,6 +89,7 @@ impl Replica {
             index,
             pid,
             port,
+            metrics_port,
             log,
             wrapper,
             stdin,
@@ -101,6 +103,21 @@ impl Replica {
                 .any(|l| l.starts_with("State:") && (l.contains('Z') || l.contains('X'))),
             Err(_) => false,
         }
+    }
+
+    /// The Prometheus text the replica serves at `/metrics`.
+    pub(crate) async fn scrape(&self) -> Result<String> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).await?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        if !response.starts_with("HTTP/1.1 200") {
+            return Err(format!("replica {} /metrics: {response}", self.index).into());
+        }
+        Ok(response)
     }
 
     pub(crate) fn log_tail(&self) -> String {

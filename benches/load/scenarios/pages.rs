@@ -10,13 +10,14 @@ use osmium_chat::proto::{chats, messages, refs, types};
 use osmium_chat::store::postgres::page_sql;
 use prost::Message as _;
 
-use crate::clients::{group_ref, send_text, Client};
+use crate::clients::{authorization, group_ref, send_text, Client};
 use crate::cpu::{self, CpuWatch};
 use crate::env::Env;
+use crate::h2load::{self, H2load};
 use crate::report::{ms, Report};
 use crate::scenarios::spread::Pgbench;
 use crate::stats::{Samples, Window};
-use crate::Result;
+use crate::{BoxError, Result};
 
 const IN_FLIGHT: usize = 32;
 const PAGE: u32 = 50;
@@ -121,24 +122,56 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
             None
         }
     };
+    let generator = H2load::find();
+    report.info(
+        "f",
+        "load generator",
+        match &generator {
+            Some(_) => "h2load (8 connections, 4 streams each)".to_owned(),
+            None => format!("tonic, in this process ({IN_FLIGHT} connections)"),
+        },
+    );
     let postmaster = cpu::postmaster(&env.db).await;
     let replicas: Vec<u32> = env.replicas.iter().map(|r| r.pid).collect();
     for (index, point) in points.iter().enumerate() {
         let name = point.name;
+        let tonic_clients = if generator.is_some() { 1 } else { IN_FLIGHT };
         let mut clients = Vec::new();
-        for i in 0..IN_FLIGHT {
+        for i in 0..tonic_clients {
             clients.push(env.client(point.caller, i).await?);
         }
+        // The reply's shape, checked once here: h2load cannot read replies.
+        call(&mut clients[0], point.read)
+            .await
+            .map_err(|status| format!("{name}: {status}"))?;
+        let bearer = authorization(point.caller, false)?;
+        let (method, request) = request(point.read);
         let window = Window::after_warmup(secs);
+        let loading = async {
+            match &generator {
+                // Its own window: the same warm-up, then `secs`.
+                Some(h2load) => {
+                    let call = h2load::Call {
+                        method,
+                        request,
+                        bearer: &bearer,
+                    };
+                    h2load.run(env, &call, IN_FLIGHT, secs).await
+                }
+                None => load(clients, point.read, window).await,
+            }
+        };
         // CPU is read over the load window, after its warm-up.
-        let loading = tokio::spawn(load(clients, point.read, window));
-        tokio::time::sleep_until(window.start.into()).await;
-        let watch = CpuWatch::start(replicas.clone(), postmaster);
-        let statements = statements_run(env).await?;
-        tokio::time::sleep_until(window.end.into()).await;
-        let split = watch.split();
-        let statements = statements_run(env).await? - statements;
-        let samples = loading.await??;
+        let measuring = async {
+            tokio::time::sleep_until(window.start.into()).await;
+            let watch = CpuWatch::start(replicas.clone(), postmaster);
+            let statements = statements_run(env).await?;
+            tokio::time::sleep_until(window.end.into()).await;
+            let split = watch.split();
+            Ok::<_, BoxError>((split, statements_run(env).await? - statements))
+        };
+        let (samples, measured) = tokio::join!(loading, measuring);
+        let (samples, (split, statements)) = (samples?, measured?);
         let latencies = samples.summary();
         let rate = samples.rate(&window);
         let (p50, p99) = (latencies.ms(0.5), latencies.ms(0.99));
@@ -258,6 +291,36 @@ async fn call(client: &mut Client, read: Read) -> Result<(), tonic::Status> {
                 .into_inner();
             expect(chat.group.is_some(), "the group")
         }
+    }
+}
+
+/// The gRPC method and encoded request of `read`, as [`call`] sends it.
+fn request(read: Read) -> (&'static str, Vec<u8>) {
+    match read {
+        Read::Chats => (
+            "osmium.chat.v1.ChatService/GetChats",
+            chats::GetChats {
+                limit: Some(PAGE),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        Read::History { group, before } => (
+            "osmium.chat.v1.ChatService/GetHistory",
+            messages::GetHistory {
+                chat_ref: Some(group_ref(group)),
+                limit: Some(PAGE),
+                offset: before.map(messages::get_history::Offset::Before),
+            }
+            .encode_to_vec(),
+        ),
+        Read::Chat { group } => (
+            "osmium.chat.v1.ChatService/GetChat",
+            chats::GetChat {
+                chat_ref: Some(group_ref(group)),
+            }
+            .encode_to_vec(),
+        ),
     }
 }
 
