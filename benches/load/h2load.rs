@@ -9,6 +9,7 @@
 //! Found on PATH (Debian's `nghttp2-client`); `LOAD_GENERATOR=tonic` keeps
 //! the in-process tonic clients instead.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -108,11 +109,19 @@ impl H2load {
                     .get_or_insert_with(|| format!("h2load: {failed} requests failed: {stdout}"));
             }
         }
-        let refused = not_ok(env, call.method).await? - refused_before;
-        if refused > 0 {
-            samples.errors += refused;
+        let mut refused = not_ok(env, call.method).await?;
+        for (code, before) in refused_before {
+            if let Some(count) = refused.get_mut(&code) {
+                *count -= before;
+            }
+        }
+        refused.retain(|_, count| *count > 0);
+        if !refused.is_empty() {
+            samples.errors += refused.values().sum::<u64>();
             samples.first_error.get_or_insert_with(|| {
-                format!("{refused} calls did not answer OK (osmium_rpc_requests_total)")
+                format!(
+                    "calls not answered OK, by gRPC code (osmium_rpc_requests_total): {refused:?}"
+                )
             });
         }
         Ok(samples)
@@ -173,22 +182,25 @@ fn measured_latencies(log: &Path, done: u64) -> Result<Vec<u64>> {
         .collect()
 }
 
-/// Calls of `method` the replicas answered with a status other than OK.
-async fn not_ok(env: &Env, method: &str) -> Result<u64> {
+/// Calls of `method` the replicas answered with a status other than OK,
+/// by gRPC code.
+async fn not_ok(env: &Env, method: &str) -> Result<BTreeMap<String, u64>> {
     let prefix = format!("osmium_rpc_requests_total{{method=\"{method}\",code=\"");
-    let mut total = 0;
+    let mut counts = BTreeMap::new();
     for replica in &env.replicas {
         let text = replica.scrape().await?;
         for line in text.lines() {
-            let Some(rest) = line.strip_prefix(&prefix) else {
+            let Some((code, value)) = line
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.split_once("\"} "))
+            else {
                 continue;
             };
-            if rest.starts_with("0\"") {
-                continue;
+            if code != "0" {
+                *counts.entry(code.to_owned()).or_default() +=
+                    value.parse::<f64>().unwrap_or(0.0) as u64;
             }
-            let value = rest.rsplit(' ').next().unwrap_or("0");
-            total += value.parse::<f64>().unwrap_or(0.0) as u64;
         }
     }
-    Ok(total)
+    Ok(counts)
 }

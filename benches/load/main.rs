@@ -33,8 +33,13 @@
 //!   added to the update log tables. (e2) all members get 16 KB photo
 //!   previews (halved until `UpsertUsers` accepts them), then a 250th member
 //!   is added: latency, peak memory growth, log bytes.
-//! - **f** the read RPCs, each at 32 calls in flight (32 connections,
-//!   alternating between the replicas), each followed by `pgbench -M
+//! - **f** the read RPCs, each at 32 calls in flight, driven by `h2load`
+//!   when it is on PATH (Debian's `nghttp2-client`: 4 connections of 4
+//!   streams to each replica, a client in C that takes little CPU, as
+//!   pgbench's does; `LOAD_GENERATOR=tonic` or no h2load: 32 tonic
+//!   connections from this process, alternating between the replicas;
+//!   the reply's shape is checked once, and calls not answered OK are
+//!   read from the replicas' metrics), each followed by `pgbench -M
 //!   prepared -c 32 -j 2` running the one statement that RPC sends, with
 //!   the RPC's parameters, on the service's own schema and rows: calls/s,
 //!   p50, p99, pgbench tps and the ratio calls/s ÷ tps, and where the CPU
