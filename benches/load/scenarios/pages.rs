@@ -204,11 +204,16 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
         };
         let (tps, split) =
             tokio::join!(pgbench.run_script(env, secs, IN_FLIGHT, &script), watching);
-        let tps = tps?;
+        let (tps, own) = tps?;
         report.info(
             "f",
             &format!("{name}: pgbench tps of its statement (-c {IN_FLIGHT})"),
             format!("{tps:.0}; cpu: {split}"),
+        );
+        report.info(
+            "f",
+            &format!("{name}: pgbench p50 / p99 of its statement"),
+            format!("{} / {}", ms(own.ms(0.5)), ms(own.ms(0.99))),
         );
         let ratio = rate / tps;
         report.check(

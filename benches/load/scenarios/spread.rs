@@ -9,7 +9,7 @@ use osmium_chat::proto::refs;
 use crate::env::{unix_secs, Env};
 use crate::report::{ms, Report};
 use crate::senders::{send_load, senders};
-use crate::stats::Window;
+use crate::stats::{Latencies, Window};
 use crate::Result;
 
 pub(crate) async fn scenario_b(env: &Env, secs: Duration, report: &mut Report) -> Result<()> {
@@ -147,35 +147,80 @@ impl Pgbench {
     }
 
     /// A custom script, its statements prepared once per client as the
-    /// service prepares them, with `clients` in flight: tps.
+    /// service prepares them, with `clients` in flight: tps, and the
+    /// latencies of its transactions (from pgbench's per-transaction log,
+    /// written beside `script`).
     pub(crate) async fn run_script(
         &self,
         env: &Env,
         secs: Duration,
         clients: usize,
         script: &std::path::Path,
-    ) -> Result<f64> {
+    ) -> Result<(f64, Latencies)> {
         let seconds = secs.as_secs().max(1).to_string();
         let clients = clients.to_string();
+        let prefix = script.with_extension("log");
+        let log_prefix = format!("--log-prefix={}", prefix.display());
         let script = script.to_string_lossy();
         let text = self
             .output(
                 env,
                 &[
-                    "-n", "-M", "prepared", "-c", &clients, "-j", "2", "-T", &seconds, "-f",
+                    "-n",
+                    "-M",
+                    "prepared",
+                    "-c",
+                    &clients,
+                    "-j",
+                    "2",
+                    "-T",
+                    &seconds,
+                    "-f",
                     &script,
+                    "--log",
+                    &log_prefix,
                 ],
             )
             .await?;
-        tps_of(&text)
+        Ok((tps_of(&text)?, logged_latencies(&prefix)?))
     }
-
     pub(crate) async fn drop_schema(&self, env: &Env) {
         let _ = env
             .db
             .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema))
             .await;
     }
+}
+
+/// Every transaction's latency in the logs pgbench wrote at `prefix`
+/// (`prefix.<pid>` and `prefix.<pid>.<thread>`): lines of client,
+/// transaction, latency in microseconds, and more.
+fn logged_latencies(prefix: &std::path::Path) -> Result<Latencies> {
+    let dir = prefix.parent().ok_or("a log prefix in a directory")?;
+    let name = prefix
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or("a log prefix with a name")?;
+    let mut us = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let file = entry.file_name();
+        if !file
+            .to_str()
+            .is_some_and(|f| f.starts_with(&format!("{name}.")))
+        {
+            continue;
+        }
+        for line in std::fs::read_to_string(entry.path())?.lines() {
+            let latency = line
+                .split_whitespace()
+                .nth(2)
+                .and_then(|l| l.parse().ok())
+                .ok_or_else(|| format!("a pgbench log line without a latency: {line:?}"))?;
+            us.push(latency);
+        }
+    }
+    Ok(Latencies::of(us))
 }
 
 fn tps_of(text: &str) -> Result<f64> {
