@@ -60,12 +60,10 @@ async fn a_read_marker_a_stream_delivered_survives_a_database_crash() {
     let sent = send(&mut writing, reader, "before the crash").await;
     let mut stream = subscribe(&mut reading, 0).await;
     let created = next(&mut stream).await;
-    assert!(
-        matches!(
-            &created.update.as_ref().and_then(|u| u.update.as_ref()),
-            Some(U::MessageCreated(_))
-        ),
-        "the reader's log starts with the message: {created:?}"
+    assert_eq!(
+        kind(&created),
+        "MessageCreated",
+        "the log starts with it: {created:?}"
     );
     reading
         .mark_chat_read(chats::MarkChatRead {
@@ -76,14 +74,7 @@ async fn a_read_marker_a_stream_delivered_survives_a_database_crash() {
         .await
         .expect("the chat is marked read");
     let marked = next(&mut stream).await;
-    assert_eq!(marked.seq, created.seq + 1, "{marked:?}");
-    assert!(
-        matches!(
-            &marked.update.as_ref().and_then(|u| u.update.as_ref()),
-            Some(U::ConversationLastRead(_))
-        ),
-        "the stream delivers the read marker: {marked:?}"
-    );
+    expect(&marked, created.seq + 1, "ConversationLastRead");
 
     reading
         .set_draft(SetDraft {
@@ -93,14 +84,7 @@ async fn a_read_marker_a_stream_delivered_survives_a_database_crash() {
         .await
         .expect("the draft is set");
     let drafted = next(&mut stream).await;
-    assert_eq!(drafted.seq, marked.seq + 1, "{drafted:?}");
-    assert!(
-        matches!(
-            &drafted.update.as_ref().and_then(|u| u.update.as_ref()),
-            Some(U::Chat(_))
-        ),
-        "the stream delivers the draft: {drafted:?}"
-    );
+    expect(&drafted, marked.seq + 1, "Chat");
 
     pg.restart("immediate").await;
 
@@ -127,33 +111,36 @@ async fn a_read_marker_a_stream_delivered_survives_a_database_crash() {
         // Polling a database on its way up: nothing to await but time.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // What the stream delivered before the crash is still in the log, at
+    // the same seqs, and the new message comes after it.
     let mut resumed = subscribe(&mut reading, created.seq).await;
-    let first = next(&mut resumed).await;
-    assert_eq!(first.seq, marked.seq, "{first:?}");
-    assert!(
-        matches!(&first.update.as_ref().and_then(|u| u.update.as_ref()), Some(U::ConversationLastRead(_))),
-        "the read marker the stream delivered before the crash is still in the log at seq {}, not replaced: {first:?}",
-        marked.seq
+    expect(
+        &next(&mut resumed).await,
+        marked.seq,
+        "ConversationLastRead",
     );
-    let second = next(&mut resumed).await;
-    assert_eq!(second.seq, drafted.seq, "{second:?}");
-    assert!(
-        matches!(
-            &second.update.as_ref().and_then(|u| u.update.as_ref()),
-            Some(U::Chat(_))
-        ),
-        "the draft the stream delivered before the crash is still in the log: {second:?}"
-    );
-    let third = next(&mut resumed).await;
-    assert_eq!(third.seq, drafted.seq + 1, "{third:?}");
-    assert!(
-        matches!(
-            &third.update.as_ref().and_then(|u| u.update.as_ref()),
-            Some(U::MessageCreated(_))
-        ),
-        "{third:?}"
-    );
+    expect(&next(&mut resumed).await, drafted.seq, "Chat");
+    expect(&next(&mut resumed).await, drafted.seq + 1, "MessageCreated");
     let _ = std::fs::remove_dir_all(&logs);
+}
+
+/// The update's kind, as its field in `Update` is named.
+fn kind(envelope: &UpdateEnvelope) -> &'static str {
+    match envelope.update.as_ref().and_then(|u| u.update.as_ref()) {
+        Some(U::MessageCreated(_)) => "MessageCreated",
+        Some(U::ConversationLastRead(_)) => "ConversationLastRead",
+        Some(U::Chat(_)) => "Chat",
+        Some(_) => "another update",
+        None => "no update",
+    }
+}
+
+fn expect(envelope: &UpdateEnvelope, seq: u64, what: &str) {
+    assert_eq!(
+        (envelope.seq, kind(envelope)),
+        (seq, what),
+        "expected {what} at seq {seq}: {envelope:?}"
+    );
 }
 
 async fn send(client: &mut Client, to: u64, text: &str) -> u64 {
