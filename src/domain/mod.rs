@@ -32,7 +32,6 @@ mod views;
 
 use std::collections::HashSet;
 
-use prost::Message as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -119,12 +118,12 @@ impl Core {
         update: crate::proto::updates::update::Update,
         scope: Option<Scope>,
     ) -> Arc<Change> {
-        Arc::new(Change {
-            id: self.ids.next_id(),
-            update: render::update(update),
+        Arc::new(Change::new(
+            self.ids.next_id(),
+            render::update(update),
             scope,
-            client_id: None,
-        })
+            None,
+        ))
     }
 
     fn registered_users(&self) -> std::sync::MutexGuard<'_, HashSet<UserId>> {
@@ -265,7 +264,7 @@ impl Counters {
         for entry in logged {
             if !seen.contains(&entry.change.id) {
                 seen.push(entry.change.id);
-                bytes += entry.change.update.encoded_len() as u64;
+                bytes += entry.change.encoded_len() as u64;
             }
         }
         self.log_entries

@@ -147,17 +147,17 @@ impl Batch {
 }
 
 pub fn message_change(chat: &ChatRow, row: &MessageRow) -> Arc<Change> {
-    Arc::new(Change {
-        id: fresh(),
-        update: updates::Update {
+    Arc::new(Change::new(
+        fresh(),
+        updates::Update {
             update: Some(U::MessageCreated(updates::UpdateMessageCreated {
                 message: Some(row.body.clone()),
                 ..Default::default()
             })),
         },
-        scope: Some(chat.scope()),
-        client_id: row.client_id.map(|c| (row.author, c)),
-    })
+        Some(chat.scope()),
+        row.client_id.map(|c| (row.author, c)),
+    ))
 }
 
 /// Lays out `posts` in `chat` (as locked, with its members as they are
