@@ -246,19 +246,7 @@ pub async fn no_stream_left_open(metrics_ports: &[u16]) {
 }
 
 async fn streams_open(port: u16) -> f64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("metrics port open");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("request sent");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .expect("response read");
+    let response = crate::metrics::scrape(port).await;
     response
         .lines()
         .find(|line| !line.starts_with('#') && line.contains("subscribe_streams_open"))

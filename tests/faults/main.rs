@@ -16,6 +16,8 @@ mod postgres;
 mod replica;
 
 // The API suite's helpers, shared by path.
+#[path = "../api/support/metrics.rs"]
+mod metrics;
 #[path = "../api/support/redis.rs"]
 #[allow(dead_code)]
 mod redis_server;
