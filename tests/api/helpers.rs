@@ -17,7 +17,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 
-pub use crate::support::metrics::scrape;
+pub use crate::support::metrics::{sample, scrape};
 use crate::support::postgres::fresh_schema_url;
 use crate::support::redis::RedisServer;
 

@@ -247,10 +247,6 @@ pub async fn no_stream_left_open(metrics_ports: &[u16]) {
 
 async fn streams_open(port: u16) -> f64 {
     let response = crate::metrics::scrape(port).await;
-    response
-        .lines()
-        .find(|line| !line.starts_with('#') && line.contains("subscribe_streams_open"))
-        .and_then(|line| line.split_whitespace().last())
-        .and_then(|value| value.parse().ok())
+    crate::metrics::sample(&response, "osmium_subscribe_streams_open")
         .unwrap_or_else(|| panic!("no subscribe_streams_open gauge in:\n{response}"))
 }
