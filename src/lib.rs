@@ -3,7 +3,8 @@
 //! Layout, outermost first:
 //! - [`startup`] wires everything from [`config`]; [`shutdown`] stops it.
 //! - [`api`] is the gRPC transport: parse, call the domain, convert back;
-//!   [`auth`] verifies the bearer token before any handler runs.
+//!   [`auth`] verifies the bearer token before any handler runs, as a
+//!   [`step`] in front of the services.
 //! - [`domain`] holds the rules and use-cases; [`error`] its error and the
 //!   one mapping to gRPC status codes.
 //! - [`store`] persists (Postgres, or the embedded memory engine);
@@ -28,6 +29,7 @@ pub mod proto;
 pub mod redis_conn;
 pub mod shutdown;
 pub mod startup;
+pub mod step;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -64,12 +64,41 @@ pub fn system_roots() -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-/// Checks the chain up to a trusted root but not the name in it: libpq's
-/// `verify-ca`, for servers reached by a name their certificate lacks.
+/// The verifier for libpq's weaker `sslmode`s. With a chain, it checks the
+/// chain up to a trusted root but not the name in it: `verify-ca`, for
+/// servers reached by a name their certificate lacks. Without one, it
+/// encrypts without checking who is at the other end: `require` (and
+/// `prefer`) without a root certificate. Either way the handshake's
+/// signatures are checked, so the session key belongs to whoever holds the
+/// certificate's key.
 #[derive(Debug)]
-pub struct ChainOnly(pub Arc<WebPkiServerVerifier>);
+pub struct Relaxed {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
 
-impl ServerCertVerifier for ChainOnly {
+impl Relaxed {
+    /// `algorithms` must be those `chain` was built with, so that the
+    /// handshake's signatures are checked as the chain's verifier would.
+    pub fn chain_only(
+        chain: Arc<WebPkiServerVerifier>,
+        algorithms: WebPkiSupportedAlgorithms,
+    ) -> Self {
+        Self {
+            chain: Some(chain),
+            algorithms,
+        }
+    }
+
+    pub fn unverified(algorithms: WebPkiSupportedAlgorithms) -> Self {
+        Self {
+            chain: None,
+            algorithms,
+        }
+    }
+}
+
+impl ServerCertVerifier for Relaxed {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -78,15 +107,13 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
         // webpki checks the name only after the chain, so a name mismatch
         // means the chain itself was trusted.
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(error) if wrong_name(&error) => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
@@ -97,7 +124,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -106,54 +133,21 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.algorithms.supported_schemes()
     }
 }
 
-/// Encrypts without checking who is at the other end: libpq's `require`
-/// (and `prefer`) without a root certificate. The handshake's signatures
-/// are still checked, so the session key belongs to whoever holds the
-/// certificate's key; only the certificate itself goes unverified.
-#[derive(Debug)]
-pub struct Unverified(pub WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
+fn wrong_name(error: &rustls::Error) -> bool {
+    matches!(
+        error,
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        )
+    )
 }
 
 /// The TLS failure among `error`'s causes, if any.
@@ -195,9 +189,7 @@ pub enum Refusal {
 
 pub fn explain(error: &rustls::Error) -> Refusal {
     match error {
-        rustls::Error::InvalidCertificate(
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-        ) => Refusal::WrongName,
+        _ if wrong_name(error) => Refusal::WrongName,
         rustls::Error::InvalidCertificate(_) => Refusal::Untrusted,
         _ => Refusal::Handshake,
     }

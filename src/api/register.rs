@@ -6,75 +6,44 @@
 //! error's status, mapped as everywhere else.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use tonic::codegen::BoxFuture;
-use tonic::server::NamedService;
 use tonic::Status;
 use tracing::Span;
 
 use crate::auth::Caller;
 use crate::domain::values::DisplayName;
 use crate::domain::Core;
+use crate::step::{Before, Step};
 
-/// Wraps a service so that named callers are registered before it is called.
-#[derive(Clone)]
-pub struct Register<S> {
-    inner: S,
-    core: Arc<Core>,
-}
+/// A service whose named callers are registered before it is called.
+pub type Register<S> = Before<Registration, S>;
 
 impl<S> Register<S> {
     pub fn new(core: Arc<Core>, inner: S) -> Self {
-        Self { inner, core }
+        Before::wrap(Registration(core), inner)
     }
 }
 
-impl<S: NamedService> NamedService for Register<S> {
-    const NAME: &'static str = S::NAME;
-}
+/// Registers a caller whose token carries a name; others pass at once.
+#[derive(Clone)]
+pub struct Registration(Arc<Core>);
 
-impl<S, B, R> tower_service::Service<http::Request<B>> for Register<S>
-where
-    S: tower_service::Service<http::Request<B>, Response = http::Response<R>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: Send + 'static,
-    R: Default,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let named = request
+impl Step for Registration {
+    fn start<B>(&self, request: &http::Request<B>) -> Option<BoxFuture<http::Extensions, Status>> {
+        let (user, name) = request
             .extensions()
             .get::<Caller>()
-            .and_then(|caller| Some((caller.user, caller.name.clone()?)));
-        let Some((user, name)) = named else {
-            return Box::pin(self.inner.call(request));
-        };
-        // The service that was polled ready answers; a fresh clone waits for
-        // the next request.
-        let fresh = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, fresh);
-        let core = self.core.clone();
-        Box::pin(async move {
+            .and_then(|caller| Some((caller.user, caller.name.clone()?)))?;
+        let core = self.0.clone();
+        Some(Box::pin(async move {
             Span::current().record("user", user.get());
             let registered = match DisplayName::parse("token name", &name) {
                 Ok(name) => core.users().register(user, &name).await,
                 Err(error) => Err(error),
             };
-            if let Err(error) = registered {
-                return Ok(Status::from(error).into_http());
-            }
-            inner.call(request).await
-        })
+            registered.map_err(Status::from)?;
+            Ok(http::Extensions::new())
+        }))
     }
 }

@@ -1,73 +1,46 @@
-//! Authentication as a tower service around `ChatService` and
-//! `UserDirectory`. Not a tonic interceptor: those are synchronous, and a
-//! token naming a key published a moment ago waits for the keys to reload.
+//! Authentication as a step in front of `ChatService` and `UserDirectory`.
+//! Not a tonic interceptor: those are synchronous, and a token naming a key
+//! published a moment ago waits for the keys to reload.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use tonic::codegen::BoxFuture;
-use tonic::server::NamedService;
 use tonic::Status;
 
 use super::Verifier;
+use crate::step::{Before, Step};
 
-/// Wraps a service so that it only sees requests with a verified [`Caller`]
-/// in their extensions.
+/// A service that only sees requests with a verified [`Caller`] in their
+/// extensions.
 ///
 /// [`Caller`]: super::Caller
-#[derive(Clone)]
-pub struct Authenticate<S> {
-    inner: S,
-    verifier: Arc<Verifier>,
-}
+pub type Authenticate<S> = Before<Authentication, S>;
 
 impl<S> Authenticate<S> {
     pub fn new(verifier: Arc<Verifier>, inner: S) -> Self {
-        Self { inner, verifier }
+        Before::wrap(Authentication(verifier), inner)
     }
 }
 
-impl<S: NamedService> NamedService for Authenticate<S> {
-    const NAME: &'static str = S::NAME;
-}
+/// Verifies the bearer token and puts its [`Caller`] into the request.
+///
+/// [`Caller`]: super::Caller
+#[derive(Clone)]
+pub struct Authentication(Arc<Verifier>);
 
-impl<S, B, R> tower_service::Service<http::Request<B>> for Authenticate<S>
-where
-    S: tower_service::Service<http::Request<B>, Response = http::Response<R>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: Send + 'static,
-    R: Default,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        // The service that was polled ready answers; a fresh clone waits for
-        // the next request.
-        let fresh = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, fresh);
-        let verifier = self.verifier.clone();
-        Box::pin(async move {
-            let token = match bearer(&request) {
-                Ok(token) => token,
-                Err(status) => return Ok(status.into_http()),
-            };
-            match verifier.verify(&token).await {
-                Ok(caller) => {
-                    request.extensions_mut().insert(caller);
-                    inner.call(request).await
-                }
-                Err(why) => Ok(Status::unauthenticated(why).into_http()),
-            }
-        })
+impl Step for Authentication {
+    fn start<B>(&self, request: &http::Request<B>) -> Option<BoxFuture<http::Extensions, Status>> {
+        let token = bearer(request);
+        let verifier = self.0.clone();
+        Some(Box::pin(async move {
+            let caller = verifier
+                .verify(&token?)
+                .await
+                .map_err(Status::unauthenticated)?;
+            let mut extensions = http::Extensions::new();
+            extensions.insert(caller);
+            Ok(extensions)
+        }))
     }
 }
 

@@ -48,6 +48,13 @@ fn invite_not_found() -> Error {
 }
 
 impl Invites<'_> {
+    /// Deletes every group's dead invites, at most `batch` at a time, so
+    /// that a quiet group's do not wait for its next invite; returns how
+    /// many went.
+    pub async fn prune_dead(&self, batch: usize) -> Result<u64> {
+        Ok(self.store.prune_dead_invites(now_ms(), batch).await?)
+    }
+
     pub async fn create(&self, caller: UserId, new: NewInvite) -> Result<String> {
         if new.expires_at.is_some_and(|at| at <= now_ms()) {
             return Err(Error::invalid("expires_at", "must be in the future"));

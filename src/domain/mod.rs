@@ -32,9 +32,10 @@ mod views;
 
 use std::collections::HashSet;
 
-use prost::Message as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
 use crate::bus::{Bus, Delivery};
 use crate::ephemeral::Ephemeral;
@@ -119,12 +120,12 @@ impl Core {
         update: crate::proto::updates::update::Update,
         scope: Option<Scope>,
     ) -> Arc<Change> {
-        Arc::new(Change {
-            id: self.ids.next_id(),
-            update: render::update(update),
+        Arc::new(Change::new(
+            self.ids.next_id(),
+            render::update(update),
             scope,
-            client_id: None,
-        })
+            None,
+        ))
     }
 
     fn registered_users(&self) -> std::sync::MutexGuard<'_, HashSet<UserId>> {
@@ -238,6 +239,9 @@ impl Stats<'_> {
     pub fn lag(&self) -> Option<crate::bus::BusLag> {
         self.0.bus.lag()
     }
+    pub fn user_cache(&self) -> &UserCache {
+        &self.0.user_cache
+    }
     /// The store's and the bus's engine names.
     pub fn engines(&self) -> (&'static str, &'static str) {
         (self.0.store.engine(), self.0.bus.engine())
@@ -246,7 +250,6 @@ impl Stats<'_> {
 
 /// Things that happened, counted for metrics without the domain knowing
 /// how they are exported.
-#[derive(Default)]
 pub struct Counters {
     replayed: AtomicU64,
     lag_ended: AtomicU64,
@@ -255,9 +258,34 @@ pub struct Counters {
     rate_limited: [AtomicU64; limits::RateLimit::ALL.len()],
     log_entries: AtomicU64,
     log_payload_bytes: AtomicU64,
+    /// Shared with the exporter, which reads it as it is: a histogram
+    /// cannot be caught up from a total as the counters are.
+    sweep_duration: Histogram,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            replayed: AtomicU64::default(),
+            lag_ended: AtomicU64::default(),
+            swept: AtomicU64::default(),
+            rate_limited: Default::default(),
+            log_entries: AtomicU64::default(),
+            log_payload_bytes: AtomicU64::default(),
+            // 1 ms to about 16 s: one query per chunk of streamed users.
+            sweep_duration: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
+        }
+    }
 }
 
 impl Counters {
+    pub(crate) fn time_sweep(&self, took: std::time::Duration) {
+        self.sweep_duration.observe(took.as_secs_f64());
+    }
+    /// How long sweeps took; a handle on the same histogram.
+    pub fn sweep_duration(&self) -> Histogram {
+        self.sweep_duration.clone()
+    }
     /// Entries committed to the log, and their changes' payloads, each once.
     pub(crate) fn count_logged(&self, logged: &[LoggedUpdate]) {
         let mut seen: Vec<u64> = Vec::new();
@@ -265,7 +293,7 @@ impl Counters {
         for entry in logged {
             if !seen.contains(&entry.change.id) {
                 seen.push(entry.change.id);
-                bytes += entry.change.update.encoded_len() as u64;
+                bytes += entry.change.encoded_len() as u64;
             }
         }
         self.log_entries

@@ -318,17 +318,17 @@ impl Core {
                     )
                 })
                 .collect();
-            let change = Change {
-                id: self.ids.next_id(),
-                update: render::update(U::MessageCreated(updates::UpdateMessageCreated {
+            let change = Change::new(
+                self.ids.next_id(),
+                render::update(U::MessageCreated(updates::UpdateMessageCreated {
                     message: Some(row.body.clone()),
                     channel_unread_count: 0,
                     author: Some(post.author.clone()),
                     client_id: None,
                 })),
-                scope: Some(after.scope()),
-                client_id: row.client_id.map(|c| (row.author, c)),
-            };
+                Some(after.scope()),
+                row.client_id.map(|c| (row.author, c)),
+            );
             changes.push(NewChange {
                 change: Arc::new(change),
                 recipients,

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use prost::Message as _;
 
 use super::ids::{ChatId, UserId};
@@ -41,6 +42,9 @@ impl Scope {
 }
 
 /// One change's shared payload.
+///
+/// The payload fields are private so that [`Change::encoded`], made once
+/// when the change is made or decoded, can never disagree with them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Change {
     /// Unique, time-ordered (a snowflake); names the payload in the log and on the bus.
@@ -48,10 +52,11 @@ pub struct Change {
     /// The update as nobody in particular sees it: chat refs unset, `owner`
     /// false, no unread count, no client id. When `scope` is `None` it is
     /// already rendered for its only recipient.
-    pub update: updates::Update,
-    pub scope: Option<Scope>,
+    update: updates::Update,
+    scope: Option<Scope>,
     /// A sent message's client id, shown to its author only.
-    pub client_id: Option<(UserId, u64)>,
+    client_id: Option<(UserId, u64)>,
+    encoded: Bytes,
 }
 
 /// What one recipient's copy holds beyond the shared payload.
@@ -98,6 +103,22 @@ impl LoggedUpdate {
 }
 
 impl Change {
+    pub fn new(
+        id: u64,
+        update: updates::Update,
+        scope: Option<Scope>,
+        client_id: Option<(UserId, u64)>,
+    ) -> Self {
+        let encoded = stored(&update, scope, client_id);
+        Self {
+            id,
+            update,
+            scope,
+            client_id,
+            encoded,
+        }
+    }
+
     /// The update as `viewer` sees it.
     pub fn render(&self, viewer: UserId, personal: Personal) -> updates::Update {
         let mut update = self.update.clone();
@@ -134,25 +155,19 @@ impl Change {
         update
     }
 
-    /// The stored form: what the log's `changes` table and the bus carry.
-    pub fn encode(&self) -> Vec<u8> {
-        let (direct_low, direct_high, group_id, owner) = match self.scope {
-            Some(Scope::Direct { low, high }) => (Some(low.get()), Some(high.get()), None, None),
-            Some(Scope::Group { id, owner }) => {
-                (None, None, Some(id.get()), owner.map(|o| o.get()))
-            }
-            None => (None, None, None, None),
-        };
-        StoredChange {
-            update: Some(self.update.clone()),
-            direct_low,
-            direct_high,
-            group_id,
-            owner,
-            author: self.client_id.map(|(a, _)| a.get()),
-            client_id: self.client_id.map(|(_, c)| c),
-        }
-        .encode_to_vec()
+    /// The stored form, what the log's `changes` table and the bus carry:
+    /// the shared payload with its scope and author, once however many it
+    /// reaches. What rendering adds per recipient (chat refs, `owner`, the
+    /// unread count, the client id) is not in it, so its length is what the
+    /// one shared copy costs, and that is what buffer and queue bounds count.
+    /// Encoded once, when the change is made or decoded; cheap to clone.
+    pub fn encoded(&self) -> &Bytes {
+        &self.encoded
+    }
+
+    /// The length of [`Change::encoded`].
+    pub fn encoded_len(&self) -> usize {
+        self.encoded.len()
     }
 
     /// The change from its stored form; fails on bytes that are not one.
@@ -177,18 +192,50 @@ impl Change {
                 .author
                 .zip(stored.client_id)
                 .map(|(a, c)| (UserId(a), c)),
+            encoded: Bytes::copy_from_slice(bytes),
         })
     }
 
     /// A change that is already one user's rendered update (legacy log rows).
     pub fn rendered(update: updates::Update) -> Self {
-        Self {
-            id: 0,
-            update,
-            scope: None,
-            client_id: None,
+        Self::new(0, update, None, None)
+    }
+}
+
+/// The bytes of a [`StoredChange`], written field by field so that making a
+/// change does not clone its update just to encode it.
+fn stored(
+    update: &updates::Update,
+    scope: Option<Scope>,
+    client_id: Option<(UserId, u64)>,
+) -> Bytes {
+    use prost::encoding::{fixed64, message};
+    let (direct_low, direct_high, group_id, owner) = match scope {
+        Some(Scope::Direct { low, high }) => (Some(low.get()), Some(high.get()), None, None),
+        Some(Scope::Group { id, owner }) => (None, None, Some(id.get()), owner.map(|o| o.get())),
+        None => (None, None, None, None),
+    };
+    let fixed = [
+        (2, direct_low),
+        (3, direct_high),
+        (4, group_id),
+        (5, owner),
+        (6, client_id.map(|(a, _)| a.get())),
+        (7, client_id.map(|(_, c)| c)),
+    ];
+    let len = message::encoded_len(1, update)
+        + fixed
+            .iter()
+            .filter_map(|(tag, v)| v.as_ref().map(|v| fixed64::encoded_len(*tag, v)))
+            .sum::<usize>();
+    let mut buf = Vec::with_capacity(len);
+    message::encode(1, update, &mut buf);
+    for (tag, value) in fixed {
+        if let Some(value) = value {
+            fixed64::encode(tag, &value, &mut buf);
         }
     }
+    Bytes::from(buf)
 }
 
 /// The stored encoding of a [`Change`]; never on the public wire.
@@ -217,9 +264,9 @@ mod tests {
 
     #[test]
     fn a_direct_message_renders_for_each_side_and_survives_encoding() {
-        let change = Change {
-            id: 7,
-            update: updates::Update {
+        let change = Change::new(
+            7,
+            updates::Update {
                 update: Some(U::MessageCreated(updates::UpdateMessageCreated {
                     message: Some(types::Message {
                         message_id: 9,
@@ -230,13 +277,17 @@ mod tests {
                     ..Default::default()
                 })),
             },
-            scope: Some(Scope::Direct {
+            Some(Scope::Direct {
                 low: UserId(1),
                 high: UserId(2),
             }),
-            client_id: Some((UserId(1), 55)),
-        };
-        let change = Change::decode(7, &change.encode()).unwrap();
+            Some((UserId(1), 55)),
+        );
+        let stored = StoredChange::decode(change.encoded().as_ref()).unwrap();
+        assert_eq!(stored.encode_to_vec(), change.encoded().as_ref());
+        let decoded = Change::decode(7, change.encoded()).unwrap();
+        assert_eq!(decoded, change);
+        let change = decoded;
         let Some(U::MessageCreated(to_peer)) = change
             .render(UserId(2), Personal { unread: Some(3) })
             .update

@@ -1,4 +1,5 @@
-//! Keeps the update log within its retention, from a background task.
+//! Keeps the update log within its retention, and deletes dead invites,
+//! from a background task.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,8 @@ use crate::domain::Core;
 /// Entries pruned per statement: small enough to keep locks short.
 const PRUNE_BATCH: usize = 5_000;
 
-/// Keeps the update log within its retention until the replica stops.
+/// Keeps the update log within its retention, and deletes dead invites,
+/// until the replica stops.
 pub async fn prune_periodically(
     core: Arc<Core>,
     retention: Duration,
@@ -28,6 +30,11 @@ pub async fn prune_periodically(
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "pruned the update log"),
             Err(error) => tracing::warn!(%error, "pruning the update log failed"),
+        }
+        match core.invites().prune_dead(PRUNE_BATCH).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "deleted dead invites"),
+            Err(error) => tracing::warn!(%error, "deleting dead invites failed"),
         }
     }
 }

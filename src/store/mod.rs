@@ -117,6 +117,10 @@ pub trait Store: Send + Sync + 'static {
     /// many entries went.
     async fn prune_updates(&self, retention: std::time::Duration, batch: usize)
         -> StoreResult<u64>;
+    /// Deletes every group's dead invites (expired at `now`, unix ms, or
+    /// used up), at most `batch` per statement; only one replica at a time
+    /// does this work. Returns how many went.
+    async fn prune_dead_invites(&self, now: u64, batch: usize) -> StoreResult<u64>;
     /// Which engine this is, for logs.
     fn engine(&self) -> &'static str;
     /// The connection pool's state, for engines that have one.

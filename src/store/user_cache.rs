@@ -11,6 +11,7 @@
 //! that was in flight. The number of entries is bounded too.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,8 @@ pub struct UserCache {
     capacity: usize,
     /// A std mutex: held only to look up or store, never across an await.
     entries: Mutex<Entries>,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 #[derive(Default)]
@@ -42,6 +45,8 @@ impl UserCache {
             ttl,
             capacity,
             entries: Mutex::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -66,6 +71,10 @@ impl UserCache {
             }
             entries.drops
         };
+        let hits = ids.len() - missing.len();
+        self.hits.fetch_add(hits as u64, Ordering::Relaxed);
+        self.misses
+            .fetch_add(missing.len() as u64, Ordering::Relaxed);
         if missing.is_empty() {
             return Ok(found.into_iter().flatten().collect());
         }
@@ -105,6 +114,17 @@ impl UserCache {
         let mut entries = self.lock();
         entries.drops += 1;
         entries.users.clear();
+    }
+
+    /// Profiles looked up and found fresh here, one per id asked, so far.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Profiles looked up and read from the store (absent, expired, or the
+    /// cache turned off), one per id asked, so far.
+    pub fn misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
     }
 
     /// Entries kept now.

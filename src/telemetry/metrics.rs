@@ -49,6 +49,8 @@ pub struct Metrics {
     log_entries: Counter,
     log_payload_bytes: Counter,
     rate_limited: Family<RateLabels, Counter>,
+    user_cache_hits: Counter,
+    user_cache_misses: Counter,
     core: Arc<Core>,
 }
 
@@ -127,6 +129,24 @@ impl Metrics {
             "Users whose streams the sweep found behind their update log and made catch up",
             swept.clone(),
         );
+        registry.register_with_unit(
+            "sweep_duration",
+            "Time one sweep takes to compare this replica's streams with their update logs",
+            Unit::Seconds,
+            core.stats().counters().sweep_duration(),
+        );
+        let user_cache_hits = Counter::default();
+        registry.register(
+            "user_cache_hits",
+            "Profile lookups answered from this replica's user cache",
+            user_cache_hits.clone(),
+        );
+        let user_cache_misses = Counter::default();
+        registry.register(
+            "user_cache_misses",
+            "Profile lookups that went to the users table",
+            user_cache_misses.clone(),
+        );
         let log_entries = Counter::default();
         registry.register(
             "update_log_entries",
@@ -166,6 +186,8 @@ impl Metrics {
             log_entries,
             log_payload_bytes,
             rate_limited,
+            user_cache_hits,
+            user_cache_misses,
             core,
         }
     }
@@ -214,6 +236,9 @@ impl Metrics {
         }
         catch_up(&self.log_entries, counters.log_entries());
         catch_up(&self.log_payload_bytes, counters.log_payload_bytes());
+        let users = stats.user_cache();
+        catch_up(&self.user_cache_hits, users.hits());
+        catch_up(&self.user_cache_misses, users.misses());
         let mut text = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text

@@ -104,6 +104,16 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text.replace('\n', "; ")
 }
 
+/// The span's name, service and method: those of a method this server
+/// serves, or [`methods::UNKNOWN`] for all three, so that a caller's path
+/// never becomes a name (trace backends index span names as metrics
+/// labels are, and would grow without bound on made-up paths).
+fn span_name(path: &str) -> (&'static str, &'static str, &'static str) {
+    let name = methods::label(path);
+    let (service, method) = name.split_once('/').unwrap_or((name, name));
+    (name, service, method)
+}
+
 /// Reads W3C trace context from gRPC metadata (HTTP/2 headers).
 struct Headers<'a>(&'a http::HeaderMap);
 
@@ -119,19 +129,44 @@ impl Extractor for Headers<'_> {
 
 /// The span of one RPC, a child of the caller's `traceparent` when sent.
 pub fn rpc_span(request: &http::Request<()>) -> Span {
-    let path = request.uri().path().trim_start_matches('/');
-    let (service, method) = path.split_once('/').unwrap_or((path, ""));
+    let (name, service, method) = span_name(request.uri().path());
     let span = tracing::info_span!(
         "rpc",
-        otel.name = %path,
+        otel.name = name,
         otel.kind = "server",
         rpc.system = "grpc",
-        rpc.service = %service,
-        rpc.method = %method,
+        rpc.service = service,
+        rpc.method = method,
         rpc.grpc.status_code = tracing::field::Empty,
         user = tracing::field::Empty,
     );
     let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
     let _ = span.set_parent(parent);
     span
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_are_named_after_served_methods_only() {
+        assert_eq!(
+            span_name("/osmium.chat.v1.ChatService/GetChats"),
+            (
+                "osmium.chat.v1.ChatService/GetChats",
+                "osmium.chat.v1.ChatService",
+                "GetChats"
+            )
+        );
+        for path in [
+            "/made.up.Service/Anything",
+            "/osmium.chat.v1.ChatService/Nope",
+            "/",
+            "",
+        ] {
+            let unknown = methods::UNKNOWN;
+            assert_eq!(span_name(path), (unknown, unknown, unknown), "{path}");
+        }
+    }
 }

@@ -17,6 +17,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 
+pub use crate::support::metrics::{sample, scrape};
 use crate::support::postgres::fresh_schema_url;
 use crate::support::redis::RedisServer;
 
@@ -394,23 +395,4 @@ impl TestUser {
             .into_inner()
             .id
     }
-}
-
-/// The Prometheus text a replica serves at `/metrics`.
-pub async fn scrape(port: u16) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("metrics port open");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("request sent");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .expect("response read");
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response
 }

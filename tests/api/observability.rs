@@ -7,7 +7,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
-use crate::helpers::{scrape, Engine, TestApp};
+use crate::helpers::{dm, sample, scrape, Engine, TestApp};
 
 #[tokio::test]
 async fn metrics_expose_rpc_counts_and_latency_by_method_and_code() {
@@ -40,6 +40,60 @@ async fn metrics_expose_rpc_counts_and_latency_by_method_and_code() {
             )),
             "{text}"
         );
+    }
+}
+
+#[tokio::test]
+async fn user_cache_hits_and_misses_are_counted_and_sweeps_timed() {
+    let app = TestApp::spawn(Engine::Postgres).await;
+    let mut ann = app.user("Ann").await;
+    let bob = app.user("Bob").await;
+    ann.send(dm(bob.id), "hi").await;
+    let counts = || async {
+        let text = scrape(app.metrics_port).await;
+        let value = |name: &str| {
+            sample(&text, name).unwrap_or_else(|| panic!("{name} is exposed:\n{text}"))
+        };
+        (
+            value("osmium_user_cache_hits_total"),
+            value("osmium_user_cache_misses_total"),
+        )
+    };
+
+    let (hits, misses) = counts().await;
+    ann.client
+        .get_chats(chats::GetChats::default())
+        .await
+        .expect("lists");
+    let (hits_after_first, misses_after_first) = counts().await;
+    assert!(
+        misses_after_first > misses,
+        "the first listing reads Bob's profile from the store"
+    );
+    ann.client
+        .get_chats(chats::GetChats::default())
+        .await
+        .expect("lists");
+    let (hits_after_second, misses_after_second) = counts().await;
+    assert!(
+        hits_after_second > hits_after_first.max(hits),
+        "the second listing finds it cached"
+    );
+    assert_eq!(misses_after_second, misses_after_first);
+
+    let _stream = ann.subscribe(None).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = scrape(app.metrics_port).await;
+        if sample(&text, "osmium_sweep_duration_seconds_count").is_some_and(|n| n > 0.0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no sweep was timed:\n{text}"
+        );
+        // The sweep runs on its own timer: nothing to await but time.
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -246,23 +246,7 @@ pub async fn no_stream_left_open(metrics_ports: &[u16]) {
 }
 
 async fn streams_open(port: u16) -> f64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("metrics port open");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("request sent");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .expect("response read");
-    response
-        .lines()
-        .find(|line| !line.starts_with('#') && line.contains("subscribe_streams_open"))
-        .and_then(|line| line.split_whitespace().last())
-        .and_then(|value| value.parse().ok())
+    let response = crate::metrics::scrape(port).await;
+    crate::metrics::sample(&response, "osmium_subscribe_streams_open")
         .unwrap_or_else(|| panic!("no subscribe_streams_open gauge in:\n{response}"))
 }

@@ -17,6 +17,8 @@ mod relaxed;
 mod replica;
 
 // The API suite's helpers, shared by path.
+#[path = "../api/support/metrics.rs"]
+mod metrics;
 #[path = "../api/support/redis.rs"]
 #[allow(dead_code)]
 mod redis_server;

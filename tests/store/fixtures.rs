@@ -73,6 +73,46 @@ pub fn group_row(owner: UserId) -> ChatRow {
     }
 }
 
+/// The direct chat of `a` and `b` (saved messages when they are one user).
+pub fn direct_row(a: UserId, b: UserId) -> ChatRow {
+    ChatRow {
+        id: ChatId(fresh()),
+        kind: ChatKind::Direct {
+            low: a.min(b),
+            high: a.max(b),
+        },
+        name: String::new(),
+        owner: None,
+        photo: None,
+        highlighted: None,
+        last_message: None,
+        msg_seq: 0,
+    }
+}
+
+/// The direct chat of `a` and `b` with `members` (those of the pair that
+/// have opened it) as members, committed.
+pub async fn direct(store: &dyn Store, a: UserId, b: UserId, members: &[UserId]) -> ChatRow {
+    committed(store, direct_row(a, b), members).await
+}
+
+/// A message by `author` in `chat`, outside any batch: no ordinal, no mentions.
+pub fn message_row(chat: ChatId, id: MessageId, author: UserId, client_id: u64) -> MessageRow {
+    MessageRow {
+        chat_id: chat,
+        id,
+        author,
+        ordinal: 0,
+        client_id: Some(client_id),
+        mentions: Vec::new(),
+        body: types::Message {
+            message_id: id.get(),
+            author_id: author.get(),
+            ..Default::default()
+        },
+    }
+}
+
 /// A membership that starts now, as the domain makes one: everything
 /// before it counts as read.
 pub fn new_member(chat: &ChatRow, user: UserId) -> MemberRow {
@@ -93,9 +133,13 @@ pub fn new_member(chat: &ChatRow, user: UserId) -> MemberRow {
 
 /// A group whose members joined in the order given (the first owns it), committed.
 pub async fn group(store: &dyn Store, members: &[UserId]) -> ChatRow {
-    let chat = group_row(members[0]);
+    committed(store, group_row(members[0]), members).await
+}
+
+/// `chat` with `members` joined in the order given, committed.
+async fn committed(store: &dyn Store, chat: ChatRow, members: &[UserId]) -> ChatRow {
     let mut tx = begin(store).await;
-    tx.insert_chat(&chat).await.expect("the group is written");
+    tx.insert_chat(&chat).await.expect("the chat is written");
     for user in members {
         tx.insert_member(&new_member(&chat, *user))
             .await
@@ -147,17 +191,17 @@ impl Batch {
 }
 
 pub fn message_change(chat: &ChatRow, row: &MessageRow) -> Arc<Change> {
-    Arc::new(Change {
-        id: fresh(),
-        update: updates::Update {
+    Arc::new(Change::new(
+        fresh(),
+        updates::Update {
             update: Some(U::MessageCreated(updates::UpdateMessageCreated {
                 message: Some(row.body.clone()),
                 ..Default::default()
             })),
         },
-        scope: Some(chat.scope()),
-        client_id: row.client_id.map(|c| (row.author, c)),
-    })
+        Some(chat.scope()),
+        row.client_id.map(|c| (row.author, c)),
+    ))
 }
 
 /// Lays out `posts` in `chat` (as locked, with its members as they are

@@ -91,3 +91,46 @@ pub async fn dead_invites_are_pruned_and_never_listed(store: Arc<dyn Store>) {
     );
     tx.commit().await.expect("commit");
 }
+
+pub async fn the_periodic_prune_deletes_dead_invites_of_every_group(store: Arc<dyn Store>) {
+    let store = &*store;
+    let people = users(store, 1).await;
+    let ann = people[0];
+    let quiet = group(store, &[ann]).await.id;
+    let other = group(store, &[ann]).await.id;
+    let live = InviteRow {
+        expires_at: Some(NOW + 1),
+        ..invite(quiet, ann, 1)
+    };
+    let dead: Vec<InviteRow> = (0..5)
+        .map(|i| InviteRow {
+            expires_at: Some(NOW - i),
+            ..invite(if i % 2 == 0 { quiet } else { other }, ann, 2 + i)
+        })
+        .chain([InviteRow {
+            max_uses: Some(1),
+            uses: 1,
+            ..invite(other, ann, 9)
+        }])
+        .collect();
+    let mut tx = begin(store).await;
+    for row in dead.iter().chain([&live]) {
+        tx.insert_invite(row).await.expect("invite");
+    }
+    tx.commit().await.expect("commit");
+
+    // A batch smaller than what is dead: the prune goes on until it is all gone.
+    let pruned = store.prune_dead_invites(NOW, 2).await.expect("pruned");
+    assert_eq!(pruned, dead.len() as u64);
+    let mut tx = begin(store).await;
+    for row in &dead {
+        assert_eq!(tx.invite(&row.code, false).await.expect("read"), None);
+    }
+    assert_eq!(
+        tx.invite(&live.code, false).await.expect("read"),
+        Some(live)
+    );
+    assert_eq!(tx.count_invites(other).await.expect("counted"), 0);
+    tx.commit().await.expect("commit");
+    assert_eq!(store.prune_dead_invites(NOW, 2).await.expect("pruned"), 0);
+}

@@ -17,9 +17,9 @@ use crate::fixtures::{assert_continues, begin, fresh, users, Gate, NO_BUDGET};
 /// A message-created change in `scope`, with a text of `size` bytes.
 fn change(scope: Option<Scope>, author: UserId, size: usize) -> Arc<Change> {
     let id = fresh();
-    Arc::new(Change {
+    Arc::new(Change::new(
         id,
-        update: updates::Update {
+        updates::Update {
             update: Some(U::MessageCreated(updates::UpdateMessageCreated {
                 message: Some(types::Message {
                     message_id: id,
@@ -31,8 +31,8 @@ fn change(scope: Option<Scope>, author: UserId, size: usize) -> Arc<Change> {
             })),
         },
         scope,
-        client_id: Some((author, fresh())),
-    })
+        Some((author, fresh())),
+    ))
 }
 
 fn to(change: &Arc<Change>, recipients: &[(UserId, Option<u32>)]) -> NewChange {

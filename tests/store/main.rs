@@ -92,6 +92,7 @@ conformance! {
     reads::lock_chat_gives_the_chat_and_its_members_oldest_first,
     reads::send_and_read_contexts_agree_with_the_rows,
     invites::dead_invites_are_pruned_and_never_listed,
+    invites::the_periodic_prune_deletes_dead_invites_of_every_group,
     pages::a_chat_page_agrees_with_the_rows_it_is_made_of,
     pages::a_chat_entry_is_read_by_its_key_for_members_only,
     pages::history_pages_keep_to_their_range_newest_first,

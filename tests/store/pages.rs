@@ -4,36 +4,10 @@
 
 use std::sync::Arc;
 
-use osmium_chat::model::{ChatId, ChatKey, ChatKind, ChatRow, MessageId, UserId};
+use osmium_chat::model::{ChatId, ChatKey, ChatKind, MessageId, UserId};
 use osmium_chat::store::{ChatEntry, ConversationRange, HistoryPage, HistoryRange, Store, Tx};
 
-use crate::fixtures::{begin, fresh, group, new_member, post, users, Commit, Post};
-
-/// A direct chat of `a` and `b` with both as members, committed.
-async fn direct(store: &dyn Store, a: UserId, b: UserId) -> ChatRow {
-    let chat = ChatRow {
-        id: ChatId(fresh()),
-        kind: ChatKind::Direct {
-            low: a.min(b),
-            high: a.max(b),
-        },
-        name: String::new(),
-        owner: None,
-        photo: None,
-        highlighted: None,
-        last_message: None,
-        msg_seq: 0,
-    };
-    let mut tx = begin(store).await;
-    tx.insert_chat(&chat).await.expect("direct chat");
-    for user in [a, b] {
-        tx.insert_member(&new_member(&chat, user))
-            .await
-            .expect("member");
-    }
-    tx.commit().await.expect("commit");
-    chat
-}
+use crate::fixtures::{begin, direct, fresh, group, post, users, Commit, Post};
 
 /// The entry as the single-row reads give it.
 async fn expected_entry(tx: &mut dyn Tx, chat: ChatId, user: UserId) -> ChatEntry {
@@ -80,7 +54,7 @@ pub async fn a_chat_page_agrees_with_the_rows_it_is_made_of(store: Arc<dyn Store
     // Joining order differs from id order; one chat has no message.
     let quiet = group(store, &[b, a]).await;
     let busy = group(store, &[c, a, b]).await;
-    let dm = direct(store, a, d).await;
+    let dm = direct(store, a, d, &[a, d]).await;
     post(
         store,
         busy.id,
@@ -132,7 +106,7 @@ pub async fn a_chat_entry_is_read_by_its_key_for_members_only(store: Arc<dyn Sto
     let people = users(store, 3).await;
     let [a, b, c] = [people[0], people[1], people[2]];
     let chat = group(store, &[a, b]).await;
-    let dm = direct(store, a, c).await;
+    let dm = direct(store, a, c, &[a, c]).await;
     post(store, chat.id, &[Post::by(b)], Commit::AfterWrites).await;
     post(store, dm.id, &[Post::by(a)], Commit::AfterWrites).await;
     let dm_key = ChatKey::Direct {
@@ -263,23 +237,7 @@ pub async fn history_pages_keep_to_their_range_newest_first(store: Arc<dyn Store
 
     // A direct chat shows its history to both of its pair, even to one who
     // has no membership row yet (the peer opened it).
-    let dm = ChatRow {
-        id: ChatId(fresh()),
-        kind: ChatKind::Direct {
-            low: a.min(c),
-            high: a.max(c),
-        },
-        name: String::new(),
-        owner: None,
-        photo: None,
-        highlighted: None,
-        last_message: None,
-        msg_seq: 0,
-    };
-    let mut tx = begin(store).await;
-    tx.insert_chat(&dm).await.expect("direct chat");
-    tx.insert_member(&new_member(&dm, a)).await.expect("member");
-    tx.commit().await.expect("commit");
+    let dm = direct(store, a, c, &[a]).await;
     let sent = post(store, dm.id, &[Post::by(a)], Commit::AfterWrites)
         .await
         .ids();

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use osmium_chat::model::{ChatId, ChatKey, ChatKind, ChatRow, UserId};
+use osmium_chat::model::{ChatId, ChatKey, UserId};
 use osmium_chat::store::Store;
 
-use crate::fixtures::{begin, fresh, group, new_member, post, users, Commit, Post};
+use crate::fixtures::{begin, direct, fresh, group, post, users, Commit, Post};
 
 pub async fn lock_chat_gives_the_chat_and_its_members_oldest_first(store: Arc<dyn Store>) {
     let store = &*store;
@@ -42,28 +42,7 @@ pub async fn send_and_read_contexts_agree_with_the_rows(store: Arc<dyn Store>) {
     let people = users(store, 3).await;
     let [a, b, c] = [people[0], people[1], people[2]];
     let chat = group(store, &[a, b]).await.id;
-    let direct = ChatRow {
-        id: ChatId(fresh()),
-        kind: ChatKind::Direct {
-            low: a.min(c),
-            high: a.max(c),
-        },
-        name: String::new(),
-        owner: None,
-        photo: None,
-        highlighted: None,
-        last_message: None,
-        msg_seq: 0,
-    };
-    let mut tx = begin(store).await;
-    tx.insert_chat(&direct).await.expect("direct chat");
-    tx.insert_member(&new_member(&direct, a))
-        .await
-        .expect("member");
-    tx.insert_member(&new_member(&direct, c))
-        .await
-        .expect("member");
-    tx.commit().await.expect("commit");
+    let direct = direct(store, a, c, &[a, c]).await;
     let sent = post(
         store,
         chat,

@@ -5,29 +5,13 @@
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use osmium_chat::model::{ChatId, ChatKind, ChatRow, MessageId, MessageRow, UserId};
-use osmium_chat::proto::types;
+use osmium_chat::model::{ChatId, ChatRow, MessageId, UserId};
 use osmium_chat::store::{Store, StoreError};
 
 use crate::fixtures::{
-    begin, compose, fresh, group, outcome, post, snapshot, users, Commit, Gate, Outcome, Post,
+    begin, compose, direct_row, fresh, group, message_row, outcome, post, snapshot, users, Commit,
+    Gate, Outcome, Post,
 };
-
-fn direct_row(a: UserId, b: UserId) -> ChatRow {
-    ChatRow {
-        id: ChatId(fresh()),
-        kind: ChatKind::Direct {
-            low: a.min(b),
-            high: a.max(b),
-        },
-        name: String::new(),
-        owner: None,
-        photo: None,
-        highlighted: None,
-        last_message: None,
-        msg_seq: 0,
-    }
-}
 
 pub async fn a_second_direct_chat_of_a_pair_is_a_duplicate(store: Arc<dyn Store>) {
     let store = &*store;
@@ -129,20 +113,7 @@ pub async fn a_taken_client_id_is_a_duplicate_and_its_batch_leaves_nothing(store
 
     // One message at a time.
     let single = |author: UserId, client_id: u64| {
-        let id = MessageId(fresh());
-        MessageRow {
-            chat_id: chat.id,
-            id,
-            author,
-            ordinal: 0,
-            client_id: Some(client_id),
-            mentions: Vec::new(),
-            body: types::Message {
-                message_id: id.get(),
-                author_id: author.get(),
-                ..Default::default()
-            },
-        }
+        message_row(chat.id, MessageId(fresh()), author, client_id)
     };
     let mut tx = begin(store).await;
     assert_eq!(
@@ -315,19 +286,7 @@ pub async fn an_id_minted_twice_is_an_error_not_a_duplicate(store: Arc<dyn Store
     let people = users(store, 2).await;
     let chat = group(store, &people).await;
     let id = MessageId(fresh());
-    let row = |author: UserId| MessageRow {
-        chat_id: chat.id,
-        id,
-        author,
-        ordinal: 0,
-        client_id: Some(fresh()),
-        mentions: Vec::new(),
-        body: types::Message {
-            message_id: id.get(),
-            author_id: author.get(),
-            ..Default::default()
-        },
-    };
+    let row = |author: UserId| message_row(chat.id, id, author, fresh());
     let mut tx = begin(store).await;
     tx.insert_message(&row(people[0]))
         .await

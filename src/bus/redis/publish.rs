@@ -103,13 +103,12 @@ pub(super) struct Outbox {
 /// What a publish holds while queued: each change's payload once, and a
 /// header per recipient.
 pub(super) fn outbox_bytes(deliveries: &[Delivery]) -> usize {
-    use prost::Message as _;
     let mut seen: Vec<u64> = Vec::new();
     let mut bytes = deliveries.len() * HEADER;
     for delivery in deliveries {
         if !seen.contains(&delivery.change.id) {
             seen.push(delivery.change.id);
-            bytes += delivery.change.update.encoded_len();
+            bytes += delivery.change.encoded_len();
         }
     }
     bytes
@@ -186,38 +185,37 @@ fn bytes_of(batches: &[Outgoing]) -> usize {
 }
 
 impl Inner {
-    /// One batch's commands: each change's payload encoded once, however
-    /// many it reaches, inline when small enough over all its copies, else
-    /// stored once under a name.
+    /// One batch's commands: each change's payload once, however many it
+    /// reaches, inline when small enough over all its copies, else stored
+    /// once under a name.
     fn add_to(&self, pipe: &mut redis::Pipeline, deliveries: &[Delivery]) {
         let mut copies: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
         for delivery in deliveries {
             *copies.entry(delivery.change.id).or_default() += 1;
         }
-        let mut encoded: Vec<(u64, Vec<u8>, bool)> = Vec::new();
+        let mut inlined: Vec<(u64, bool)> = Vec::new();
         for delivery in deliveries {
             let id = delivery.change.id;
-            if encoded.iter().any(|(c, _, _)| *c == id) {
+            if inlined.iter().any(|(c, _)| *c == id) {
                 continue;
             }
-            let payload = delivery.change.encode();
             let copies = copies.get(&id).copied().unwrap_or(1);
-            let inline = payload.len().saturating_mul(copies) <= INLINE_BUDGET;
+            let inline = delivery.change.encoded_len().saturating_mul(copies) <= INLINE_BUDGET;
             if !inline {
                 pipe.cmd("SET")
                     .arg(self.payload_key(id))
-                    .arg(&payload)
+                    .arg(delivery.change.encoded().as_ref())
                     .arg("PX")
                     .arg(PAYLOAD_TTL_MS)
                     .ignore();
             }
-            encoded.push((id, payload, inline));
+            inlined.push((id, inline));
         }
         for delivery in deliveries {
-            let inline = encoded
+            let inline = inlined
                 .iter()
-                .find(|(c, _, _)| *c == delivery.change.id)
-                .and_then(|(_, payload, inline)| inline.then_some(payload.as_slice()));
+                .any(|(c, inline)| *c == delivery.change.id && *inline)
+                .then(|| delivery.change.encoded().as_ref());
             pipe.cmd("PUBLISH")
                 .arg(self.user_channel(delivery.user))
                 .arg(self.message(delivery, inline))

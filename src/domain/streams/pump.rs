@@ -123,8 +123,7 @@ impl Pump {
     /// Buffers a live delivery; `false` when the buffer is full of replayed
     /// entries. Past the live bound the stream ends, after its buffer.
     fn buffer_live(&self, delivery: Delivery) -> Result<bool, Stop> {
-        use prost::Message as _;
-        let bytes = delivery.change.update.encoded_len();
+        let bytes = delivery.change.encoded_len();
         let limits = &self.core.limits;
         let live_entries = self.live.entries.load(Ordering::Acquire);
         let live_bytes = self.live.bytes.load(Ordering::Acquire);

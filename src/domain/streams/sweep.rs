@@ -29,7 +29,10 @@ impl Updates<'_> {
                 () = self.streams.urgent.notified() => true,
                 _ = stopping.wait_for(|s| *s) => return,
             };
-            match self.sweep(urgent).await {
+            let started = std::time::Instant::now();
+            let swept = self.sweep(urgent).await;
+            self.counters.time_sweep(started.elapsed());
+            match swept {
                 Ok(0) => {}
                 Ok(behind) => tracing::info!(behind, urgent, "streams behind their log catch up"),
                 Err(error) => tracing::warn!(%error, "could not compare streams with their logs"),

@@ -2,8 +2,6 @@
 
 use async_trait::async_trait;
 
-use prost::Message as _;
-
 use super::tx::MemoryTx;
 use crate::model::{clock::now_ms, LoggedUpdate, NewChange, UserId};
 use crate::store::{LogStore, StoreResult};
@@ -73,7 +71,7 @@ impl LogStore for MemoryTx {
             if bytes >= max_bytes && !page.is_empty() {
                 break;
             }
-            bytes += entry.change.update.encoded_len();
+            bytes += entry.change.encoded_len();
             page.push(entry.clone());
         }
         Ok(page)

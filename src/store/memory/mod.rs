@@ -63,6 +63,20 @@ impl Store for MemoryStore {
         Ok(pruned)
     }
 
+    async fn prune_dead_invites(&self, now: u64, _batch: usize) -> StoreResult<u64> {
+        let mut state = self.state.lock().await;
+        let dead: Vec<String> = state
+            .invites
+            .values()
+            .filter(|i| !i.usable(now))
+            .map(|i| i.code.clone())
+            .collect();
+        for code in &dead {
+            state.remove_invite(code);
+        }
+        Ok(dead.len() as u64)
+    }
+
     // One process owns the embedded state, so one worker is enough, and
     // its lease never ends.
     async fn lease_worker(&self, _holder: &str, _ttl: Duration) -> StoreResult<Option<u64>> {

@@ -53,7 +53,10 @@ impl PgTx {
             return Ok(Vec::new());
         }
         let change_ids: Vec<i64> = changes.iter().map(|c| c.change.id as i64).collect();
-        let payloads: Vec<Vec<u8>> = changes.iter().map(|c| c.change.encode()).collect();
+        let payloads: Vec<&[u8]> = changes
+            .iter()
+            .map(|c| c.change.encoded().as_ref())
+            .collect();
         let users: Vec<i64> = counts.keys().map(|u| u.get() as i64).collect();
         let adds: Vec<i64> = counts.values().copied().collect();
         let heads = self

@@ -173,6 +173,50 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// Runs each `DELETE` (`$1` its cutoff, `$2` the batch size) until it
+    /// deletes less than a batch, under the prune lock: only one replica at
+    /// a time does the work, and another finds it taken and does nothing.
+    /// Returns how many rows the counted statements deleted.
+    async fn prune_in_batches(
+        &self,
+        statements: &[(&str, bool)],
+        cutoff: i64,
+        batch: usize,
+    ) -> StoreResult<u64> {
+        let client = self.pool.get().await?;
+        let locked: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&PRUNE_LOCK])
+            .await?
+            .get(0);
+        if !locked {
+            return Ok(0);
+        }
+        let outcome = async {
+            let mut pruned = 0;
+            let batch_size = batch as i64;
+            for (sql, counted) in statements {
+                let statement = client.prepare_cached(sql).await?;
+                loop {
+                    let deleted = client.execute(&statement, &[&cutoff, &batch_size]).await?;
+                    if *counted {
+                        pruned += deleted;
+                    }
+                    if deleted < batch as u64 {
+                        break;
+                    }
+                }
+            }
+            Ok::<_, StoreError>(pruned)
+        }
+        .await;
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&PRUNE_LOCK])
+            .await?;
+        outcome
+    }
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
@@ -192,56 +236,40 @@ impl Store for PostgresStore {
     }
 
     async fn prune_updates(&self, retention: Duration, batch: usize) -> StoreResult<u64> {
-        let client = self.pool.get().await?;
-        let locked: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&PRUNE_LOCK])
-            .await?
-            .get(0);
-        if !locked {
-            return Ok(0);
-        }
-        let statement = client
-            .prepare_cached(
+        // Changes go after the entries naming them: both carry the same
+        // transaction time, so one cutoff takes both.
+        let statements = [
+            (
                 "DELETE FROM updates WHERE (user_id, seq) IN (
                      SELECT user_id, seq FROM updates
                      WHERE created_at < now() - $1::bigint * interval '1 millisecond'
                      ORDER BY created_at LIMIT $2)",
-            )
-            .await;
-        // Changes go after the entries naming them: both carry the same
-        // transaction time, so one cutoff takes both.
-        let changes = client
-            .prepare_cached(
+                true,
+            ),
+            (
                 "DELETE FROM changes WHERE id IN (
                      SELECT id FROM changes
                      WHERE created_at < now() - $1::bigint * interval '1 millisecond'
                      ORDER BY created_at LIMIT $2)",
-            )
-            .await;
-        let mut pruned = 0;
-        let outcome = async {
-            let retention = retention.as_millis() as i64;
-            let batch_size = batch as i64;
-            for (statement, counted) in [(statement?, true), (changes?, false)] {
-                loop {
-                    let deleted = client
-                        .execute(&statement, &[&retention, &batch_size])
-                        .await?;
-                    if counted {
-                        pruned += deleted;
-                    }
-                    if deleted < batch as u64 {
-                        break;
-                    }
-                }
-            }
-            Ok::<_, StoreError>(pruned)
-        }
-        .await;
-        client
-            .execute("SELECT pg_advisory_unlock($1)", &[&PRUNE_LOCK])
-            .await?;
-        outcome
+                false,
+            ),
+        ];
+        self.prune_in_batches(&statements, retention.as_millis() as i64, batch)
+            .await
+    }
+
+    async fn prune_dead_invites(&self, now: u64, batch: usize) -> StoreResult<u64> {
+        // A dead invite cannot come back to life (uses only grow, expiry
+        // never moves), so a use racing this delete finds it dead either way.
+        let statements = [(
+            "DELETE FROM invites WHERE code IN (
+                 SELECT code FROM invites
+                 WHERE expires_at <= $1::bigint OR uses >= max_uses
+                 LIMIT $2)",
+            true,
+        )];
+        self.prune_in_batches(&statements, now.min(i64::MAX as u64) as i64, batch)
+            .await
     }
 
     async fn lease_worker(&self, holder: &str, ttl: Duration) -> StoreResult<Option<u64>> {

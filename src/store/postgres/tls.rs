@@ -30,7 +30,7 @@ use rustls::ClientConfig;
 use tokio_postgres::config::SslMode as WireMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::tls::{provider, roots_from_file, system_roots, ChainOnly, Unverified};
+use crate::tls::{provider, roots_from_file, system_roots, Relaxed};
 
 /// libpq's `sslmode` values, `allow` aside (tokio-postgres cannot fall back
 /// that way round).
@@ -143,16 +143,19 @@ impl PgUrl {
             (SslMode::VerifyFull, Some(roots)) => builder.with_root_certificates(roots),
             (SslMode::Disable, _) | (_, None) => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Unverified(
+                .with_custom_certificate_verifier(Arc::new(Relaxed::unverified(
                     provider.signature_verification_algorithms,
                 ))),
             (_, Some(roots)) => {
+                let algorithms = provider.signature_verification_algorithms;
                 let chain = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
                     .build()
                     .map_err(|e| e.to_string())?;
                 builder
                     .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(ChainOnly(chain)))
+                    .with_custom_certificate_verifier(Arc::new(Relaxed::chain_only(
+                        chain, algorithms,
+                    )))
             }
         }
         .with_no_client_auth();

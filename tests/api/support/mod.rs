@@ -1,4 +1,5 @@
 //! Shared helpers for the API integration tests.
+pub mod metrics;
 pub mod pki;
 pub mod postgres;
 pub mod redis;
