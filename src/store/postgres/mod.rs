@@ -262,10 +262,11 @@ impl Store for PostgresStore {
         // A dead invite cannot come back to life (uses only grow, expiry
         // never moves), so a use racing this delete finds it dead either way.
         let statements = [(
-            "DELETE FROM invites WHERE code IN (
-                 SELECT code FROM invites
-                 WHERE expires_at <= $1::bigint OR uses >= max_uses
-                 LIMIT $2)",
+            // One arm per partial index (V5), each bounded by the batch.
+            "DELETE FROM invites WHERE code = ANY(ARRAY(
+                 (SELECT code FROM invites WHERE expires_at <= $1::bigint LIMIT $2)
+                 UNION ALL
+                 (SELECT code FROM invites WHERE uses >= max_uses LIMIT $2)))",
             true,
         )];
         self.prune_in_batches(&statements, now.min(i64::MAX as u64) as i64, batch)
