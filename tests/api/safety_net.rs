@@ -9,7 +9,7 @@ use osmium_chat::config::Settings;
 use tokio_postgres::NoTls;
 use tonic::Code;
 
-use crate::helpers::{both_engines_custom, dm, next, scrape, Engine, TestApp, TestUser};
+use crate::helpers::{both_engines_custom, dm, next, sample, scrape, Engine, TestApp, TestUser};
 
 /// Two replicas on one Postgres and no bus between them: only the sweep
 /// carries updates from one to the other.
@@ -41,12 +41,7 @@ async fn updates_committed_on_a_replica_that_never_publishes_reach_streams_elsew
         assert_eq!(envelope.seq, seq, "in order, no gap, no repeat");
     }
     let metrics = scrape(two.metrics_port).await;
-    let swept = metrics
-        .lines()
-        .find(|l| l.starts_with("osmium_streams_swept_total "))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .expect("the sweep is counted");
+    let swept = sample(&metrics, "osmium_streams_swept_total").expect("the sweep is counted");
     assert!(swept >= 1.0, "the sweep delivered them: {swept}");
 }
 

@@ -22,7 +22,8 @@ use tokio::sync::Notify;
 use tonic::Code;
 
 use crate::helpers::{
-    assert_code, both_engines, group, next, next_user_id, scrape, Client, Engine, TestApp, TestUser,
+    assert_code, both_engines, group, next, next_user_id, sample, scrape, Client, Engine, TestApp,
+    TestUser,
 };
 use crate::support::redis::RedisServer;
 
@@ -194,15 +195,7 @@ struct LogCounters {
 async fn log_counters(app: &TestApp) -> LogCounters {
     let text = scrape(app.metrics_port).await;
     let value = |name: &str| -> u64 {
-        let line = text
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .unwrap_or_else(|| panic!("{name} is exposed:\n{text}"));
-        let number = line.split_whitespace().nth(1).unwrap_or_default();
-        number
-            .parse::<u64>()
-            .or_else(|_| number.parse::<f64>().map(|f| f as u64))
-            .unwrap_or_else(|_| panic!("{line:?} ends in a number"))
+        sample(&text, name).unwrap_or_else(|| panic!("{name} is exposed:\n{text}")) as u64
     };
     LogCounters {
         entries: value("osmium_update_log_entries_total"),
