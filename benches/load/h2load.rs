@@ -3,8 +3,9 @@
 //! almost no CPU, a generator that takes a third of the machine per call
 //! would measure the generator. It sends one fixed gRPC request over and
 //! over; it cannot read gRPC statuses (they travel in trailers), so the
-//! replicas' own `osmium_rpc_requests_total` counts, scraped before and
-//! after, tell how many calls did not answer OK.
+//! replicas' own `osmium_rpc_requests_total` counts, scraped before the run
+//! and a moment before its end (h2load stops with calls in flight, which
+//! the replicas count as UNKNOWN), tell how many calls did not answer OK.
 //!
 //! Found on PATH (Debian's `nghttp2-client`); `LOAD_GENERATOR=tonic` keeps
 //! the in-process tonic clients instead.
@@ -18,6 +19,10 @@ use tokio::process::Command;
 use crate::env::Env;
 use crate::stats::Samples;
 use crate::{Result, WARMUP};
+
+/// The end of a run whose calls are not checked against the replicas'
+/// counts (see [`H2load::run`]).
+const UNCHECKED_TAIL: Duration = Duration::from_millis(250);
 
 pub(crate) struct H2load {
     binary: PathBuf,
@@ -94,7 +99,12 @@ impl H2load {
                 Ok::<_, crate::BoxError>((stdout, log))
             }
         });
-        let outputs = futures_util::future::try_join_all(runs).await?;
+        let checked = async {
+            tokio::time::sleep((WARMUP + secs).saturating_sub(UNCHECKED_TAIL)).await;
+            not_ok(env, call.method).await
+        };
+        let (outputs, refused) = tokio::join!(futures_util::future::try_join_all(runs), checked);
+        let (outputs, mut refused) = (outputs?, refused?);
         let mut samples = Samples::default();
         for (stdout, log) in outputs {
             let counts = Counts::parse(&stdout)?;
@@ -109,7 +119,6 @@ impl H2load {
                     .get_or_insert_with(|| format!("h2load: {failed} requests failed: {stdout}"));
             }
         }
-        let mut refused = not_ok(env, call.method).await?;
         for (code, before) in refused_before {
             if let Some(count) = refused.get_mut(&code) {
                 *count -= before;
