@@ -2,7 +2,9 @@
 //! signature, `exp`, `nbf`, `aud` (a string or an array) and, when one is
 //! configured, `iss`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::Validation;
 use serde::Deserialize;
@@ -21,6 +23,24 @@ struct Claims {
     role: Option<String>,
     #[serde(default)]
     name: Option<String>,
+    /// Checked by the library; read here only to bound the cache. A float
+    /// as well, since the library accepts one.
+    #[serde(default)]
+    exp: Option<f64>,
+}
+
+/// Tokens verified at most this many at once: a client sends the same token
+/// on every call until it is renewed, so a small cache answers nearly all.
+const VERIFIED_CAPACITY: usize = 4096;
+
+/// A token that verified, with what it verified against.
+struct Verified {
+    caller: Caller,
+    kid: Option<String>,
+    key: Arc<Key>,
+    /// Seconds since the epoch; the cached answer ends here, without the
+    /// library's leeway (a full verification applies that).
+    exp: f64,
 }
 
 pub struct Verifier {
@@ -30,6 +50,9 @@ pub struct Verifier {
     keys: Arc<KeyRing>,
     /// Every check but the algorithm, which comes from the key.
     validation: Validation,
+    /// Parsing a token and checking its HMAC or signature took a few percent
+    /// of a read call's CPU, for the same token call after call.
+    verified: Mutex<HashMap<Box<str>, Verified>>,
 }
 
 impl Verifier {
@@ -52,6 +75,7 @@ impl Verifier {
             secret: secret.map(|s| Arc::new(Key::hs256(s))),
             keys,
             validation,
+            verified: Mutex::default(),
         }
     }
 
@@ -65,6 +89,10 @@ impl Verifier {
     }
 
     pub async fn verify(&self, token: &str) -> Result<Caller, String> {
+        let now = now_secs();
+        if let Some(caller) = self.cached(token, now) {
+            return Ok(caller);
+        }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| format!("malformed token: {}", refusal(&e)))?;
         let key = match &header.kid {
@@ -94,7 +122,7 @@ impl Verifier {
             .filter(|id| *id != 0)
             .map(UserId)
             .ok_or("sub is not a user id")?;
-        Ok(Caller {
+        let caller = Caller {
             user,
             role: if claims.role.as_deref() == Some(SERVICE_ROLE) {
                 Role::Service
@@ -102,8 +130,54 @@ impl Verifier {
                 Role::User
             },
             name: claims.name.filter(|n| !n.trim().is_empty()),
-        })
+        };
+        if let Some(exp) = claims.exp.filter(|exp| *exp > now) {
+            self.remember(
+                token,
+                now,
+                Verified {
+                    caller: caller.clone(),
+                    kid: header.kid,
+                    key,
+                    exp,
+                },
+            );
+        }
+        Ok(caller)
     }
+
+    /// The caller of a token verified before, while it has not expired and
+    /// the key it verified against is still the one its `kid` names: a key
+    /// removed or replaced by a reload refuses its tokens as before.
+    fn cached(&self, token: &str, now: f64) -> Option<Caller> {
+        let verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        let hit = verified.get(token)?;
+        if hit.exp <= now {
+            return None;
+        }
+        let current = match &hit.kid {
+            Some(kid) if self.keys.configured() => self.keys.get(kid)?,
+            _ => self.secret.clone()?,
+        };
+        Arc::ptr_eq(&current, &hit.key).then(|| hit.caller.clone())
+    }
+
+    fn remember(&self, token: &str, now: f64, entry: Verified) {
+        let mut verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        if verified.len() >= VERIFIED_CAPACITY {
+            verified.retain(|_, v| v.exp > now);
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+        }
+        verified.insert(token.into(), entry);
+    }
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Why a token was refused, in words a caller can act on (the library's
@@ -127,5 +201,41 @@ fn refusal(error: &jsonwebtoken::errors::Error) -> String {
             "it is signed with another algorithm than its key's".into()
         }
         _ => "it cannot be verified".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"a secret of enough bytes for HS256";
+
+    #[tokio::test]
+    async fn a_verified_token_is_answered_from_the_cache_only_until_it_expires() {
+        let verifier = Verifier::hs256(SECRET, "chat");
+        let token = super::super::issue(SECRET, "chat", 7, None, false, 3600).expect("issued");
+        let caller = verifier.verify(&token).await.expect("verified");
+        assert_eq!(caller.user, UserId(7));
+        let now = now_secs();
+        let cached = verifier.cached(&token, now).expect("cached");
+        assert_eq!(cached.user, UserId(7));
+        assert!(verifier.cached(&token, now + 3601.0).is_none());
+        assert!(verifier.cached("another token", now).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_is_not_cached() {
+        let verifier = Verifier::hs256(SECRET, "chat");
+        let token = super::super::issue(
+            b"another secret of enough bytes",
+            "chat",
+            7,
+            None,
+            false,
+            3600,
+        )
+        .expect("issued");
+        assert!(verifier.verify(&token).await.is_err());
+        assert!(verifier.cached(&token, now_secs()).is_none());
     }
 }

@@ -22,8 +22,13 @@ use crate::domain::Core;
 struct RpcLabels {
     /// A method this server serves, or `unknown`: never a caller's path.
     method: &'static str,
-    code: String,
+    code: &'static str,
 }
+
+/// gRPC status codes as label values, without formatting one per call.
+const CODES: [&str; 17] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RateLabels {
@@ -193,10 +198,12 @@ impl Metrics {
     }
 
     fn record_rpc(&self, method: &'static str, code: i32, started: Instant) {
-        let labels = RpcLabels {
-            method,
-            code: code.to_string(),
-        };
+        // Codes past the known 17 (none today) are counted as UNKNOWN (2).
+        let code = usize::try_from(code)
+            .ok()
+            .and_then(|code| CODES.get(code))
+            .map_or("2", |code| *code);
+        let labels = RpcLabels { method, code };
         self.rpc_requests.get_or_create(&labels).inc();
         self.rpc_duration
             .get_or_create(&labels)
