@@ -28,7 +28,7 @@ use tonic_health::ServingStatus;
 use crate::api::{ChatApi, DirectoryApi, Register};
 use crate::auth::{reload_periodically, Authenticate, JwksSource, KeyRing, Verifier};
 use crate::bus::local::LocalBus;
-use crate::bus::redis::RedisBus;
+use crate::bus::redis::{Ping, RedisBus};
 use crate::bus::Bus;
 use crate::config::{ConfigError, Settings};
 use crate::domain::Core;
@@ -163,7 +163,11 @@ impl Application {
             Some(url) => {
                 // One command connection, shared by the bus and the ephemeral store.
                 let redis = Arc::new(redis::open(url.expose(), settings).await?);
-                let bus = RedisBus::start(redis.clone(), &settings.redis_prefix)
+                let ping = Ping {
+                    interval: settings.redis_ping_interval,
+                    timeout: settings.redis_ping_timeout,
+                };
+                let bus = RedisBus::start(redis.clone(), &settings.redis_prefix, ping)
                     .map_err(|e| ConfigError(format!("REDIS_URL: {e}")))?;
                 let ephemeral = RedisEphemeral::new(redis, &settings.redis_prefix);
                 (Arc::new(bus), Arc::new(ephemeral))

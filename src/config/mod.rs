@@ -122,6 +122,15 @@ pub struct Settings {
         default_value = "osmium"
     )]
     pub redis_prefix: String,
+    /// How often the pub/sub connection, which otherwise only listens,
+    /// PINGs Redis, so that a connection gone silent without closing is
+    /// noticed.
+    #[arg(long, global = true, env = "OSMIUM_REDIS_PING_INTERVAL", default_value = "10s", value_parser = parse_duration_or_secs)]
+    pub redis_ping_interval: Duration,
+    /// How long that PING may go unanswered before the connection counts
+    /// as lost: it reconnects and its streams catch up from the log.
+    #[arg(long, global = true, env = "OSMIUM_REDIS_PING_TIMEOUT", default_value = "3s", value_parser = parse_duration_or_secs)]
+    pub redis_ping_timeout: Duration,
     /// How long the update log keeps entries (e.g. `7d`, `12h`, `30m`, `45s`).
     #[arg(long, global = true, env = "OSMIUM_UPDATE_RETENTION", default_value = "7d", value_parser = parse_duration)]
     pub update_retention: Duration,
@@ -299,6 +308,8 @@ impl Default for Settings {
             redis_url: None,
             redis_ca_file: None,
             redis_prefix: "osmium".into(),
+            redis_ping_interval: Duration::from_secs(10),
+            redis_ping_timeout: Duration::from_secs(3),
             update_retention: Duration::from_secs(7 * 86_400),
             prune_interval: Duration::from_secs(600),
             jwt_secret: None,

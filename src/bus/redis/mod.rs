@@ -61,6 +61,14 @@ const HEADER: usize = 38;
 const INLINE: u8 = 0;
 const NAMED: u8 = 1;
 
+/// How the pub/sub connection checks that Redis still answers: a PING
+/// every `interval` (above zero), answered within `timeout`.
+#[derive(Clone, Copy, Debug)]
+pub struct Ping {
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
 /// Counters of what went wrong, for logs and metrics.
 #[derive(Default)]
 pub struct RedisStats {
@@ -98,6 +106,7 @@ struct Inner {
     /// Payloads fetched by name, newest last.
     fetched: std::sync::Mutex<std::collections::VecDeque<Arc<Change>>>,
     stats: RedisStats,
+    ping: Ping,
     /// Told each time the publisher finishes a pipeline.
     drained: tokio::sync::Notify,
     /// Told of users changed elsewhere, once someone listens.
@@ -106,7 +115,12 @@ struct Inner {
 
 impl RedisBus {
     /// Starts the subscriber task; nothing here waits for Redis to be up.
-    pub fn start(redis: Arc<RedisCommands>, prefix: &str) -> Result<Self, BusError> {
+    pub fn start(redis: Arc<RedisCommands>, prefix: &str, ping: Ping) -> Result<Self, BusError> {
+        if ping.interval.is_zero() {
+            return Err(BusError(
+                "the pub/sub PING interval must be above zero".into(),
+            ));
+        }
         let (commands, command_rx) = mpsc::unbounded_channel();
         // Weak, so that dropping the bus closes the command queue and ends the task.
         let weak = commands.downgrade();
@@ -128,6 +142,7 @@ impl RedisBus {
             queued_bytes: AtomicUsize::new(0),
             fetched: std::sync::Mutex::default(),
             stats: RedisStats::default(),
+            ping,
             drained: tokio::sync::Notify::new(),
             users_changed: std::sync::OnceLock::new(),
         });

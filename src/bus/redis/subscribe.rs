@@ -19,12 +19,6 @@ use crate::redis_conn::{redis_span, COMMAND_TIMEOUT, CONNECT_TIMEOUT, MAX_BACKOF
 
 /// Named payloads a replica keeps after fetching them, for its other streams.
 const PAYLOAD_CACHE: usize = 256;
-/// How often the pub/sub connection, which otherwise only listens, PINGs:
-/// a connection dropped without a word (no FIN, no RST) would else look
-/// like a quiet one until TCP keepalive gives up. Missing a PONG for
-/// `PING_TIMEOUT` counts as a lost connection: reconnect and resync.
-const PING_INTERVAL: Duration = Duration::from_secs(10);
-const PING_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What the bus asks of the subscriber task as streams open and close.
 pub(super) enum Command {
@@ -192,13 +186,17 @@ async fn serve(
     // Whatever was published while this connection was not listening
     // (on the first connection: nothing) is caught up from the log.
     inner.resync_everything();
-    let mut pings = tokio::time::interval(PING_INTERVAL);
+    // The pub/sub connection otherwise only listens: one dropped without a
+    // word (no FIN, no RST) would look like a quiet one until TCP keepalive
+    // gives up. A PONG missing for `ping.timeout` counts as a lost
+    // connection: reconnect and resync.
+    let mut pings = tokio::time::interval(inner.ping.interval);
     pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     pings.reset();
     loop {
         tokio::select! {
             _ = pings.tick() => {
-                let pong = tokio::time::timeout(PING_TIMEOUT, sink.ping::<redis::Value>()).await;
+                let pong = tokio::time::timeout(inner.ping.timeout, sink.ping::<redis::Value>()).await;
                 if !matches!(pong, Ok(Ok(_))) {
                     tracing::warn!("redis pub/sub connection did not answer PING");
                     return Some(());
