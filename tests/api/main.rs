@@ -18,6 +18,7 @@ mod faults;
 mod groups;
 mod invite_bounds;
 mod invites;
+mod keepalive;
 mod keys;
 mod leases;
 mod lifecycle;

@@ -2,5 +2,6 @@
 pub mod metrics;
 pub mod pki;
 pub mod postgres;
+pub mod proxy;
 pub mod redis;
 pub mod tokens;
