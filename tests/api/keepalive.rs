@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use osmium_chat::config::Secret;
+use osmium_chat::config::{LimitSettings, Secret};
 use osmium_chat::proto::service::chat_service_client::ChatServiceClient;
 use osmium_chat::proto::service::SubscribeRequest;
 use osmium_chat::proto::updates::update::Update as U;
@@ -109,4 +109,32 @@ async fn a_subscribe_stream_on_a_silent_client_connection_ends_by_http2_keepaliv
         |n| n == 0.0,
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_replica_stops_within_its_bound_with_a_publish_stuck_on_a_silent_redis() {
+    let redis = RedisServer::start().await;
+    let proxy = Proxy::start(([127, 0, 0, 1], redis.port).into()).await;
+    let mut settings = TestApp::settings(Engine::Postgres).await;
+    settings.redis_url = Some(Secret::new(proxy.url("redis")));
+    // Bounds the wait for queued publishes too (with the service's 5 s).
+    settings.shutdown_timeout = Duration::from_millis(50);
+    // So that sends touch Redis only to publish.
+    settings.limits = LimitSettings::without_rates();
+    let app = TestApp::spawn_with(settings).await;
+    let mut ann = app.user("Ann").await;
+    let bob = app.user("Bob").await;
+    ann.send(dm(bob.id), "before").await;
+
+    proxy.freeze();
+    ann.send(dm(bob.id), "stuck").await;
+    let stopping = Instant::now();
+    app.stop().await;
+    // The stuck publish would hold the stop for the service's command
+    // timeout (500 ms) if the drain waited for it.
+    let took = stopping.elapsed();
+    assert!(
+        took < Duration::from_millis(400),
+        "the stop gave up on the publish within its bound: took {took:?}"
+    );
 }
