@@ -163,6 +163,11 @@ impl Application {
             Some(url) => {
                 // One command connection, shared by the bus and the ephemeral store.
                 let redis = Arc::new(redis::open(url.expose(), settings).await?);
+                if settings.redis_ping_interval.is_zero() {
+                    return Err(
+                        ConfigError("OSMIUM_REDIS_PING_INTERVAL must be above 0".into()).into(),
+                    );
+                }
                 let ping = Ping {
                     interval: settings.redis_ping_interval,
                     timeout: settings.redis_ping_timeout,

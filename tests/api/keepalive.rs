@@ -138,3 +138,18 @@ async fn a_replica_stops_within_its_bound_with_a_publish_stuck_on_a_silent_redis
         "the stop gave up on the publish within its bound: took {took:?}"
     );
 }
+
+#[tokio::test]
+async fn a_zero_redis_ping_interval_is_refused_at_start() {
+    let redis = RedisServer::start().await;
+    let mut settings = TestApp::settings(Engine::Postgres).await;
+    settings.redis_url = Some(Secret::new(redis.url()));
+    settings.redis_ping_interval = Duration::ZERO;
+    let Err(error) = osmium_chat::startup::Application::build(settings).await else {
+        panic!("a replica that would never PING starts");
+    };
+    assert!(
+        error.to_string().contains("OSMIUM_REDIS_PING_INTERVAL"),
+        "{error}"
+    );
+}
