@@ -124,7 +124,7 @@ pub struct Settings {
     pub redis_prefix: String,
     /// How often the pub/sub connection, which otherwise only listens,
     /// PINGs Redis, so that a connection gone silent without closing is
-    /// noticed.
+    /// noticed; above 0.
     #[arg(long, global = true, env = "OSMIUM_REDIS_PING_INTERVAL", default_value = "10s", value_parser = parse_duration_or_secs)]
     pub redis_ping_interval: Duration,
     /// How long that PING may go unanswered before the connection counts
