@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 /// Clock ticks per second of `/proc` times (USER_HZ, 100 on Linux).
-const TICKS_PER_SEC: f64 = 100.0;
+pub(crate) const TICKS_PER_SEC: f64 = 100.0;
 
 /// CPU ticks used so far, by whom.
 #[derive(Clone, Copy, Default)]
@@ -98,7 +98,8 @@ fn stat_fields(pid: u32) -> Option<Vec<u64>> {
     )
 }
 
-fn own_ticks(pid: u32) -> u64 {
+/// CPU ticks `pid` has used so far.
+pub(crate) fn own_ticks(pid: u32) -> u64 {
     stat_fields(pid).map_or(0, |f| f[10] + f[11])
 }
 

@@ -66,7 +66,10 @@
 //! prefix of their own), `LOAD_RUST_LOG` (the replicas' log filter, default
 //! `warn`; their logs go to a temporary directory, printed at start). Other
 //! `OSMIUM_*` variables reach the replicas as they are, e.g.
-//! `OSMIUM_DB_POOL_SIZE` or `OSMIUM_MAX_GROUP_MEMBERS`.
+//! `OSMIUM_DB_POOL_SIZE` or `OSMIUM_MAX_GROUP_MEMBERS`. `LOAD_BINARY_B` (a
+//! path to another build of the service) runs the second replica on that
+//! build: (f) prints each replica's CPU per call, an A/B of two builds under
+//! the same load at the same moment.
 //!
 //! Run by `cargo test --all-targets` (without `--bench`), it only says what
 //! it is and exits.

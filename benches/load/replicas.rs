@@ -52,10 +52,11 @@ impl Replica {
         let metrics_port = free_port()?;
         let log = config.log_dir.join(format!("replica-{index}.log"));
         let log_filter = std::env::var("LOAD_RUST_LOG").unwrap_or_else(|_| "warn".into());
+        let binary = binary(index);
         let mut wrapper = Command::new("sh")
             .args(["-c", WRAPPER, "osmium-load-replica"])
             .arg(&log)
-            .arg(BINARY)
+            .arg(&binary)
             .env("DATABASE_URL", config.database_url)
             .env("REDIS_URL", config.redis_url)
             .env("OSMIUM_REDIS_PREFIX", config.redis_prefix)
@@ -76,7 +77,7 @@ impl Replica {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot start {BINARY}: {e}"))?;
+            .map_err(|e| format!("cannot start {binary}: {e}"))?;
         let stdin = wrapper.stdin.take();
         let stdout = wrapper.stdout.take().ok_or("the wrapper has no stdout")?;
         let mut line = String::new();
@@ -94,6 +95,17 @@ impl Replica {
             wrapper,
             stdin,
         })
+    }
+
+    /// Calls of `method` this replica has answered so far, whatever their code.
+    pub(crate) async fn answered(&self, method: &str) -> Result<u64> {
+        let prefix = format!("osmium_rpc_requests_total{{method=\"{method}\",code=\"");
+        let text = self.scrape().await?;
+        Ok(text
+            .lines()
+            .filter_map(|line| line.strip_prefix(&prefix)?.split_once("\"} "))
+            .map(|(_, value)| value.parse::<f64>().unwrap_or(0.0) as u64)
+            .sum())
     }
 
     pub(crate) fn alive(&self) -> bool {
@@ -208,4 +220,15 @@ pub(crate) fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
         .local_addr()?
         .port())
+}
+
+/// The build replica `index` runs: the second replica runs `LOAD_BINARY_B`
+/// when it is set, so that two builds are compared under the same load at
+/// the same moment (the machine's speed drifts between runs by more than
+/// most changes are worth); every other replica runs this checkout's.
+fn binary(index: usize) -> String {
+    match std::env::var("LOAD_BINARY_B") {
+        Ok(b) if index == 1 && !b.trim().is_empty() => b,
+        _ => BINARY.to_owned(),
+    }
 }

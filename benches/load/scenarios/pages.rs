@@ -166,13 +166,15 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
         let measuring = async {
             tokio::time::sleep_until(window.start.into()).await;
             let watch = CpuWatch::start(replicas.clone(), postmaster);
+            let per_replica = PerReplica::start(env, method).await?;
             let statements = statements_run(env).await?;
             tokio::time::sleep_until(window.end.into()).await;
             let split = watch.split();
-            Ok::<_, BoxError>((split, statements_run(env).await? - statements))
+            let per_call = per_replica.cpu_per_call(env, method).await?;
+            Ok::<_, BoxError>((split, per_call, statements_run(env).await? - statements))
         };
         let (samples, measured) = tokio::join!(loading, measuring);
-        let (samples, (split, statements)) = (samples?, measured?);
+        let (samples, (split, per_call, statements)) = (samples?, measured?);
         let latencies = samples.summary();
         let rate = samples.rate(&window);
         let (p50, p99) = (latencies.ms(0.5), latencies.ms(0.99));
@@ -185,6 +187,15 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
             ms(IN_FLIGHT as f64 / rate * 1000.0),
         );
         report.info("f", &format!("{name}: cpu"), split.to_string());
+        report.info(
+            "f",
+            &format!("{name}: replica cpu per call, by replica"),
+            per_call
+                .iter()
+                .map(|ms| format!("{ms:.4} ms"))
+                .collect::<Vec<_>>()
+                .join(" / "),
+        );
         report.info(
             "f",
             &format!("{name}: statements per call"),
@@ -226,6 +237,37 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
         );
     }
     Ok(())
+}
+
+/// Each replica's CPU and answered calls at the start of a window: the
+/// replica's own cost per call, which compares two builds run side by side
+/// (`LOAD_BINARY_B`) under the same load at the same moment.
+struct PerReplica(Vec<(u32, u64, u64)>);
+
+impl PerReplica {
+    async fn start(env: &Env, method: &str) -> Result<Self> {
+        let mut at = Vec::new();
+        for replica in &env.replicas {
+            let answered = replica.answered(method).await?;
+            at.push((replica.pid, cpu::own_ticks(replica.pid), answered));
+        }
+        Ok(Self(at))
+    }
+
+    /// Milliseconds of CPU per answered call since [`PerReplica::start`], by replica.
+    async fn cpu_per_call(&self, env: &Env, method: &str) -> Result<Vec<f64>> {
+        let mut per_call = Vec::new();
+        for (replica, &(pid, ticks, answered)) in env.replicas.iter().zip(&self.0) {
+            let calls = replica
+                .answered(method)
+                .await?
+                .saturating_sub(answered)
+                .max(1);
+            let used = cpu::own_ticks(pid).saturating_sub(ticks) as f64 / cpu::TICKS_PER_SEC;
+            per_call.push(used * 1000.0 / calls as f64);
+        }
+        Ok(per_call)
+    }
 }
 
 /// Statements the server has run so far: each read RPC's statement, and
