@@ -73,10 +73,11 @@ pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StartErro
             let url = PgUrl::parse_with(url.expose(), &settings.postgres_tls())
                 .map_err(|e| ConfigError(format!("DATABASE_URL: {e}")))?;
             let target = postgres_target(&url.config);
-            tracing::info!(%target, pool = settings.db_pool_size, sslmode = ?url.mode, "connecting to Postgres");
+            tracing::info!(%target, pool = settings.db_pool_size, reads = settings.db_read_concurrency, sslmode = ?url.mode, "connecting to Postgres");
             let store =
                 PostgresStore::open(url, settings.db_pool_size, settings.session_timeouts())
-                    .map_err(|e| StartError::postgres(&target, e))?;
+                    .map_err(|e| StartError::postgres(&target, e))?
+                    .with_read_concurrency(settings.db_read_concurrency as usize);
             store
                 .migrate()
                 .await

@@ -196,6 +196,12 @@ pub struct Settings {
     /// the server's max_connections.
     #[arg(long, global = true, env = "OSMIUM_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: usize,
+    /// Single-statement reads each replica runs on Postgres at once (at
+    /// most the pool size); more wait their turn in order. A read is the
+    /// database's CPU alone: replicas x this near the database's cores keeps
+    /// it busy without stretching every read's latency.
+    #[arg(long, global = true, env = "OSMIUM_DB_READ_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub db_read_concurrency: u32,
     /// Longest a single SQL statement may run before Postgres cancels it;
     /// the call then fails with UNAVAILABLE and writes nothing.
     #[arg(long, global = true, env = "OSMIUM_DB_STATEMENT_TIMEOUT", default_value = "5s", value_parser = parse_duration_or_secs)]
@@ -324,6 +330,7 @@ impl Default for Settings {
             jwt_audience: "osmium-chat".into(),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             db_pool_size: 16,
+            db_read_concurrency: 8,
             db_statement_timeout: Duration::from_secs(5),
             db_lock_timeout: Duration::from_secs(2),
             db_idle_in_transaction_timeout: Duration::from_secs(30),

@@ -52,3 +52,16 @@ fn debug_output_redacts_every_secret() {
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(shown.contains("[redacted]"), "{shown}");
 }
+
+#[test]
+fn reads_at_once_must_be_at_least_one() {
+    let refused = Cli::try_parse_from(["osmium-chat", "--db-read-concurrency", "0"])
+        .expect_err("no read could ever run");
+    assert!(
+        refused.to_string().contains("--db-read-concurrency"),
+        "{refused}"
+    );
+    let cli = Cli::try_parse_from(["osmium-chat", "--db-read-concurrency", "3"]).expect("parses");
+    assert_eq!(cli.settings.db_read_concurrency, 3);
+    assert_eq!(Settings::default().db_read_concurrency, 8);
+}

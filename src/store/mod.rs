@@ -134,7 +134,10 @@ pub trait Store: Send + Sync + 'static {
 pub struct PoolStatus {
     pub size: usize,
     pub available: usize,
+    /// Callers waiting for a connection.
     pub waiting: usize,
+    /// Reads waiting for their turn (`OSMIUM_DB_READ_CONCURRENCY`).
+    pub reads_waiting: usize,
 }
 
 /// Resolves once a commit is durable.

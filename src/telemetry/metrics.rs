@@ -81,7 +81,7 @@ impl Metrics {
         let pool = Family::<PoolLabels, Gauge>::default();
         registry.register(
             "db_pool_connections",
-            "Postgres pool: size, available, and callers waiting",
+            "Postgres pool: size, available, callers waiting for a connection, and reads waiting for their turn",
             pool.clone(),
         );
         let streams = Gauge::default();
@@ -218,6 +218,7 @@ impl Metrics {
                 ("size", status.size),
                 ("available", status.available),
                 ("waiting", status.waiting),
+                ("reads_waiting", status.reads_waiting),
             ] {
                 self.pool
                     .get_or_create(&PoolLabels { state })

@@ -22,6 +22,7 @@ mod invites;
 mod log;
 mod pages;
 mod reads;
+mod turns;
 mod unique;
 
 #[allow(dead_code)]

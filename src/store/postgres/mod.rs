@@ -14,6 +14,7 @@ mod posts;
 mod reads;
 mod rows;
 mod tls;
+mod turns;
 mod tx;
 mod users;
 mod workers;
@@ -43,7 +44,12 @@ const PRUNE_LOCK: i64 = MIGRATION_LOCK + 1;
 pub struct PostgresStore {
     pool: Pool,
     flusher: std::sync::Arc<flush::Flusher>,
+    reads: turns::ReadTurns,
 }
+
+/// How long a call waits for a connection, or for its turn to read, before
+/// it fails with UNAVAILABLE.
+const POOL_WAIT: Duration = Duration::from_secs(10);
 
 /// Server-side limits of every pooled session, so that no call waits on a
 /// lock or a slow statement without bound, and a session abandoned inside a
@@ -115,7 +121,7 @@ impl PostgresStore {
         );
         let pool = Pool::builder(manager)
             .max_size(max_connections)
-            .wait_timeout(Some(Duration::from_secs(10)))
+            .wait_timeout(Some(POOL_WAIT))
             .create_timeout(Some(Duration::from_secs(10)))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
@@ -123,7 +129,15 @@ impl PostgresStore {
         Ok(Self {
             flusher: flush::Flusher::new(pool.clone()),
             pool,
+            reads: turns::ReadTurns::new(max_connections),
         })
+    }
+
+    /// At most `reads` single-statement reads at once (never more than the
+    /// pool has connections): `OSMIUM_DB_READ_CONCURRENCY`.
+    pub fn with_read_concurrency(mut self, reads: usize) -> Self {
+        self.reads = turns::ReadTurns::new(reads.clamp(1, self.pool.status().max_size));
+        self
     }
 
     pub fn pool(&self) -> &Pool {
@@ -228,7 +242,8 @@ impl Store for PostgresStore {
     }
 
     async fn reader(&self) -> StoreResult<Box<dyn Tx>> {
-        Ok(Box::new(PgTx::reader(self.pool.get().await?)))
+        let turn = self.reads.take(POOL_WAIT).await?;
+        Ok(Box::new(PgTx::reader(self.pool.get().await?, turn)))
     }
 
     async fn flush(&self) -> StoreResult<()> {
@@ -295,6 +310,7 @@ impl Store for PostgresStore {
             size: status.size,
             available: status.available,
             waiting: status.waiting,
+            reads_waiting: self.reads.waiting(),
         })
     }
 }

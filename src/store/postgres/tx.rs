@@ -23,6 +23,8 @@ pub struct PgTx {
     /// The statement that opens the transaction, until it is sent: it goes
     /// out with the first statement, in the same round trip.
     begin: std::sync::Mutex<Option<&'static str>>,
+    /// A reader's turn among the store's bounded reads, given back with it.
+    _turn: Option<super::turns::Turn>,
 }
 
 /// Commits without waiting for the WAL flush: the locks go at once.
@@ -91,15 +93,17 @@ impl PgTx {
             client: Some(client),
             in_transaction: true,
             begin: std::sync::Mutex::new(Some(begin)),
+            _turn: None,
         }
     }
 
-    /// Reads outside any transaction.
-    pub(super) fn reader(client: Object) -> Self {
+    /// Reads outside any transaction, in `turn`.
+    pub(super) fn reader(client: Object, turn: super::turns::Turn) -> Self {
         Self {
             client: Some(client),
             in_transaction: false,
             begin: std::sync::Mutex::new(None),
+            _turn: Some(turn),
         }
     }
 

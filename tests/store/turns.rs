@@ -1,0 +1,68 @@
+//! Reads take turns on Postgres (`OSMIUM_DB_READ_CONCURRENCY`): past the
+//! bound a read waits, counted, in arrival order, and runs once a turn is
+//! given back; a cancelled wait leaves the count; writes do not take turns.
+
+use std::sync::Arc;
+
+use osmium_chat::store::postgres::PostgresStore;
+use osmium_chat::store::Store;
+
+async fn store_reading_one_at_a_time() -> Arc<PostgresStore> {
+    let url = crate::throwaway_postgres::fresh_schema_url().await;
+    let store = PostgresStore::connect(&url, crate::POOL_SIZE, Default::default())
+        .expect("a pool for the throwaway server")
+        .with_read_concurrency(1);
+    store.migrate().await.expect("migrations apply");
+    Arc::new(store)
+}
+
+fn reads_waiting(store: &PostgresStore) -> usize {
+    store.pool_status().expect("a pool").reads_waiting
+}
+
+/// Yields until `count` reads wait for their turn.
+async fn until_waiting(store: &PostgresStore, count: usize) {
+    for _ in 0..100_000 {
+        if reads_waiting(store) == count {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("{count} reads never waited: {} do", reads_waiting(store));
+}
+
+fn spawn_read(store: &Arc<PostgresStore>) -> tokio::task::JoinHandle<()> {
+    let store = store.clone();
+    tokio::spawn(async move {
+        let tx = store.reader().await.expect("a read's turn");
+        tx.commit().await.expect("a read ends");
+    })
+}
+
+#[tokio::test]
+async fn postgres_reads_past_the_bound_wait_their_turn() {
+    let store = store_reading_one_at_a_time().await;
+    let first = store.reader().await.expect("the first read's turn");
+    assert_eq!(reads_waiting(&store), 0);
+
+    // A wait given up (the call cancelled) is no longer counted.
+    let cancelled = spawn_read(&store);
+    until_waiting(&store, 1).await;
+    cancelled.abort();
+    assert!(cancelled.await.expect_err("aborted").is_cancelled());
+    assert_eq!(reads_waiting(&store), 0);
+
+    let second = spawn_read(&store);
+    until_waiting(&store, 1).await;
+    assert!(!second.is_finished(), "a read ran past the bound");
+    // A write takes a connection of the pool while reads wait their turn.
+    let write = store.begin().await.expect("a write while reads wait");
+    write.commit().await.expect("the write ends");
+    assert_eq!(reads_waiting(&store), 1);
+
+    first.commit().await.expect("the first read ends");
+    second
+        .await
+        .expect("the second read ran once the first ended");
+    assert_eq!(reads_waiting(&store), 0);
+}
