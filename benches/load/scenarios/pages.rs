@@ -132,6 +132,11 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
             None => format!("tonic, in this process ({IN_FLIGHT} connections)"),
         },
     );
+    report.info(
+        "f",
+        "reads at once per replica (OSMIUM_DB_READ_CONCURRENCY)",
+        std::env::var("OSMIUM_DB_READ_CONCURRENCY").unwrap_or_else(|_| "the default".into()),
+    );
     let postmaster = cpu::postmaster(&env.db).await;
     let replicas: Vec<u32> = env.replicas.iter().map(|r| r.pid).collect();
     for (index, point) in points.iter().enumerate() {
