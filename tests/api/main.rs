@@ -26,6 +26,7 @@ mod messages;
 mod observability;
 mod rate_limits;
 mod read_state;
+mod read_turns;
 mod replicas;
 mod safety_net;
 mod startup;
