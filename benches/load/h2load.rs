@@ -194,20 +194,11 @@ fn measured_latencies(log: &Path, done: u64) -> Result<Vec<u64>> {
 /// Calls of `method` the replicas answered with a status other than OK,
 /// by gRPC code.
 async fn not_ok(env: &Env, method: &str) -> Result<BTreeMap<String, u64>> {
-    let prefix = format!("osmium_rpc_requests_total{{method=\"{method}\",code=\"");
     let mut counts = BTreeMap::new();
     for replica in &env.replicas {
-        let text = replica.scrape().await?;
-        for line in text.lines() {
-            let Some((code, value)) = line
-                .strip_prefix(&prefix)
-                .and_then(|rest| rest.split_once("\"} "))
-            else {
-                continue;
-            };
+        for (code, count) in replica.answered_by_code(method).await? {
             if code != "0" {
-                *counts.entry(code.to_owned()).or_default() +=
-                    value.parse::<f64>().unwrap_or(0.0) as u64;
+                *counts.entry(code).or_default() += count;
             }
         }
     }

@@ -2,6 +2,7 @@
 //! behind a wrapper that kills it when this process ends, with its health
 //! check, its log and its memory readings.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -97,15 +98,25 @@ impl Replica {
         })
     }
 
-    /// Calls of `method` this replica has answered so far, whatever their code.
-    pub(crate) async fn answered(&self, method: &str) -> Result<u64> {
+    /// Calls of `method` this replica has answered so far, by gRPC code
+    /// (`osmium_rpc_requests_total`).
+    pub(crate) async fn answered_by_code(&self, method: &str) -> Result<BTreeMap<String, u64>> {
         let prefix = format!("osmium_rpc_requests_total{{method=\"{method}\",code=\"");
         let text = self.scrape().await?;
-        Ok(text
+        let mut counts = BTreeMap::new();
+        for (code, value) in text
             .lines()
             .filter_map(|line| line.strip_prefix(&prefix)?.split_once("\"} "))
-            .map(|(_, value)| value.parse::<f64>().unwrap_or(0.0) as u64)
-            .sum())
+        {
+            *counts.entry(code.to_owned()).or_default() +=
+                value.parse::<f64>().unwrap_or(0.0) as u64;
+        }
+        Ok(counts)
+    }
+
+    /// Calls of `method` this replica has answered so far, whatever their code.
+    pub(crate) async fn answered(&self, method: &str) -> Result<u64> {
+        Ok(self.answered_by_code(method).await?.values().sum())
     }
 
     pub(crate) fn alive(&self) -> bool {

@@ -242,8 +242,13 @@ impl Store for PostgresStore {
     }
 
     async fn reader(&self) -> StoreResult<Box<dyn Tx>> {
+        // One wait in all: the turn and then a connection share POOL_WAIT.
+        let started = std::time::Instant::now();
         let turn = self.reads.take(POOL_WAIT).await?;
-        Ok(Box::new(PgTx::reader(self.pool.get().await?, turn)))
+        let mut timeouts = self.pool.timeouts();
+        timeouts.wait = Some(POOL_WAIT.saturating_sub(started.elapsed()));
+        let client = self.pool.timeout_get(&timeouts).await?;
+        Ok(Box::new(PgTx::reader(client, turn)))
     }
 
     async fn flush(&self) -> StoreResult<()> {
