@@ -63,9 +63,11 @@ impl Groups<'_> {
             msg_seq: 0,
         };
         tx.insert_chat(&chat).await?;
-        for user in &everyone {
-            tx.insert_member(&self.new_member(&chat, *user)).await?;
-        }
+        let members: Vec<_> = everyone
+            .iter()
+            .map(|user| self.new_member(&chat, *user))
+            .collect();
+        tx.insert_members(&members).await?;
         // Everyone is new here: the users the request named go along, once.
         let update = self.group_update(&chat, &everyone, &[], known);
         let logged = tx.append_changes(vec![update]).await?;

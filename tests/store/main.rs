@@ -97,4 +97,5 @@ conformance! {
     pages::a_chat_page_agrees_with_the_rows_it_is_made_of,
     pages::a_chat_entry_is_read_by_its_key_for_members_only,
     pages::history_pages_keep_to_their_range_newest_first,
+    pages::a_groups_participants_follow_its_members,
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use osmium_chat::model::{ChatId, ChatKey, ChatKind, MessageId, UserId};
 use osmium_chat::store::{ChatEntry, ConversationRange, HistoryPage, HistoryRange, Store, Tx};
 
-use crate::fixtures::{begin, direct, fresh, group, post, users, Commit, Post};
+use crate::fixtures::{
+    begin, direct, fresh, group, group_row, new_member, post, users, Commit, Post,
+};
 
 /// The entry as the single-row reads give it.
 async fn expected_entry(tx: &mut dyn Tx, chat: ChatId, user: UserId) -> ChatEntry {
@@ -253,4 +255,101 @@ pub async fn history_pages_keep_to_their_range_newest_first(store: Arc<dyn Store
     assert!(!page.member);
     assert_eq!(page_ids(&page), sent);
     tx.commit().await.expect("commit");
+}
+
+/// The participants a page and an entry show, as `reader` sees `chat`.
+async fn participants_shown(store: &dyn Store, chat: ChatId, reader: UserId) -> Vec<UserId> {
+    let mut tx = begin(store).await;
+    let page = tx
+        .chat_page(reader, range(None, None, 10))
+        .await
+        .expect("page");
+    let entry = tx
+        .chat_entry(ChatKey::Group(chat), reader)
+        .await
+        .expect("entry")
+        .expect("a member's entry");
+    let listed = page
+        .into_iter()
+        .find(|e| e.chat.id == chat)
+        .expect("the group is on the page");
+    assert_eq!(
+        listed.participants, entry.participants,
+        "page and entry agree"
+    );
+    let expected = expected_entry(tx.as_mut(), chat, reader).await.participants;
+    assert_eq!(entry.participants, expected, "as the members say");
+    tx.commit().await.expect("commit");
+    entry.participants
+}
+
+pub async fn a_groups_participants_follow_its_members(shared: Arc<dyn Store>) {
+    let store = &*shared;
+    let people = users(store, 6).await;
+    let [a, b, c, d, e, f] = [
+        people[0], people[1], people[2], people[3], people[4], people[5],
+    ];
+    // Several members in one write, joined in the order given.
+    let chat = group_row(b);
+    let mut tx = begin(store).await;
+    tx.insert_chat(&chat).await.expect("the chat is written");
+    let founders: Vec<_> = [b, a, c].iter().map(|u| new_member(&chat, *u)).collect();
+    tx.insert_members(&founders)
+        .await
+        .expect("the members are written");
+    tx.commit().await.expect("commit");
+    assert_eq!(participants_shown(store, chat.id, a).await, vec![b, a, c]);
+
+    let mut tx = begin(store).await;
+    tx.lock_chat(chat.id)
+        .await
+        .expect("lock")
+        .expect("the chat");
+    tx.insert_member(&new_member(&chat, d)).await.expect("join");
+    tx.remove_member(chat.id, c).await.expect("leave");
+    tx.commit().await.expect("commit");
+    assert_eq!(participants_shown(store, chat.id, a).await, vec![b, a, d]);
+
+    // A change rolled back leaves them as they were.
+    let mut tx = begin(store).await;
+    tx.lock_chat(chat.id)
+        .await
+        .expect("lock")
+        .expect("the chat");
+    tx.insert_member(&new_member(&chat, e)).await.expect("join");
+    tx.remove_member(chat.id, b).await.expect("leave");
+    drop(tx);
+    assert_eq!(participants_shown(store, chat.id, a).await, vec![b, a, d]);
+
+    // Two joins, each under the chat's lock, the second waiting for the
+    // first: the second sees the first's member when it writes its own.
+    let mut first = begin(store).await;
+    first
+        .lock_chat(chat.id)
+        .await
+        .expect("lock")
+        .expect("the chat");
+    first
+        .insert_member(&new_member(&chat, e))
+        .await
+        .expect("join");
+    let second = tokio::spawn({
+        let store = Arc::clone(&shared);
+        let joining = new_member(&chat, f);
+        async move {
+            let mut tx = begin(&*store).await;
+            tx.lock_chat(joining.chat_id)
+                .await
+                .expect("lock")
+                .expect("the chat");
+            tx.insert_member(&joining).await.expect("join");
+            tx.commit().await.expect("commit");
+        }
+    });
+    first.commit().await.expect("commit");
+    second.await.expect("the second join");
+    assert_eq!(
+        participants_shown(store, chat.id, a).await,
+        vec![b, a, d, e, f]
+    );
 }

@@ -29,7 +29,11 @@ pub trait MemberStore: Send {
     async fn members_of(&mut self, chats: &[ChatId]) -> StoreResult<Vec<(ChatId, UserId)>>;
     /// Leaves an existing membership as it is (two first uses of a direct
     /// chat may race).
-    async fn insert_member(&mut self, member: &MemberRow) -> StoreResult<()>;
+    async fn insert_member(&mut self, member: &MemberRow) -> StoreResult<()> {
+        self.insert_members(std::slice::from_ref(member)).await
+    }
+    /// [`insert_member`](Self::insert_member) of each, in one write.
+    async fn insert_members(&mut self, members: &[MemberRow]) -> StoreResult<()>;
     async fn remove_member(&mut self, chat: ChatId, user: UserId) -> StoreResult<()>;
     /// Writes the member's draft and notification preference, and nothing
     /// else of the row (read state moves only through

@@ -41,13 +41,15 @@ impl MemberStore for MemoryTx {
         Ok(all)
     }
 
-    async fn insert_member(&mut self, member: &MemberRow) -> StoreResult<()> {
-        if !self
-            .state
-            .members
-            .contains_key(&(member.chat_id, member.user_id))
-        {
-            self.put_member(member.clone());
+    async fn insert_members(&mut self, members: &[MemberRow]) -> StoreResult<()> {
+        for member in members {
+            if !self
+                .state
+                .members
+                .contains_key(&(member.chat_id, member.user_id))
+            {
+                self.put_member(member.clone());
+            }
         }
         Ok(())
     }

@@ -76,6 +76,36 @@ impl MemberStore for PgTx {
         Ok(())
     }
 
+    /// One statement, so a new group's roster is refreshed once, not once
+    /// per member.
+    async fn insert_members(&mut self, members: &[MemberRow]) -> StoreResult<()> {
+        fn column<T>(members: &[MemberRow], f: impl Fn(&MemberRow) -> T) -> Vec<T> {
+            members.iter().map(f).collect()
+        }
+        self.execute(
+            "INSERT INTO members (chat_id, user_id, joined, sort_key, last_read, read_seq,
+                                  skipped, mentions, draft, notif)
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
+                                  $5::bigint[], $6::bigint[], $7::int[], $8::int[],
+                                  $9::text[], $10::smallint[])
+             ON CONFLICT DO NOTHING",
+            &[
+                &column(members, |m| m.chat_id.get() as i64),
+                &column(members, |m| m.user_id.get() as i64),
+                &column(members, |m| m.joined as i64),
+                &column(members, |m| m.sort_key as i64),
+                &column(members, |m| m.last_read as i64),
+                &column(members, |m| m.read_seq as i64),
+                &column(members, |m| m.skipped as i32),
+                &column(members, |m| m.mentions as i32),
+                &column(members, |m| m.draft.clone()),
+                &column(members, |m| m.notif as i16),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn remove_member(&mut self, chat: ChatId, user: UserId) -> StoreResult<()> {
         self.execute(
             "DELETE FROM members WHERE chat_id = $1 AND user_id = $2",

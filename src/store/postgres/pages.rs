@@ -5,8 +5,8 @@
 //! Every statement walks an index from the caller's key and is bounded by
 //! the page: `members_by_user` for a list of conversations, the chat's key
 //! and the member's primary key for one chat, `messages_by_chat` for
-//! history. A group's participants come through its members' primary key,
-//! bounded by the group's size cap.
+//! history. A group's participants are its chat row's roster, which the
+//! database keeps in step with its members (migration V6).
 
 use std::sync::LazyLock;
 
@@ -25,12 +25,9 @@ use crate::store::{
 macro_rules! entry_select {
     () => {
         format!(
-            "SELECT {chat}, {member}, {last}, p.ids
+            "SELECT {chat}, {member}, {last}, c.roster
              FROM {{from}}
-             LEFT JOIN messages l ON l.id = c.last_message_id AND l.chat_id = c.id
-             LEFT JOIN LATERAL (
-                 SELECT array_agg(x.user_id ORDER BY x.joined, x.user_id) AS ids
-                 FROM members x WHERE x.chat_id = c.id AND c.kind = 1) p ON true",
+             LEFT JOIN messages l ON l.id = c.last_message_id AND l.chat_id = c.id",
             chat = prefixed("c", CHAT_COLUMNS),
             member = MEMBER_COLUMNS_OF_M,
             last = prefixed("l", MESSAGE_COLUMNS),
