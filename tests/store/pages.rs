@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use osmium_chat::model::{ChatId, ChatKey, ChatKind, MessageId, UserId};
+use osmium_chat::model::{ChatId, ChatKey, ChatKind, MessageId, MessageRow, UserId};
 use osmium_chat::store::{ChatEntry, ConversationRange, HistoryPage, HistoryRange, Store, Tx};
 
 use crate::fixtures::{
@@ -352,4 +352,106 @@ pub async fn a_groups_participants_follow_its_members(shared: Arc<dyn Store>) {
         participants_shown(store, chat.id, a).await,
         vec![b, a, d, e, f]
     );
+}
+
+/// The last message a page and an entry show `reader` of `chat`, checked
+/// against the single-row reads.
+async fn last_shown(store: &dyn Store, chat: ChatId, reader: UserId) -> Option<MessageRow> {
+    let mut tx = begin(store).await;
+    let page = tx
+        .chat_page(reader, range(None, None, 10))
+        .await
+        .expect("page");
+    let entry = tx
+        .chat_entry(ChatKey::Group(chat), reader)
+        .await
+        .expect("entry")
+        .expect("a member's entry");
+    let listed = page
+        .into_iter()
+        .find(|e| e.chat.id == chat)
+        .expect("the chat is on the page");
+    assert_eq!(listed.last, entry.last, "page and entry agree");
+    let expected = expected_entry(tx.as_mut(), chat, reader).await.last;
+    assert_eq!(entry.last, expected, "as the chat and its message say");
+    tx.commit().await.expect("commit");
+    entry.last
+}
+
+async fn edit(store: &dyn Store, chat: ChatId, id: MessageId, text: &str, commit: bool) {
+    let mut tx = begin(store).await;
+    let mut row = tx
+        .message(chat, id, true)
+        .await
+        .expect("read")
+        .expect("message");
+    row.body.message = text.into();
+    tx.update_message(&row).await.expect("edit");
+    if commit {
+        tx.commit().await.expect("commit");
+    }
+}
+
+pub async fn a_conversations_last_message_follows_sends_edits_and_deletions(store: Arc<dyn Store>) {
+    let store = &*store;
+    let people = users(store, 2).await;
+    let [a, b] = [people[0], people[1]];
+    let chat = group(store, &[a, b]).await;
+    assert_eq!(last_shown(store, chat.id, a).await, None);
+    let ids = post(
+        store,
+        chat.id,
+        &[Post::by(a), Post::by(b).mentioning(&[a])],
+        Commit::AfterWrites,
+    )
+    .await
+    .ids();
+    let shown = last_shown(store, chat.id, a).await.expect("a last message");
+    assert_eq!((shown.id, shown.mentions.clone()), (ids[1], vec![a]));
+
+    edit(store, chat.id, ids[1], "edited", true).await;
+    let shown = last_shown(store, chat.id, a).await.expect("a last message");
+    assert_eq!(shown.body.message, "edited", "an edit of the last shows");
+    edit(store, chat.id, ids[0], "older, edited", true).await;
+    edit(store, chat.id, ids[1], "rolled back", false).await;
+    let shown = last_shown(store, chat.id, a).await.expect("a last message");
+    assert_eq!(shown.body.message, "edited", "neither other edit shows");
+
+    // Deleting the last message moves the chat's last to the one before.
+    let mut tx = begin(store).await;
+    tx.lock_chat(chat.id)
+        .await
+        .expect("lock")
+        .expect("the chat");
+    tx.delete_messages(chat.id, &ids[1..])
+        .await
+        .expect("delete");
+    tx.set_last_message(chat.id, Some(ids[0]))
+        .await
+        .expect("last");
+    tx.commit().await.expect("commit");
+    let shown = last_shown(store, chat.id, a).await.expect("a last message");
+    assert_eq!(
+        (shown.id, shown.body.message.as_str()),
+        (ids[0], "older, edited")
+    );
+
+    let mut tx = begin(store).await;
+    tx.lock_chat(chat.id)
+        .await
+        .expect("lock")
+        .expect("the chat");
+    tx.delete_messages(chat.id, &ids[..1])
+        .await
+        .expect("delete");
+    tx.set_last_message(chat.id, None).await.expect("last");
+    tx.commit().await.expect("commit");
+    assert_eq!(last_shown(store, chat.id, a).await, None);
+
+    // A new message is the last again.
+    let newest = post(store, chat.id, &[Post::by(b)], Commit::AfterWrites)
+        .await
+        .ids();
+    let shown = last_shown(store, chat.id, a).await.expect("a last message");
+    assert_eq!(shown.id, newest[0]);
 }

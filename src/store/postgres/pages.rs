@@ -5,8 +5,9 @@
 //! Every statement walks an index from the caller's key and is bounded by
 //! the page: `members_by_user` for a list of conversations, the chat's key
 //! and the member's primary key for one chat, `messages_by_chat` for
-//! history. A group's participants are its chat row's roster, which the
-//! database keeps in step with its members (migration V6).
+//! history. A conversation's last message and a group's participants come
+//! from copies on its chat row, which the database keeps in step with the
+//! messages and the members (migrations V6 and V7).
 
 use std::sync::LazyLock;
 
@@ -20,20 +21,24 @@ use crate::store::{
     ChatEntry, ConversationRange, HistoryPage, HistoryRange, PageStore, StoreResult,
 };
 
-/// A chat's columns, its member's, its last message's and its participants:
-/// the shape every [`ChatEntry`] is read from. `c` is the chat and `m` the member.
+/// A chat's columns, its member's, its last message's and its participants,
+/// all from the chat's and the member's rows: the shape every [`ChatEntry`]
+/// is read from. `c` is the chat and `m` the member.
 macro_rules! entry_select {
     () => {
         format!(
-            "SELECT {chat}, {member}, {last}, c.roster
-             FROM {{from}}
-             LEFT JOIN messages l ON l.id = c.last_message_id AND l.chat_id = c.id",
+            "SELECT {chat}, {member}, {LAST_MESSAGE_COPY}, c.roster FROM {{from}}",
             chat = prefixed("c", CHAT_COLUMNS),
             member = MEMBER_COLUMNS_OF_M,
-            last = prefixed("l", MESSAGE_COLUMNS),
         )
     };
 }
+
+/// [`MESSAGE_COLUMNS`] of a chat's last message, from the copy its row
+/// keeps (migration V7); no id when there is none.
+const LAST_MESSAGE_COPY: &str =
+    "c.id, CASE WHEN c.last_body IS NOT NULL THEN c.last_message_id END,
+     c.last_author_id, c.last_client_id, c.last_mentions, c.last_body, c.last_ordinal";
 
 /// The statements, built once; public through [`sql`] for the load
 /// benchmark, whose pgbench runs must measure the very statements sent here.
