@@ -13,7 +13,7 @@ use tokio_postgres::NoTls;
 use tonic::transport::Channel;
 
 use crate::clients::{bearer, group_ref, Client, Directory};
-use crate::replicas::{Replica, ReplicaConfig};
+use crate::replicas::{sized_reads_at_once, Replica, ReplicaConfig};
 use crate::{postgres, redis_server, Result, CALL_TIMEOUT};
 
 pub(crate) struct Group {
@@ -28,6 +28,9 @@ impl Group {
     }
 }
 
+/// Replicas in every run: enough to show fan-out between them.
+const REPLICAS: usize = 2;
+
 pub(crate) struct Env {
     pub(crate) replicas: Vec<Replica>,
     /// On the service's schema.
@@ -36,6 +39,8 @@ pub(crate) struct Env {
     pub(crate) server_url: String,
     pub(crate) log_dir: PathBuf,
     pub(crate) next_user: AtomicU64,
+    /// What the run set `OSMIUM_DB_READ_CONCURRENCY` to, if it sized it.
+    pub(crate) reads_at_once: Option<usize>,
     pub(crate) _redis: Option<redis_server::RedisServer>,
 }
 
@@ -68,13 +73,18 @@ impl Env {
         let log_dir = std::env::temp_dir().join(format!("osmium-load-{}", std::process::id()));
         std::fs::create_dir_all(&log_dir)?;
         let prefix = format!("osmium-load-{}-{}", std::process::id(), unix_secs());
+        let reads_at_once =
+            sized_reads_at_once(REPLICAS, non_empty_var("LOAD_DATABASE_URL").is_none());
         let config = ReplicaConfig {
             database_url: &database_url,
             redis_url: &redis_url,
             redis_prefix: &prefix,
             log_dir: &log_dir,
+            reads_at_once,
         };
-        let replicas = vec![Replica::spawn(0, &config)?, Replica::spawn(1, &config)?];
+        let replicas = (0..REPLICAS)
+            .map(|index| Replica::spawn(index, &config))
+            .collect::<Result<Vec<_>>>()?;
         for replica in &replicas {
             replica.wait_ready().await?;
         }
@@ -105,6 +115,7 @@ impl Env {
             server_url,
             log_dir,
             next_user: AtomicU64::new(10_000),
+            reads_at_once,
             _redis: redis,
         })
     }

@@ -66,7 +66,11 @@
 //! prefix of their own), `LOAD_RUST_LOG` (the replicas' log filter, default
 //! `warn`; their logs go to a temporary directory, printed at start). Other
 //! `OSMIUM_*` variables reach the replicas as they are, e.g.
-//! `OSMIUM_DB_POOL_SIZE` or `OSMIUM_MAX_GROUP_MEMBERS`. `LOAD_BINARY_B` (a
+//! `OSMIUM_DB_POOL_SIZE` or `OSMIUM_MAX_GROUP_MEMBERS`. Unless set, the
+//! replicas' `OSMIUM_DB_READ_CONCURRENCY` is sized as the README says for a
+//! database sharing this machine (2 x its cores / the 2 replicas), not left
+//! at the default, which is for a database with cores of its own; with
+//! `LOAD_DATABASE_URL` it keeps the default. `LOAD_BINARY_B` (a
 //! path to another build of the service) runs the second replica on that
 //! build: (f) prints each replica's CPU per call, an A/B of two builds under
 //! the same load at the same moment.

@@ -45,6 +45,21 @@ pub(crate) struct ReplicaConfig<'a> {
     pub(crate) redis_url: &'a str,
     pub(crate) redis_prefix: &'a str,
     pub(crate) log_dir: &'a Path,
+    /// `OSMIUM_DB_READ_CONCURRENCY` for each replica, when the run sizes it.
+    pub(crate) reads_at_once: Option<usize>,
+}
+
+/// Reads at once per replica as the README sizes them: replicas x this near
+/// twice the database's cores. The throwaway server shares this machine,
+/// so its cores are this machine's; a server named in `LOAD_DATABASE_URL`
+/// has cores of its own, unknown here, and the replicas keep their
+/// default. An `OSMIUM_DB_READ_CONCURRENCY` set for the run wins.
+pub(crate) fn sized_reads_at_once(replicas: usize, server_here: bool) -> Option<usize> {
+    if !server_here || std::env::var_os("OSMIUM_DB_READ_CONCURRENCY").is_some() {
+        return None;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Some((2 * cores / replicas.max(1)).max(1))
 }
 
 impl Replica {
@@ -71,6 +86,11 @@ impl Replica {
             .env("OSMIUM_RATE_CREATE_CHAT", "off")
             .env("OSMIUM_RATE_ADD_MEMBER", "off")
             .env("OSMIUM_RATE_TYPING", "off")
+            .envs(
+                config
+                    .reads_at_once
+                    .map(|n| ("OSMIUM_DB_READ_CONCURRENCY", n.to_string())),
+            )
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("OSMIUM_JWT_PUBLIC_KEYS")
             .env_remove("OSMIUM_JWT_JWKS")

@@ -135,7 +135,14 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
     report.info(
         "f",
         "reads at once per replica (OSMIUM_DB_READ_CONCURRENCY)",
-        std::env::var("OSMIUM_DB_READ_CONCURRENCY").unwrap_or_else(|_| "the default".into()),
+        match (
+            env.reads_at_once,
+            std::env::var("OSMIUM_DB_READ_CONCURRENCY"),
+        ) {
+            (Some(n), _) => format!("{n}, sized: 2 x this machine's cores / replicas"),
+            (None, Ok(set)) => format!("{set}, as set for the run"),
+            (None, Err(_)) => "the default".into(),
+        },
     );
     let postmaster = cpu::postmaster(&env.db).await;
     let replicas: Vec<u32> = env.replicas.iter().map(|r| r.pid).collect();
