@@ -1,8 +1,9 @@
 -- A copy of each chat's last message on its chat row, so that a page of
 -- conversations reads it with the chat instead of one index lookup into
--- messages per conversation (on this project's benchmark data, GetChats'
--- statement runs 1.4 to 1.6 times as fast without it). The copy is the message row without its chat and id: those
--- are the chat's id and last_message_id.
+-- messages per conversation (on the load benchmark's data, GetChats'
+-- statement runs 1.4 to 1.6 times as fast without the lookups). The copy
+-- is the message row without its chat and id: those are the chat's id and
+-- last_message_id.
 --
 -- The database keeps it, so that it cannot drift from last_message_id
 -- whatever code moves that (a replica of an older version during a rolling
