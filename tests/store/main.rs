@@ -24,6 +24,7 @@ mod pages;
 mod reads;
 mod turns;
 mod unique;
+mod upgrade;
 
 #[allow(dead_code)]
 #[path = "../api/support/postgres.rs"]

@@ -12,7 +12,7 @@ use crate::fixtures::{
 };
 
 /// The entry as the single-row reads give it.
-async fn expected_entry(tx: &mut dyn Tx, chat: ChatId, user: UserId) -> ChatEntry {
+pub async fn expected_entry(tx: &mut dyn Tx, chat: ChatId, user: UserId) -> ChatEntry {
     let chat = tx.chat(chat, false).await.expect("read").expect("chat");
     let member = tx
         .member(chat.id, user, false)

@@ -146,6 +146,16 @@ impl PostgresStore {
 
     /// Applies the embedded migrations that are not applied yet.
     pub async fn migrate(&self) -> StoreResult<()> {
+        self.migrate_until(refinery::Target::Latest).await
+    }
+
+    /// Applies the embedded migrations up to `version` only: a schema as an
+    /// older release left it, from which an upgrade is tested.
+    pub async fn migrate_to(&self, version: i32) -> StoreResult<()> {
+        self.migrate_until(refinery::Target::Version(version)).await
+    }
+
+    async fn migrate_until(&self, target: refinery::Target) -> StoreResult<()> {
         let mut client = self.pool.get().await?;
         // Without it, every start logs refinery's "relation already exists,
         // skipping" notice. A migration may rewrite a large table, and a
@@ -161,6 +171,7 @@ impl PostgresStore {
             .await?;
         let client: &mut tokio_postgres::Client = &mut client;
         let outcome = embedded::migrations::runner()
+            .set_target(target)
             .set_abort_divergent(true)
             .run_async(client)
             .await;
