@@ -6,7 +6,7 @@
 use osmium_chat::model::{ChatId, UserId};
 use osmium_chat::proto::types;
 use osmium_chat::store::postgres::PostgresStore;
-use osmium_chat::store::{ConversationRange, Store};
+use osmium_chat::store::ConversationRange;
 use prost::Message as _;
 
 use crate::fixtures::{begin, fresh};
