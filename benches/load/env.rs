@@ -208,12 +208,13 @@ impl Env {
         Ok(row.get(0))
     }
 
-    pub(crate) async fn messages_bytes(&self) -> Result<i64> {
+    /// Bytes of `table` with its indexes and TOAST (0 before it exists).
+    pub(crate) async fn table_bytes(&self, table: &str) -> Result<i64> {
         let row = self
             .db
             .query_one(
-                "SELECT coalesce(pg_total_relation_size(to_regclass('messages')), 0)",
-                &[],
+                "SELECT coalesce(pg_total_relation_size(to_regclass($1)), 0)",
+                &[&table],
             )
             .await?;
         Ok(row.get(0))

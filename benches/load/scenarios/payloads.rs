@@ -84,6 +84,8 @@ pub(crate) struct Footprint {
     pub(crate) peak_growth: u64,
     pub(crate) log_bytes: i64,
     pub(crate) message_bytes: i64,
+    /// The chats table's share: the copy of each chat's last message.
+    pub(crate) chat_bytes: i64,
 }
 
 /// Runs `call` between measurements of memory and table sizes.
@@ -92,7 +94,8 @@ where
     F: std::future::Future<Output = T>,
 {
     let log_before = env.log_bytes().await?;
-    let messages_before = env.messages_bytes().await?;
+    let messages_before = env.table_bytes("messages").await?;
+    let chats_before = env.table_bytes("chats").await?;
     let rss_before = env.memory_before()?;
     let outcome = call.await;
     // Work that follows the reply (publishing, streams) counts too.
@@ -103,7 +106,8 @@ where
         Footprint {
             peak_growth,
             log_bytes: env.log_bytes().await? - log_before,
-            message_bytes: env.messages_bytes().await? - messages_before,
+            message_bytes: env.table_bytes("messages").await? - messages_before,
+            chat_bytes: env.table_bytes("chats").await? - chats_before,
         },
     ))
 }
@@ -234,6 +238,11 @@ pub(crate) async fn scenario_e(env: &Env, report: &mut Report) -> Result<()> {
                 "e1",
                 "messages table bytes added",
                 mib(print.message_bytes as f64),
+            );
+            report.info(
+                "e1",
+                "chats table bytes added (its last-message copy)",
+                mib(print.chat_bytes as f64),
             );
         }
         None => report.check(
