@@ -257,8 +257,9 @@ pub async fn history_pages_keep_to_their_range_newest_first(store: Arc<dyn Store
     tx.commit().await.expect("commit");
 }
 
-/// The participants a page and an entry show, as `reader` sees `chat`.
-async fn participants_shown(store: &dyn Store, chat: ChatId, reader: UserId) -> Vec<UserId> {
+/// The group `chat` as a page and an entry show it to `reader`, checked
+/// against each other and against the single-row reads.
+async fn shown(store: &dyn Store, chat: ChatId, reader: UserId) -> ChatEntry {
     let mut tx = begin(store).await;
     let page = tx
         .chat_page(reader, range(None, None, 10))
@@ -273,14 +274,15 @@ async fn participants_shown(store: &dyn Store, chat: ChatId, reader: UserId) -> 
         .into_iter()
         .find(|e| e.chat.id == chat)
         .expect("the group is on the page");
-    assert_eq!(
-        listed.participants, entry.participants,
-        "page and entry agree"
-    );
-    let expected = expected_entry(tx.as_mut(), chat, reader).await.participants;
-    assert_eq!(entry.participants, expected, "as the members say");
+    assert_eq!(listed, entry, "page and entry agree");
+    let expected = expected_entry(tx.as_mut(), chat, reader).await;
+    assert_eq!(entry, expected, "as the rows say");
     tx.commit().await.expect("commit");
-    entry.participants
+    entry
+}
+
+async fn participants_shown(store: &dyn Store, chat: ChatId, reader: UserId) -> Vec<UserId> {
+    shown(store, chat, reader).await.participants
 }
 
 pub async fn a_groups_participants_follow_its_members(shared: Arc<dyn Store>) {
@@ -354,28 +356,8 @@ pub async fn a_groups_participants_follow_its_members(shared: Arc<dyn Store>) {
     );
 }
 
-/// The last message a page and an entry show `reader` of `chat`, checked
-/// against the single-row reads.
 async fn last_shown(store: &dyn Store, chat: ChatId, reader: UserId) -> Option<MessageRow> {
-    let mut tx = begin(store).await;
-    let page = tx
-        .chat_page(reader, range(None, None, 10))
-        .await
-        .expect("page");
-    let entry = tx
-        .chat_entry(ChatKey::Group(chat), reader)
-        .await
-        .expect("entry")
-        .expect("a member's entry");
-    let listed = page
-        .into_iter()
-        .find(|e| e.chat.id == chat)
-        .expect("the chat is on the page");
-    assert_eq!(listed.last, entry.last, "page and entry agree");
-    let expected = expected_entry(tx.as_mut(), chat, reader).await.last;
-    assert_eq!(entry.last, expected, "as the chat and its message say");
-    tx.commit().await.expect("commit");
-    entry.last
+    shown(store, chat, reader).await.last
 }
 
 async fn edit(store: &dyn Store, chat: ChatId, id: MessageId, text: &str, commit: bool) {
