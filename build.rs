@@ -19,6 +19,9 @@ const PROTOS: &[&str] = &[
 
 fn main() -> Result<(), Box<dyn Error>> {
     println!("cargo:rerun-if-changed=proto");
+    // refinery embeds migrations/ through a macro that cargo does not watch:
+    // a new or changed migration must rebuild the crate all the same.
+    println!("cargo:rerun-if-changed=migrations");
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     let fds = protox::compile(PROTOS, ["proto"])?;
     fs::write(out_dir.join("descriptor.bin"), fds.encode_to_vec())?;

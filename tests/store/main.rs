@@ -21,6 +21,7 @@ mod fixtures;
 mod invites;
 mod log;
 mod pages;
+mod plans;
 mod reads;
 mod turns;
 mod unique;

@@ -1,0 +1,71 @@
+//! Plans on Postgres: a read's statement, prepared once per connection as
+//! the service prepares it, keeps one generic plan instead of being planned
+//! anew on every call, and that plan walks the page's own index even when
+//! the statistics come from a young database (one busy chat among few).
+
+use osmium_chat::store::postgres::{page_sql, PostgresStore};
+
+use crate::fixtures::fresh;
+
+#[tokio::test]
+async fn postgres_history_pages_keep_one_plan_on_the_chats_index() {
+    let url = crate::throwaway_postgres::fresh_schema_url().await;
+    let store = PostgresStore::connect(&url, crate::POOL_SIZE, Default::default())
+        .expect("a pool for the throwaway server");
+    store.migrate().await.expect("migrations apply");
+    let db = store.pool().get().await.expect("a connection");
+    let (reader, busy, quiet) = (fresh(), fresh(), fresh());
+    // Ids above every other row's, so that messages_pkey's newest are the
+    // busy chat's and the quiet chat's one message is far below them.
+    db.batch_execute(&format!(
+        "INSERT INTO users (id, name) VALUES ({reader}, 'reader');
+         INSERT INTO chats (id, kind, name) VALUES ({busy}, 1, 'busy'), ({quiet}, 1, 'quiet');
+         INSERT INTO members (chat_id, user_id, joined, sort_key)
+           VALUES ({busy}, {reader}, 1, 1), ({quiet}, {reader}, 1, 1);
+         INSERT INTO messages (id, chat_id, author_id, body, ordinal)
+           VALUES ({quiet}, {quiet}, {reader}, '', 1);
+         INSERT INTO messages (id, chat_id, author_id, body, ordinal)
+           SELECT {busy} + 1000 + n, {busy}, {reader}, '', n FROM generate_series(1, 5000) n;
+         ANALYZE messages;
+         PREPARE page (bigint, bigint, bigint, bigint, bigint, bigint, bigint) AS {}",
+        page_sql::group_history()
+    ))
+    .await
+    .expect("a busy chat, a quiet one, and the statement");
+
+    let execute = format!(
+        "EXECUTE page ({quiet}, 0, {reader}, {}, 50, 0, 0)",
+        i64::MAX
+    );
+    for _ in 0..10 {
+        db.batch_execute(&execute).await.expect("a page");
+    }
+    let row = db
+        .query_one(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = 'page'",
+            &[],
+        )
+        .await
+        .expect("the statement's plan counts");
+    let (generic, custom): (i64, i64) = (row.get(0), row.get(1));
+    assert!(
+        custom <= 5 && generic >= 5,
+        "planned once, then reused: {custom} custom plans and {generic} generic in 10 calls"
+    );
+
+    db.batch_execute("SET plan_cache_mode = force_generic_plan")
+        .await
+        .expect("the generic plan");
+    let plan: Vec<String> = db
+        .query(&format!("EXPLAIN {execute}"), &[])
+        .await
+        .expect("the plan")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("messages_by_chat") && !plan.contains("messages_pkey"),
+        "the page walks the chat's messages, not every message:\n{plan}"
+    );
+}
