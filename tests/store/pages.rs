@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use osmium_chat::model::{ChatId, ChatKey, ChatKind, MessageId, MessageRow, UserId};
+use osmium_chat::model::{ChatId, ChatKey, ChatKind, ChatRow, MessageId, MessageRow, UserId};
 use osmium_chat::store::{ChatEntry, ConversationRange, HistoryPage, HistoryRange, Store, Tx};
 
 use crate::fixtures::{
@@ -285,6 +285,26 @@ async fn participants_shown(store: &dyn Store, chat: ChatId, reader: UserId) -> 
     shown(store, chat, reader).await.participants
 }
 
+/// `joiner` joins and `leaver` leaves under the chat's lock, as the domain
+/// changes members; the transaction is left open.
+async fn join_and_leave(
+    store: &dyn Store,
+    chat: &ChatRow,
+    joiner: UserId,
+    leaver: UserId,
+) -> Box<dyn Tx> {
+    let mut tx = begin(store).await;
+    tx.lock_chat(chat.id)
+        .await
+        .expect("lock")
+        .expect("the chat");
+    tx.insert_member(&new_member(chat, joiner))
+        .await
+        .expect("join");
+    tx.remove_member(chat.id, leaver).await.expect("leave");
+    tx
+}
+
 pub async fn a_groups_participants_follow_its_members(shared: Arc<dyn Store>) {
     let store = &*shared;
     let people = users(store, 6).await;
@@ -302,25 +322,12 @@ pub async fn a_groups_participants_follow_its_members(shared: Arc<dyn Store>) {
     tx.commit().await.expect("commit");
     assert_eq!(participants_shown(store, chat.id, a).await, vec![b, a, c]);
 
-    let mut tx = begin(store).await;
-    tx.lock_chat(chat.id)
-        .await
-        .expect("lock")
-        .expect("the chat");
-    tx.insert_member(&new_member(&chat, d)).await.expect("join");
-    tx.remove_member(chat.id, c).await.expect("leave");
+    let tx = join_and_leave(store, &chat, d, c).await;
     tx.commit().await.expect("commit");
     assert_eq!(participants_shown(store, chat.id, a).await, vec![b, a, d]);
 
     // A change rolled back leaves them as they were.
-    let mut tx = begin(store).await;
-    tx.lock_chat(chat.id)
-        .await
-        .expect("lock")
-        .expect("the chat");
-    tx.insert_member(&new_member(&chat, e)).await.expect("join");
-    tx.remove_member(chat.id, b).await.expect("leave");
-    drop(tx);
+    drop(join_and_leave(store, &chat, e, b).await);
     assert_eq!(participants_shown(store, chat.id, a).await, vec![b, a, d]);
 
     // Two joins, each under the chat's lock, the second waiting for the

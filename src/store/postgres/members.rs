@@ -56,26 +56,6 @@ impl MemberStore for PgTx {
             .collect())
     }
 
-    async fn insert_member(&mut self, m: &MemberRow) -> StoreResult<()> {
-        self.execute(
-            INSERT_MEMBER,
-            &[
-                &(m.chat_id.get() as i64),
-                &(m.user_id.get() as i64),
-                &(m.joined as i64),
-                &(m.sort_key as i64),
-                &(m.last_read as i64),
-                &(m.read_seq as i64),
-                &(m.skipped as i32),
-                &(m.mentions as i32),
-                &m.draft,
-                &(m.notif as i16),
-            ],
-        )
-        .await?;
-        Ok(())
-    }
-
     /// One statement, so a new group's roster is refreshed once, not once
     /// per member.
     async fn insert_members(&mut self, members: &[MemberRow]) -> StoreResult<()> {
