@@ -88,8 +88,13 @@ impl Chats<'_> {
     /// has is one statement; a direct chat nobody has written to yet is
     /// shown empty, as it would be.
     pub async fn get(&self, caller: UserId, target: ChatTarget) -> Result<chats::Chat> {
-        let mut tx = self.store.reader().await?;
-        if let Some(entry) = tx.chat_entry(chat_key(caller, target), caller).await? {
+        // Read on its own (not in a reader of this call) so that the engine
+        // may answer calls made at the same time together.
+        if let Some(entry) = self
+            .store
+            .chat_entry(chat_key(caller, target), caller)
+            .await?
+        {
             let is_group = entry.chat.kind == ChatKind::Group;
             let mut wanted = render::referenced_users(&entry.chat, caller, entry.last.as_ref());
             for user in &entry.participants {
@@ -97,8 +102,10 @@ impl Chats<'_> {
                     wanted.push(*user);
                 }
             }
-            let users = self.user_cache.users(tx.as_mut(), &wanted).await?;
-            tx.commit().await?;
+            let users = self
+                .user_cache
+                .users_outside(self.store.as_ref(), &wanted)
+                .await?;
             return Ok(render::chat(
                 &entry.chat,
                 &entry.member,
@@ -108,6 +115,7 @@ impl Chats<'_> {
             ));
         }
         // Not a member (NOT_FOUND), or a chat the caller has no row in yet.
+        let mut tx = self.store.reader().await?;
         let access = self.access(tx.as_mut(), caller, target, Mode::Read).await?;
         let (chat, member) = match access {
             Some(Access {

@@ -87,6 +87,19 @@ pub trait Store: Send + Sync + 'static {
     async fn reader(&self) -> StoreResult<Box<dyn Tx>> {
         self.begin().await
     }
+    /// [`PageStore::chat_entry`] outside any transaction, as a reader reads
+    /// it. An engine may answer calls made at the same time together, in
+    /// one statement (Postgres does, see `postgres::entries`).
+    async fn chat_entry(
+        &self,
+        chat: crate::model::ChatKey,
+        user: crate::model::UserId,
+    ) -> StoreResult<Option<ChatEntry>> {
+        let mut tx = self.reader().await?;
+        let entry = tx.chat_entry(chat, user).await?;
+        tx.commit().await?;
+        Ok(entry)
+    }
     /// Returns once everything committed before it is durable: a commit
     /// read by another session may still be in its WAL flush (a busy
     /// chat's batch, a relaxed write), and must not be acknowledged or
@@ -138,6 +151,11 @@ pub struct PoolStatus {
     pub waiting: usize,
     /// Reads waiting for their turn (`OSMIUM_DB_READ_CONCURRENCY`).
     pub reads_waiting: usize,
+    /// [`Store::chat_entry`] calls answered, in all.
+    pub entries_read: u64,
+    /// The statements that answered them: calls made at the same time
+    /// share one.
+    pub entry_statements: u64,
 }
 
 /// Resolves once a commit is durable.

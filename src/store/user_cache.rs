@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::model::UserId;
 use crate::proto::types;
-use crate::store::{StoreResult, Tx};
+use crate::store::{Store, StoreResult, Tx};
 
 pub struct UserCache {
     /// How long an entry may be used after it was read.
@@ -53,6 +53,31 @@ impl UserCache {
     /// The users of `ids` that exist, in the order asked, reading only
     /// those not cached from `tx`.
     pub async fn users(&self, tx: &mut dyn Tx, ids: &[UserId]) -> StoreResult<Vec<types::User>> {
+        self.users_read_by(ids, |missing| async move { tx.users(&missing).await })
+            .await
+    }
+
+    /// [`UserCache::users`] for a call that holds no transaction: those not
+    /// cached are read by a reader of `store`, opened only then.
+    pub async fn users_outside(
+        &self,
+        store: &dyn Store,
+        ids: &[UserId],
+    ) -> StoreResult<Vec<types::User>> {
+        self.users_read_by(ids, |missing| async move {
+            let mut tx = store.reader().await?;
+            let users = tx.users(&missing).await?;
+            tx.commit().await?;
+            Ok(users)
+        })
+        .await
+    }
+
+    async fn users_read_by<F, Read>(&self, ids: &[UserId], read: F) -> StoreResult<Vec<types::User>>
+    where
+        F: FnOnce(Vec<UserId>) -> Read,
+        Read: std::future::Future<Output = StoreResult<Vec<types::User>>>,
+    {
         let started = Instant::now();
         let mut found: Vec<Option<types::User>> = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
@@ -78,7 +103,7 @@ impl UserCache {
         if missing.is_empty() {
             return Ok(found.into_iter().flatten().collect());
         }
-        let mut read = tx.users(&missing).await?;
+        let mut read = read(missing).await?;
         if self.capacity > 0 {
             let mut entries = self.lock();
             if entries.drops == drops {

@@ -45,6 +45,8 @@ pub struct Metrics {
     rpc_requests: Family<RpcLabels, Counter>,
     rpc_duration: Family<RpcLabels, Histogram>,
     pool: Family<PoolLabels, Gauge>,
+    entries_read: Counter,
+    entry_statements: Counter,
     streams: Gauge,
     redis_reconnects: Counter,
     redis_publish_failures: Counter,
@@ -83,6 +85,18 @@ impl Metrics {
             "db_pool_connections",
             "Postgres pool: size, available, callers waiting for a connection, and reads waiting for their turn",
             pool.clone(),
+        );
+        let entries_read = Counter::default();
+        registry.register(
+            "db_chat_entries_read",
+            "Single chats read outside a transaction (GetChat), in all",
+            entries_read.clone(),
+        );
+        let entry_statements = Counter::default();
+        registry.register(
+            "db_chat_entry_statements",
+            "Statements that read them: chats read at the same time share one",
+            entry_statements.clone(),
         );
         let streams = Gauge::default();
         registry.register(
@@ -182,6 +196,8 @@ impl Metrics {
             rpc_requests,
             rpc_duration,
             pool,
+            entries_read,
+            entry_statements,
             streams,
             redis_reconnects,
             redis_publish_failures,
@@ -224,6 +240,8 @@ impl Metrics {
                     .get_or_create(&PoolLabels { state })
                     .set(value as i64);
             }
+            catch_up(&self.entries_read, status.entries_read);
+            catch_up(&self.entry_statements, status.entry_statements);
         }
         let bus = stats.bus();
         self.streams.set(bus.open_streams as i64);

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use futures_util::future::join_all;
+
 use osmium_chat::model::{ChatId, ChatKey, ChatKind, ChatRow, MessageId, MessageRow, UserId};
 use osmium_chat::store::{ChatEntry, ConversationRange, HistoryPage, HistoryRange, Store, Tx};
 
@@ -145,6 +147,68 @@ pub async fn a_chat_entry_is_read_by_its_key_for_members_only(store: Arc<dyn Sto
         None
     );
     tx.commit().await.expect("commit");
+}
+
+/// Many chats asked at once, as a page of GetChat calls is: each answer is
+/// the single read's, in the order asked, whatever the mix of kinds.
+pub async fn chat_entries_answer_each_key_in_the_order_asked(store: Arc<dyn Store>) {
+    let store = &*store;
+    let people = users(store, 4).await;
+    let [a, b, c, d] = [people[0], people[1], people[2], people[3]];
+    let chat = group(store, &[a, b, c]).await;
+    let other = group(store, &[d, a]).await;
+    let dm = direct(store, a, d, &[a, d]).await;
+    // Unread counts that differ by member.
+    post(
+        store,
+        chat.id,
+        &[Post::by(a), Post::by(b)],
+        Commit::AfterWrites,
+    )
+    .await;
+    post(store, other.id, &[Post::by(d)], Commit::AfterWrites).await;
+    post(store, dm.id, &[Post::by(d)], Commit::AfterWrites).await;
+    let dm_key = ChatKey::Direct {
+        low: a.min(d),
+        high: a.max(d),
+    };
+    let stranger = ChatKey::Direct {
+        low: b.min(c),
+        high: b.max(c),
+    };
+    let asked = [
+        (ChatKey::Group(chat.id), c),
+        (dm_key, a),
+        (ChatKey::Group(chat.id), d),
+        (ChatKey::Group(other.id), a),
+        (ChatKey::Group(dm.id), a),
+        (stranger, b),
+        (ChatKey::Group(chat.id), a),
+        (dm_key, d),
+        (ChatKey::Group(chat.id), c),
+    ];
+    let mut tx = begin(store).await;
+    let mut expected = Vec::new();
+    for (key, user) in asked {
+        expected.push(match key {
+            ChatKey::Group(id) if id == chat.id && user == d => None,
+            ChatKey::Group(id) if id == dm.id => None,
+            ChatKey::Direct { .. } if key == stranger => None,
+            ChatKey::Group(id) => Some(expected_entry(tx.as_mut(), id, user).await),
+            ChatKey::Direct { .. } => Some(expected_entry(tx.as_mut(), dm.id, user).await),
+        });
+    }
+    let unread: Vec<u32> = expected.iter().flatten().map(|e| e.member.unread).collect();
+    assert_eq!(unread, [2, 1, 1, 1, 0, 2], "the rows differ by member");
+    let entries = tx.chat_entries(&asked).await.expect("entries");
+    assert_eq!(entries, expected, "each as its single read, in order");
+    assert!(tx.chat_entries(&[]).await.expect("none").is_empty());
+    tx.commit().await.expect("commit");
+
+    // Outside any transaction, all at once: each call gets its own.
+    let answers = join_all(asked.iter().map(|&(key, user)| store.chat_entry(key, user))).await;
+    let answers: Vec<_> = answers.into_iter().map(|a| a.expect("entry")).collect();
+    assert_eq!(answers, expected, "concurrent calls, each its own entry");
 }
 
 fn history(below: Option<MessageId>, older: usize, above: MessageId, newer: usize) -> HistoryRange {

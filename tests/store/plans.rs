@@ -69,3 +69,75 @@ async fn postgres_history_pages_keep_one_plan_on_the_chats_index() {
         "the page walks the chat's messages, not every message:\n{plan}"
     );
 }
+
+/// GetChat's statement takes its keys as arrays: it too keeps one generic
+/// plan, one that looks up each key by its index, whether it reads one
+/// chat or many.
+#[tokio::test]
+async fn postgres_chat_entries_keep_one_plan_by_key() {
+    let url = crate::throwaway_postgres::fresh_schema_url().await;
+    let store = PostgresStore::connect(&url, crate::POOL_SIZE, Default::default())
+        .expect("a pool for the throwaway server");
+    store.migrate().await.expect("migrations apply");
+    let db = store.pool().get().await.expect("a connection");
+    let (reader, chat) = (fresh(), fresh());
+    db.batch_execute(&format!(
+        "INSERT INTO users (id, name) VALUES ({reader}, 'reader');
+         INSERT INTO chats (id, kind, name)
+           SELECT {chat} + n, 1, 'group' FROM generate_series(0, 999) n;
+         INSERT INTO members (chat_id, user_id, joined, sort_key)
+           SELECT {chat} + n, {reader}, 1, 1 FROM generate_series(0, 999) n;
+         ANALYZE chats, members;
+         PREPARE entries (bigint[], bigint[], bigint[], bigint) AS {}",
+        page_sql::group_entries()
+    ))
+    .await
+    .expect("groups, and the statement");
+
+    for keys in (1..=10).map(|n| if n % 2 == 0 { 1 } else { n }) {
+        let list = |value: &str| vec![value.to_owned(); keys].join(",");
+        let rows = db
+            .query(
+                &format!(
+                    "EXECUTE entries ('{{{}}}', '{{{}}}', '{{{}}}', {keys})",
+                    list(&chat.to_string()),
+                    list("0"),
+                    list(&reader.to_string())
+                ),
+                &[],
+            )
+            .await
+            .expect("entries");
+        assert_eq!(rows.len(), keys, "one row per key asked");
+    }
+    let row = db
+        .query_one(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = 'entries'",
+            &[],
+        )
+        .await
+        .expect("the statement's plan counts");
+    let (generic, custom): (i64, i64) = (row.get(0), row.get(1));
+    assert!(
+        custom <= 5 && generic >= 5,
+        "planned once, then reused: {custom} custom plans and {generic} generic in 10 calls"
+    );
+    db.batch_execute("SET plan_cache_mode = force_generic_plan")
+        .await
+        .expect("the generic plan");
+    let plan: Vec<String> = db
+        .query(
+            &format!("EXPLAIN EXECUTE entries ('{{{chat}}}', '{{0}}', '{{{reader}}}', 1)"),
+            &[],
+        )
+        .await
+        .expect("the plan")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(
+        plan.contains("chats_pkey") && plan.contains("members_pkey") && !plan.contains("Seq Scan"),
+        "each key looked up by its index:\n{plan}"
+    );
+}

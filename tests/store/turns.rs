@@ -4,8 +4,12 @@
 
 use std::sync::Arc;
 
+use osmium_chat::model::ChatKey;
 use osmium_chat::store::postgres::PostgresStore;
 use osmium_chat::store::Store;
+
+use crate::fixtures::{begin, group, post, users, Commit, Post};
+use crate::pages::expected_entry;
 
 async fn store_reading_one_at_a_time() -> Arc<PostgresStore> {
     let url = crate::throwaway_postgres::fresh_schema_url().await;
@@ -65,4 +69,56 @@ async fn postgres_reads_past_the_bound_wait_their_turn() {
         .await
         .expect("the second read ran once the first ended");
     assert_eq!(reads_waiting(&store), 0);
+}
+
+/// GetChat's reads queued behind a turn go out together when it comes: one
+/// statement, each call its own entry. The call holding the turn when the
+/// batch goes is cancelled mid-way: the others still get their answers.
+#[tokio::test]
+async fn postgres_chat_entries_waiting_together_share_one_statement() {
+    let store = store_reading_one_at_a_time().await;
+    let dyn_store: &dyn Store = &*store;
+    let people = users(dyn_store, 6).await;
+    let chat = group(dyn_store, &people).await;
+    // Unread counts that differ by member: each has posted one message more.
+    for (i, author) in people.iter().enumerate() {
+        let posts: Vec<Post> = (0..=i).map(|_| Post::by(*author)).collect();
+        post(dyn_store, chat.id, &posts, Commit::AfterWrites).await;
+    }
+    let mut tx = begin(dyn_store).await;
+    let mut expected = Vec::new();
+    for user in &people {
+        expected.push(expected_entry(tx.as_mut(), chat.id, *user).await);
+    }
+    tx.commit().await.expect("commit");
+    let before = store.pool_status().expect("a pool");
+
+    let first = store.reader().await.expect("the turn");
+    let calls: Vec<_> = people
+        .iter()
+        .map(|user| {
+            let (store, user) = (store.clone(), *user);
+            tokio::spawn(async move { store.chat_entry(ChatKey::Group(chat.id), user).await })
+        })
+        .collect();
+    until_waiting(&store, people.len()).await;
+    first.commit().await.expect("the turn given back");
+    // The first call takes the turn, and the batch with it, then gives up.
+    tokio::task::yield_now().await;
+    calls[0].abort();
+
+    for (call, expected) in calls.into_iter().zip(expected).skip(1) {
+        let entry = call.await.expect("the call ran").expect("entry");
+        assert_eq!(entry, Some(expected));
+    }
+    let after = store.pool_status().expect("a pool");
+    assert_eq!(
+        after.entries_read - before.entries_read,
+        people.len() as u64
+    );
+    assert_eq!(
+        after.entry_statements - before.entry_statements,
+        1,
+        "one statement for every call that waited"
+    );
 }

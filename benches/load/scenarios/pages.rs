@@ -41,7 +41,19 @@ struct Point {
     caller: u64,
     /// The RPC's main statement and its parameters, for pgbench.
     sql: &'static str,
-    params: Vec<i64>,
+    params: Vec<Param>,
+}
+
+/// A statement's parameter: a number, or an array of one number (GetChat's
+/// statement reads a list of chats; one call alone asks for one).
+#[derive(Clone, Copy)]
+enum Param {
+    Number(i64),
+    ListOfOne(i64),
+}
+
+fn numbers(values: &[i64]) -> Vec<Param> {
+    values.iter().map(|v| Param::Number(*v)).collect()
 }
 
 pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -> Result<()> {
@@ -77,7 +89,7 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
             read: Read::Chats,
             caller: reader,
             sql: page_sql::chat_page(),
-            params: vec![reader as i64, i64::MAX, 0, PAGE.into()],
+            params: numbers(&[reader as i64, i64::MAX, 0, PAGE.into()]),
         },
         Point {
             name: "GetHistory latest 50 of 100k",
@@ -87,7 +99,7 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
             },
             caller: history_reader,
             sql: page_sql::group_history(),
-            params: vec![group, 0, history_reader as i64, i64::MAX, PAGE.into(), 0, 0],
+            params: numbers(&[group, 0, history_reader as i64, i64::MAX, PAGE.into(), 0, 0]),
         },
         Point {
             name: "GetHistory 50 before #10k of 100k",
@@ -97,14 +109,19 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
             },
             caller: history_reader,
             sql: page_sql::group_history(),
-            params: vec![group, 0, history_reader as i64, deep, PAGE.into(), 0, 0],
+            params: numbers(&[group, 0, history_reader as i64, deep, PAGE.into(), 0, 0]),
         },
         Point {
             name: "GetChat of a group of 10",
             read: Read::Chat { group: groups[0] },
             caller: reader,
-            sql: page_sql::group_entry(),
-            params: vec![groups[0] as i64, 0, reader as i64],
+            sql: page_sql::group_entries(),
+            params: vec![
+                Param::ListOfOne(groups[0] as i64),
+                Param::ListOfOne(0),
+                Param::ListOfOne(reader as i64),
+                Param::Number(1),
+            ],
         },
     ];
 
@@ -398,14 +415,21 @@ fn direct_ref(user_id: u64) -> refs::ChatRef {
     }
 }
 
-/// The statement with its parameters as pgbench variables.
-fn pgbench_script(sql: &str, params: &[i64]) -> String {
+/// The statement with its parameters as pgbench variables (a list as a
+/// constant: pgbench's variables are numbers).
+fn pgbench_script(sql: &str, params: &[Param]) -> String {
     let mut script = String::new();
     let mut statement = sql.to_owned();
-    for (i, value) in params.iter().enumerate().rev() {
+    for (i, param) in params.iter().enumerate().rev() {
         let n = i + 1;
-        script.insert_str(0, &format!("\\set p{n} {value}\n"));
-        statement = statement.replace(&format!("${n}"), &format!(":p{n}"));
+        let value = match param {
+            Param::Number(value) => {
+                script.insert_str(0, &format!("\\set p{n} {value}\n"));
+                format!(":p{n}")
+            }
+            Param::ListOfOne(value) => format!("'{{{value}}}'"),
+        };
+        statement = statement.replace(&format!("${n}"), &value);
     }
     script.push_str(&statement);
     script.push_str(";\n");

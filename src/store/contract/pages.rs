@@ -51,7 +51,15 @@ pub trait PageStore: Send {
     ) -> StoreResult<Vec<ChatEntry>>;
     /// The chat a key names as its member `user` sees it; `None` when the
     /// chat does not exist or `user` is not a member.
-    async fn chat_entry(&mut self, chat: ChatKey, user: UserId) -> StoreResult<Option<ChatEntry>>;
+    async fn chat_entry(&mut self, chat: ChatKey, user: UserId) -> StoreResult<Option<ChatEntry>> {
+        Ok(self.chat_entries(&[(chat, user)]).await?.pop().flatten())
+    }
+    /// [`PageStore::chat_entry`] of each key and member, in the order asked,
+    /// in one statement however many (a key may come more than once).
+    async fn chat_entries(
+        &mut self,
+        wanted: &[(ChatKey, UserId)],
+    ) -> StoreResult<Vec<Option<ChatEntry>>>;
     /// A page of the chat a key names, with whether `user` is a member.
     async fn history_page(
         &mut self,

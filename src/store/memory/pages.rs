@@ -49,16 +49,18 @@ impl PageStore for MemoryTx {
             .collect())
     }
 
-    async fn chat_entry(&mut self, chat: ChatKey, user: UserId) -> StoreResult<Option<ChatEntry>> {
-        let Some(id) = self.state.chat_by_key(chat).map(|c| c.id) else {
-            return Ok(None);
-        };
-        Ok(self
-            .state
-            .members
-            .get(&(id, user))
-            .map(|m| self.state.view(m))
-            .and_then(|m| self.state.entry(m)))
+    async fn chat_entries(
+        &mut self,
+        wanted: &[(ChatKey, UserId)],
+    ) -> StoreResult<Vec<Option<ChatEntry>>> {
+        Ok(wanted
+            .iter()
+            .map(|&(chat, user)| {
+                let id = self.state.chat_by_key(chat)?.id;
+                let member = self.state.members.get(&(id, user))?;
+                self.state.entry(self.state.view(member))
+            })
+            .collect())
     }
 
     async fn history_page(

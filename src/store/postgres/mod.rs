@@ -4,6 +4,7 @@
 //! this file the pool, migrations and pruning.
 
 mod chats;
+mod entries;
 mod flush;
 mod invites;
 mod log;
@@ -45,6 +46,7 @@ pub struct PostgresStore {
     pool: Pool,
     flusher: std::sync::Arc<flush::Flusher>,
     reads: turns::ReadTurns,
+    entries: std::sync::Arc<entries::EntryReads>,
 }
 
 /// How long a call waits for a connection, or for its turn to read, before
@@ -130,6 +132,7 @@ impl PostgresStore {
             flusher: flush::Flusher::new(pool.clone()),
             pool,
             reads: turns::ReadTurns::new(max_connections),
+            entries: Default::default(),
         })
     }
 
@@ -262,6 +265,14 @@ impl Store for PostgresStore {
         Ok(Box::new(PgTx::reader(client, turn)))
     }
 
+    async fn chat_entry(
+        &self,
+        chat: crate::model::ChatKey,
+        user: crate::model::UserId,
+    ) -> StoreResult<Option<super::ChatEntry>> {
+        self.entries.read(&self.pool, &self.reads, chat, user).await
+    }
+
     async fn flush(&self) -> StoreResult<()> {
         self.flusher.flush().await
     }
@@ -322,11 +333,14 @@ impl Store for PostgresStore {
 
     fn pool_status(&self) -> Option<super::PoolStatus> {
         let status = self.pool.status();
+        let (entries_read, entry_statements) = self.entries.counts();
         Some(super::PoolStatus {
             size: status.size,
             available: status.available,
             waiting: status.waiting,
             reads_waiting: self.reads.waiting(),
+            entries_read,
+            entry_statements,
         })
     }
 }
