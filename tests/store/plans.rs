@@ -40,30 +40,8 @@ async fn postgres_history_pages_keep_one_plan_on_the_chats_index() {
     for _ in 0..10 {
         db.batch_execute(&execute).await.expect("a page");
     }
-    let row = db
-        .query_one(
-            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = 'page'",
-            &[],
-        )
-        .await
-        .expect("the statement's plan counts");
-    let (generic, custom): (i64, i64) = (row.get(0), row.get(1));
-    assert!(
-        custom <= 5 && generic >= 5,
-        "planned once, then reused: {custom} custom plans and {generic} generic in 10 calls"
-    );
-
-    db.batch_execute("SET plan_cache_mode = force_generic_plan")
-        .await
-        .expect("the generic plan");
-    let plan: Vec<String> = db
-        .query(&format!("EXPLAIN {execute}"), &[])
-        .await
-        .expect("the plan")
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    let plan = plan.join("\n");
+    assert_planned_once(&db, "page").await;
+    let plan = generic_plan(&db, &execute).await;
     assert!(
         plan.contains("messages_by_chat") && !plan.contains("messages_pkey"),
         "the page walks the chat's messages, not every message:\n{plan}"
@@ -110,10 +88,25 @@ async fn postgres_chat_entries_keep_one_plan_by_key() {
             .expect("entries");
         assert_eq!(rows.len(), keys, "one row per key asked");
     }
+    assert_planned_once(&db, "entries").await;
+    let plan = generic_plan(
+        &db,
+        &format!("EXECUTE entries ('{{{chat}}}', '{{0}}', '{{{reader}}}', 1)"),
+    )
+    .await;
+    assert!(
+        plan.contains("chats_pkey") && plan.contains("members_pkey") && !plan.contains("Seq Scan"),
+        "each key looked up by its index:\n{plan}"
+    );
+}
+
+/// The prepared statement `name`, run 10 times, was planned for its values
+/// at most 5 times (Postgres's trial of custom plans) and then reused.
+async fn assert_planned_once(db: &tokio_postgres::Client, name: &str) {
     let row = db
         .query_one(
-            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = 'entries'",
-            &[],
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = $1",
+            &[&name],
         )
         .await
         .expect("the statement's plan counts");
@@ -122,22 +115,20 @@ async fn postgres_chat_entries_keep_one_plan_by_key() {
         custom <= 5 && generic >= 5,
         "planned once, then reused: {custom} custom plans and {generic} generic in 10 calls"
     );
+}
+
+/// The generic plan of `execute`, as text. It leaves the session forcing
+/// generic plans.
+async fn generic_plan(db: &tokio_postgres::Client, execute: &str) -> String {
     db.batch_execute("SET plan_cache_mode = force_generic_plan")
         .await
         .expect("the generic plan");
     let plan: Vec<String> = db
-        .query(
-            &format!("EXPLAIN EXECUTE entries ('{{{chat}}}', '{{0}}', '{{{reader}}}', 1)"),
-            &[],
-        )
+        .query(&format!("EXPLAIN {execute}"), &[])
         .await
         .expect("the plan")
         .iter()
         .map(|row| row.get(0))
         .collect();
-    let plan = plan.join("\n");
-    assert!(
-        plan.contains("chats_pkey") && plan.contains("members_pkey") && !plan.contains("Seq Scan"),
-        "each key looked up by its index:\n{plan}"
-    );
+    plan.join("\n")
 }

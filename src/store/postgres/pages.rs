@@ -226,10 +226,8 @@ impl PageStore for PgTx {
         let groups = KeyColumns::of(wanted, |key| matches!(key, ChatKey::Group(_)));
         let directs = KeyColumns::of(wanted, |key| matches!(key, ChatKey::Direct { .. }));
         // Both kinds in one round trip: the connection pipelines them.
-        let (groups_read, directs_read) = tokio::try_join!(
-            groups.read(self, group_sql),
-            directs.read(self, direct_sql),
-        )?;
+        let (groups_read, directs_read) =
+            tokio::try_join!(groups.read(self, group_sql), directs.read(self, direct_sql),)?;
         for (columns, rows) in [(&groups, groups_read), (&directs, directs_read)] {
             for row in &rows {
                 let n = row.get::<_, i64>(ANSWERS_AT);
