@@ -42,8 +42,8 @@
 //!   read from the replicas' metrics), each followed by `pgbench -M
 //!   prepared -c 32 -j 2` running the one statement that RPC sends, with
 //!   the RPC's parameters, on the service's own schema and rows (GetChat's
-//!   statement reads a list of chats, so that calls waiting together share
-//!   one; pgbench sends it with a list of one, as a call alone does): calls/s,
+//!   and GetHistory's statements read lists, so that calls waiting together
+//!   share one; pgbench sends a list of one, as a call alone does): calls/s,
 //!   p50, p99, pgbench tps and the ratio calls/s ÷ tps, and where the CPU
 //!   went during each (replicas, the Postgres server, this generator,
 //!   the rest). The points: GetChats limit 50 of a user with 60

@@ -71,14 +71,16 @@ impl Messages<'_> {
             ),
         };
         let key = super::conversations::chat_key(caller, target);
-        let mut tx = self.store.reader().await?;
-        let page = tx.history_page(key, caller, range).await?;
+        // Read on its own (not in a reader of this call) so that the engine
+        // may answer calls made at the same time together.
+        let page = self.store.history_page(key, caller, range).await?;
         let chat = match page.chat {
             Some(chat) if page.member || chat.kind != ChatKind::Group => chat,
             Some(_) => return Err(Error::chat_not_found()),
             None => {
                 // A group that does not exist is NOT_FOUND; a direct chat
                 // nobody opened yet has no history, if both users exist.
+                let mut tx = self.store.reader().await?;
                 self.access(tx.as_mut(), caller, target, Mode::Read).await?;
                 tx.commit().await?;
                 return Ok(messages::Messages::default());
@@ -90,8 +92,10 @@ impl Messages<'_> {
                 authors.push(row.author);
             }
         }
-        let users = self.user_cache.users(tx.as_mut(), &authors).await?;
-        tx.commit().await?;
+        let users = self
+            .user_cache
+            .users_outside(self.store.as_ref(), &authors)
+            .await?;
         let chat_ref = render::chat_ref(&chat, caller);
         Ok(messages::Messages {
             // Each stored body moves into the reply; only its chat_ref is added.

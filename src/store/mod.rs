@@ -89,7 +89,7 @@ pub trait Store: Send + Sync + 'static {
     }
     /// [`PageStore::chat_entry`] outside any transaction, as a reader reads
     /// it. An engine may answer calls made at the same time together, in
-    /// one statement (Postgres does, see `postgres::entries`).
+    /// one statement (Postgres does, see `postgres::batched`).
     async fn chat_entry(
         &self,
         chat: crate::model::ChatKey,
@@ -99,6 +99,20 @@ pub trait Store: Send + Sync + 'static {
         let entry = tx.chat_entry(chat, user).await?;
         tx.commit().await?;
         Ok(entry)
+    }
+    /// [`PageStore::history_page`] outside any transaction, as a reader
+    /// reads it; answered together with calls made at the same time, as
+    /// [`Store::chat_entry`] may be.
+    async fn history_page(
+        &self,
+        chat: crate::model::ChatKey,
+        user: crate::model::UserId,
+        range: HistoryRange,
+    ) -> StoreResult<HistoryPage> {
+        let mut tx = self.reader().await?;
+        let page = tx.history_page(chat, user, range).await?;
+        tx.commit().await?;
+        Ok(page)
     }
     /// Returns once everything committed before it is durable: a commit
     /// read by another session may still be in its WAL flush (a busy
@@ -151,11 +165,19 @@ pub struct PoolStatus {
     pub waiting: usize,
     /// Reads waiting for their turn (`OSMIUM_DB_READ_CONCURRENCY`).
     pub reads_waiting: usize,
-    /// [`Store::chat_entry`] calls answered, in all.
-    pub entries_read: u64,
-    /// The statements that answered them: calls made at the same time
-    /// share one.
-    pub entry_statements: u64,
+    /// [`Store::chat_entry`] calls, and the statements that answered them.
+    pub chat_entries: Batches,
+    /// [`Store::history_page`] calls, and the statements that answered them.
+    pub history_pages: Batches,
+}
+
+/// Reads answered together: calls made at the same time share a statement.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Batches {
+    /// Calls answered, in all.
+    pub calls: u64,
+    /// The statements that answered them, in all.
+    pub statements: u64,
 }
 
 /// Resolves once a commit is durable.

@@ -36,6 +36,11 @@ struct RateLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BatchLabels {
+    read: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
     state: &'static str,
 }
@@ -45,8 +50,8 @@ pub struct Metrics {
     rpc_requests: Family<RpcLabels, Counter>,
     rpc_duration: Family<RpcLabels, Histogram>,
     pool: Family<PoolLabels, Gauge>,
-    entries_read: Counter,
-    entry_statements: Counter,
+    batched_reads: Family<BatchLabels, Counter>,
+    batched_statements: Family<BatchLabels, Counter>,
     streams: Gauge,
     redis_reconnects: Counter,
     redis_publish_failures: Counter,
@@ -86,17 +91,17 @@ impl Metrics {
             "Postgres pool: size, available, callers waiting for a connection, and reads waiting for their turn",
             pool.clone(),
         );
-        let entries_read = Counter::default();
+        let batched_reads = Family::<BatchLabels, Counter>::default();
         registry.register(
-            "db_chat_entries_read",
-            "Single chats read outside a transaction (GetChat), in all",
-            entries_read.clone(),
+            "db_batched_reads",
+            "Reads answered together with others made at the same time, by read (chat: GetChat, history: GetHistory)",
+            batched_reads.clone(),
         );
-        let entry_statements = Counter::default();
+        let batched_statements = Family::<BatchLabels, Counter>::default();
         registry.register(
-            "db_chat_entry_statements",
-            "Statements that read them: chats read at the same time share one",
-            entry_statements.clone(),
+            "db_batched_read_statements",
+            "The statements that answered them, by read: reads over statements is the mean batch",
+            batched_statements.clone(),
         );
         let streams = Gauge::default();
         registry.register(
@@ -196,8 +201,8 @@ impl Metrics {
             rpc_requests,
             rpc_duration,
             pool,
-            entries_read,
-            entry_statements,
+            batched_reads,
+            batched_statements,
             streams,
             redis_reconnects,
             redis_publish_failures,
@@ -240,8 +245,17 @@ impl Metrics {
                     .get_or_create(&PoolLabels { state })
                     .set(value as i64);
             }
-            catch_up(&self.entries_read, status.entries_read);
-            catch_up(&self.entry_statements, status.entry_statements);
+            for (read, batches) in [
+                ("chat", status.chat_entries),
+                ("history", status.history_pages),
+            ] {
+                let labels = BatchLabels { read };
+                catch_up(&self.batched_reads.get_or_create(&labels), batches.calls);
+                catch_up(
+                    &self.batched_statements.get_or_create(&labels),
+                    batches.statements,
+                );
+            }
         }
         let bus = stats.bus();
         self.streams.set(bus.open_streams as i64);

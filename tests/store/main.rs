@@ -100,6 +100,7 @@ conformance! {
     pages::a_chat_entry_is_read_by_its_key_for_members_only,
     pages::chat_entries_answer_each_key_in_the_order_asked,
     pages::history_pages_keep_to_their_range_newest_first,
+    pages::history_pages_answer_each_question_in_the_order_asked,
     pages::a_groups_participants_follow_its_members,
     pages::a_conversations_last_message_follows_sends_edits_and_deletions,
 }

@@ -321,6 +321,72 @@ pub async fn history_pages_keep_to_their_range_newest_first(store: Arc<dyn Store
     tx.commit().await.expect("commit");
 }
 
+/// Many history pages asked at once, as GetHistory calls made together
+/// are: each is the page asked alone, in the order asked, whatever the mix
+/// of kinds, readers and ranges.
+pub async fn history_pages_answer_each_question_in_the_order_asked(store: Arc<dyn Store>) {
+    let store = &*store;
+    let people = users(store, 3).await;
+    let [a, b, c] = [people[0], people[1], people[2]];
+    let chat = group(store, &[a, b]).await;
+    let posts: Vec<Post> = (0..7).map(|i| Post::by(people[i % 2])).collect();
+    let ids = post(store, chat.id, &posts, Commit::AfterWrites)
+        .await
+        .ids();
+    let dm = direct(store, a, c, &[a, c]).await;
+    post(
+        store,
+        dm.id,
+        &[Post::by(c), Post::by(a)],
+        Commit::AfterWrites,
+    )
+    .await;
+    let key = ChatKey::Group(chat.id);
+    let dm_key = ChatKey::Direct {
+        low: a.min(c),
+        high: a.max(c),
+    };
+    let asked = [
+        (key, a, history(None, 3, MessageId(0), 0)),
+        (dm_key, c, history(None, 10, MessageId(0), 0)),
+        (key, c, history(None, 3, MessageId(0), 0)),
+        (
+            key,
+            b,
+            history(Some(MessageId(ids[3].get() + 1)), 2, ids[3], 2),
+        ),
+        (
+            ChatKey::Group(ChatId(fresh())),
+            a,
+            history(None, 3, MessageId(0), 0),
+        ),
+        (key, a, history(None, 0, ids[1], 2)),
+        (dm_key, a, history(None, 1, MessageId(0), 0)),
+        (key, a, history(None, 3, MessageId(0), 0)),
+    ];
+    let mut tx = begin(store).await;
+    let mut expected = Vec::new();
+    for (key, user, range) in asked {
+        expected.push(tx.history_page(key, user, range).await.expect("page"));
+    }
+    let sizes: Vec<usize> = expected.iter().map(|p| p.messages.len()).collect();
+    assert_eq!(sizes, [3, 2, 0, 4, 0, 2, 1, 3], "the pages differ");
+    let pages = tx.history_pages(&asked).await.expect("pages");
+    assert_eq!(pages, expected, "each as asked alone, in order");
+    assert!(tx.history_pages(&[]).await.expect("none").is_empty());
+    tx.commit().await.expect("commit");
+
+    // Outside any transaction, all at once: each call gets its own.
+    let answers = join_all(
+        asked
+            .iter()
+            .map(|&(key, user, range)| store.history_page(key, user, range)),
+    )
+    .await;
+    let answers: Vec<_> = answers.into_iter().map(|a| a.expect("page")).collect();
+    assert_eq!(answers, expected, "concurrent calls, each its own page");
+}
+
 /// The group `chat` as a page and an entry show it to `reader`, checked
 /// against each other and against the single-row reads.
 async fn shown(store: &dyn Store, chat: ChatId, reader: UserId) -> ChatEntry {

@@ -27,14 +27,15 @@ async fn postgres_history_pages_keep_one_plan_on_the_chats_index() {
          INSERT INTO messages (id, chat_id, author_id, body, ordinal)
            SELECT {busy} + 1000 + n, {busy}, {reader}, '', n FROM generate_series(1, 5000) n;
          ANALYZE messages;
-         PREPARE page (bigint, bigint, bigint, bigint, bigint, bigint, bigint) AS {}",
-        page_sql::group_history()
+         PREPARE page (bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint)
+           AS {}",
+        page_sql::group_histories()
     ))
     .await
     .expect("a busy chat, a quiet one, and the statement");
 
     let execute = format!(
-        "EXECUTE page ({quiet}, 0, {reader}, {}, 50, 0, 0)",
+        "EXECUTE page ('{{{quiet}}}', '{{0}}', '{{{reader}}}', '{{{}}}', '{{50}}', '{{0}}', '{{0}}', 1)",
         i64::MAX
     );
     for _ in 0..10 {

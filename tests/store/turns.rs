@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use osmium_chat::model::ChatKey;
+use osmium_chat::model::{ChatKey, MessageId};
 use osmium_chat::store::postgres::PostgresStore;
-use osmium_chat::store::Store;
+use osmium_chat::store::{HistoryRange, Store};
 
 use crate::fixtures::{begin, group, post, users, Commit, Post};
 use crate::pages::expected_entry;
@@ -111,14 +111,62 @@ async fn postgres_chat_entries_waiting_together_share_one_statement() {
         let entry = call.await.expect("the call ran").expect("entry");
         assert_eq!(entry, Some(expected));
     }
-    let after = store.pool_status().expect("a pool");
+    let after = store.pool_status().expect("a pool").chat_entries;
+    let before = before.chat_entries;
+    assert_eq!(after.calls - before.calls, people.len() as u64);
     assert_eq!(
-        after.entries_read - before.entries_read,
-        people.len() as u64
-    );
-    assert_eq!(
-        after.entry_statements - before.entry_statements,
+        after.statements - before.statements,
         1,
         "one statement for every call that waited"
     );
+}
+
+/// GetHistory's pages likewise: the calls that waited for one turn share
+/// one statement, each with its own page (readers and ranges differ).
+#[tokio::test]
+async fn postgres_history_pages_waiting_together_share_one_statement() {
+    let store = store_reading_one_at_a_time().await;
+    let dyn_store: &dyn Store = &*store;
+    let people = users(dyn_store, 4).await;
+    let chat = group(dyn_store, &people[..3]).await;
+    let posts: Vec<Post> = (0..6).map(|i| Post::by(people[i % 3])).collect();
+    post(dyn_store, chat.id, &posts, Commit::AfterWrites).await;
+    let key = ChatKey::Group(chat.id);
+    // Each reader asks for one message more; the last is no member.
+    let asked: Vec<_> = people
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            let range = HistoryRange {
+                below: None,
+                older: i + 1,
+                above: MessageId(0),
+                newer: 0,
+            };
+            (key, *user, range)
+        })
+        .collect();
+    let mut tx = begin(dyn_store).await;
+    let expected = tx.history_pages(&asked).await.expect("pages");
+    tx.commit().await.expect("commit");
+    let sizes: Vec<usize> = expected.iter().map(|p| p.messages.len()).collect();
+    assert_eq!(sizes, [1, 2, 3, 0]);
+    let before = store.pool_status().expect("a pool").history_pages;
+
+    let first = store.reader().await.expect("the turn");
+    let calls: Vec<_> = asked
+        .iter()
+        .map(|&(key, user, range)| {
+            let store = store.clone();
+            tokio::spawn(async move { store.history_page(key, user, range).await })
+        })
+        .collect();
+    until_waiting(&store, asked.len()).await;
+    first.commit().await.expect("the turn given back");
+    for (call, expected) in calls.into_iter().zip(expected) {
+        assert_eq!(call.await.expect("the call ran").expect("page"), expected);
+    }
+    let after = store.pool_status().expect("a pool").history_pages;
+    assert_eq!(after.calls - before.calls, asked.len() as u64);
+    assert_eq!(after.statements - before.statements, 1, "one statement");
 }

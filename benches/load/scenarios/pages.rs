@@ -45,7 +45,7 @@ struct Point {
 }
 
 /// A statement's parameter: a number, or an array of one number (GetChat's
-/// statement reads a list of chats; one call alone asks for one).
+/// and GetHistory's statements read lists; one call alone asks for one).
 #[derive(Clone, Copy)]
 enum Param {
     Number(i64),
@@ -54,6 +54,14 @@ enum Param {
 
 fn numbers(values: &[i64]) -> Vec<Param> {
     values.iter().map(|v| Param::Number(*v)).collect()
+}
+
+/// A list statement's parameters for one question: each value as a list of
+/// one, then how many questions (1).
+fn lists_of_one(values: &[i64]) -> Vec<Param> {
+    let mut params: Vec<Param> = values.iter().map(|v| Param::ListOfOne(*v)).collect();
+    params.push(Param::Number(1));
+    params
 }
 
 pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -> Result<()> {
@@ -98,8 +106,8 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
                 before: None,
             },
             caller: history_reader,
-            sql: page_sql::group_history(),
-            params: numbers(&[group, 0, history_reader as i64, i64::MAX, PAGE.into(), 0, 0]),
+            sql: page_sql::group_histories(),
+            params: lists_of_one(&[group, 0, history_reader as i64, i64::MAX, PAGE.into(), 0, 0]),
         },
         Point {
             name: "GetHistory 50 before #10k of 100k",
@@ -108,20 +116,15 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
                 before: Some(deep as u64),
             },
             caller: history_reader,
-            sql: page_sql::group_history(),
-            params: numbers(&[group, 0, history_reader as i64, deep, PAGE.into(), 0, 0]),
+            sql: page_sql::group_histories(),
+            params: lists_of_one(&[group, 0, history_reader as i64, deep, PAGE.into(), 0, 0]),
         },
         Point {
             name: "GetChat of a group of 10",
             read: Read::Chat { group: groups[0] },
             caller: reader,
             sql: page_sql::group_entries(),
-            params: vec![
-                Param::ListOfOne(groups[0] as i64),
-                Param::ListOfOne(0),
-                Param::ListOfOne(reader as i64),
-                Param::Number(1),
-            ],
+            params: lists_of_one(&[groups[0] as i64, 0, reader as i64]),
         },
     ];
 

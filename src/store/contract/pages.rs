@@ -66,5 +66,17 @@ pub trait PageStore: Send {
         chat: ChatKey,
         user: UserId,
         range: HistoryRange,
-    ) -> StoreResult<HistoryPage>;
+    ) -> StoreResult<HistoryPage> {
+        Ok(self
+            .history_pages(&[(chat, user, range)])
+            .await?
+            .pop()
+            .unwrap_or_default())
+    }
+    /// [`PageStore::history_page`] of each key, reader and range, in the
+    /// order asked, in one statement however many.
+    async fn history_pages(
+        &mut self,
+        wanted: &[(ChatKey, UserId, HistoryRange)],
+    ) -> StoreResult<Vec<HistoryPage>>;
 }

@@ -33,6 +33,46 @@ impl State {
             participants,
         })
     }
+
+    fn history_page(&self, chat: ChatKey, user: UserId, range: HistoryRange) -> HistoryPage {
+        let Some(chat) = self.chat_by_key(chat).cloned() else {
+            return HistoryPage::default();
+        };
+        let member = self.members.contains_key(&(chat.id, user));
+        if chat.kind == ChatKind::Group && !member {
+            return HistoryPage {
+                chat: Some(chat),
+                member,
+                messages: Vec::new(),
+            };
+        }
+        let id = chat.id;
+        let below = range.below.unwrap_or(MessageId(u64::MAX));
+        let newer: Vec<MessageId> = self
+            .by_chat
+            .range((id, range.above)..(ChatId(id.get().saturating_add(1)), MessageId(0)))
+            .filter(|(c, m)| *c == id && *m > range.above)
+            .take(range.newer)
+            .map(|(_, m)| *m)
+            .collect();
+        let older = self
+            .by_chat
+            .range((id, MessageId(0))..(id, below))
+            .rev()
+            .take(range.older)
+            .map(|(_, m)| *m);
+        let messages = newer
+            .into_iter()
+            .rev()
+            .chain(older)
+            .filter_map(|m| self.messages.get(&m).cloned())
+            .collect();
+        HistoryPage {
+            chat: Some(chat),
+            member,
+            messages,
+        }
+    }
 }
 
 #[async_trait]
@@ -63,50 +103,13 @@ impl PageStore for MemoryTx {
             .collect())
     }
 
-    async fn history_page(
+    async fn history_pages(
         &mut self,
-        chat: ChatKey,
-        user: UserId,
-        range: HistoryRange,
-    ) -> StoreResult<HistoryPage> {
-        let Some(chat) = self.state.chat_by_key(chat).cloned() else {
-            return Ok(HistoryPage::default());
-        };
-        let member = self.state.members.contains_key(&(chat.id, user));
-        if chat.kind == ChatKind::Group && !member {
-            return Ok(HistoryPage {
-                chat: Some(chat),
-                member,
-                messages: Vec::new(),
-            });
-        }
-        let id = chat.id;
-        let below = range.below.unwrap_or(MessageId(u64::MAX));
-        let newer: Vec<MessageId> = self
-            .state
-            .by_chat
-            .range((id, range.above)..(ChatId(id.get().saturating_add(1)), MessageId(0)))
-            .filter(|(c, m)| *c == id && *m > range.above)
-            .take(range.newer)
-            .map(|(_, m)| *m)
-            .collect();
-        let older = self
-            .state
-            .by_chat
-            .range((id, MessageId(0))..(id, below))
-            .rev()
-            .take(range.older)
-            .map(|(_, m)| *m);
-        let messages = newer
-            .into_iter()
-            .rev()
-            .chain(older)
-            .filter_map(|m| self.state.messages.get(&m).cloned())
-            .collect();
-        Ok(HistoryPage {
-            chat: Some(chat),
-            member,
-            messages,
-        })
+        wanted: &[(ChatKey, UserId, HistoryRange)],
+    ) -> StoreResult<Vec<HistoryPage>> {
+        Ok(wanted
+            .iter()
+            .map(|&(chat, user, range)| self.state.history_page(chat, user, range))
+            .collect())
     }
 }

@@ -3,8 +3,8 @@
 //! lists and row conversions, `workers.rs` the snowflake worker leases,
 //! this file the pool, migrations and pruning.
 
+mod batched;
 mod chats;
-mod entries;
 mod flush;
 mod invites;
 mod log;
@@ -24,12 +24,14 @@ pub use pages::sql as page_sql;
 pub use tls::{PgUrl, RootCert, SslMode, TlsDefaults};
 pub use tx::PgTx;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
-use super::{Store, StoreError, StoreResult, Tx};
+use super::{ChatEntry, HistoryPage, HistoryRange, PageStore, Store, StoreError, StoreResult, Tx};
+use crate::model::{ChatKey, UserId};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -46,7 +48,10 @@ pub struct PostgresStore {
     pool: Pool,
     flusher: std::sync::Arc<flush::Flusher>,
     reads: turns::ReadTurns,
-    entries: std::sync::Arc<entries::EntryReads>,
+    /// GetChat's reads, answered together.
+    entries: Arc<batched::Batched<(ChatKey, UserId), Option<ChatEntry>>>,
+    /// GetHistory's pages, answered together.
+    histories: Arc<batched::Batched<(ChatKey, UserId, HistoryRange), HistoryPage>>,
 }
 
 /// How long a call waits for a connection, or for its turn to read, before
@@ -132,7 +137,8 @@ impl PostgresStore {
             flusher: flush::Flusher::new(pool.clone()),
             pool,
             reads: turns::ReadTurns::new(max_connections),
-            entries: Default::default(),
+            entries: batched::Batched::new("chat entries", |tx, asked| tx.chat_entries(asked)),
+            histories: batched::Batched::new("history pages", |tx, asked| tx.history_pages(asked)),
         })
     }
 
@@ -265,12 +271,21 @@ impl Store for PostgresStore {
         Ok(Box::new(PgTx::reader(client, turn)))
     }
 
-    async fn chat_entry(
+    async fn chat_entry(&self, chat: ChatKey, user: UserId) -> StoreResult<Option<ChatEntry>> {
+        self.entries
+            .ask(&self.pool, &self.reads, (chat, user))
+            .await
+    }
+
+    async fn history_page(
         &self,
-        chat: crate::model::ChatKey,
-        user: crate::model::UserId,
-    ) -> StoreResult<Option<super::ChatEntry>> {
-        self.entries.read(&self.pool, &self.reads, chat, user).await
+        chat: ChatKey,
+        user: UserId,
+        range: HistoryRange,
+    ) -> StoreResult<HistoryPage> {
+        self.histories
+            .ask(&self.pool, &self.reads, (chat, user, range))
+            .await
     }
 
     async fn flush(&self) -> StoreResult<()> {
@@ -333,14 +348,13 @@ impl Store for PostgresStore {
 
     fn pool_status(&self) -> Option<super::PoolStatus> {
         let status = self.pool.status();
-        let (entries_read, entry_statements) = self.entries.counts();
         Some(super::PoolStatus {
             size: status.size,
             available: status.available,
             waiting: status.waiting,
             reads_waiting: self.reads.waiting(),
-            entries_read,
-            entry_statements,
+            chat_entries: self.entries.counts(),
+            history_pages: self.histories.counts(),
         })
     }
 }

@@ -12,6 +12,7 @@
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::rows::*;
@@ -69,22 +70,28 @@ static CHAT_ENTRIES: LazyLock<[String; 2]> = LazyLock::new(|| {
     })
 });
 
-/// Parameters: the key ($1, $2), the reader ($3), below ($4) and how many
-/// ($5), above ($6) and how many ($7). A branch with a limit of 0 reads nothing.
-static HISTORY_PAGE: LazyLock<[String; 2]> = LazyLock::new(|| {
+/// Parameters, one array element per page asked: the keys' halves ($1, $2,
+/// as for [`CHAT_ENTRIES`]), the readers ($3), below ($4) and how many
+/// ($5), above ($6) and how many ($7); then how many pages ($8, for the
+/// plan, as in [`CHAT_ENTRIES`]). A branch with a limit of 0 reads nothing.
+/// Each row says which page it belongs to (`n`, from 1).
+static HISTORY_PAGES: LazyLock<[String; 2]> = LazyLock::new(|| {
     [group_key(), direct_key()].map(|on| {
+        let on = on.replace("$1", "k.a").replace("$2", "k.b");
         format!(
-            "SELECT {chat}, m.user_id IS NOT NULL, {page}
-             FROM chats c
-             LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = $3
+            "SELECT {chat}, m.user_id IS NOT NULL, {page}, k.n
+             FROM (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[],
+                     $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
+                   WITH ORDINALITY LIMIT $8) AS k(a, b, u, below, older, above, newer, n)
+             JOIN chats c ON {on}
+             LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = k.u
              LEFT JOIN LATERAL (
                  (SELECT {MESSAGE_COLUMNS} FROM messages
-                  WHERE chat_id = c.id AND id < $4 ORDER BY id DESC LIMIT $5)
+                  WHERE chat_id = c.id AND id < k.below ORDER BY id DESC LIMIT k.older)
                  UNION ALL
                  (SELECT {MESSAGE_COLUMNS} FROM messages
-                  WHERE chat_id = c.id AND id > $6 ORDER BY id LIMIT $7)
-             ) x ON c.kind = 0 OR m.user_id IS NOT NULL
-             WHERE {on} AND $2::bigint IS NOT NULL",
+                  WHERE chat_id = c.id AND id > k.above ORDER BY id LIMIT k.newer)
+             ) x ON c.kind = 0 OR m.user_id IS NOT NULL",
             chat = prefixed("c", CHAT_COLUMNS),
             page = prefixed("x", MESSAGE_COLUMNS),
         )
@@ -127,10 +134,11 @@ pub mod sql {
     pub fn group_entries() -> &'static str {
         super::by_key(&super::CHAT_ENTRIES, super::GROUP)
     }
-    /// GetHistory in a group: $1 group id, $2 0, $3 user, $4 below, $5
-    /// older count, $6 above, $7 newer count.
-    pub fn group_history() -> &'static str {
-        super::by_key(&super::HISTORY_PAGE, super::GROUP)
+    /// GetHistory in groups: $1 group ids, $2 zeros, $3 users, $4 below,
+    /// $5 older counts, $6 above, $7 newer counts (arrays of one length),
+    /// $8 that length.
+    pub fn group_histories() -> &'static str {
+        super::by_key(&super::HISTORY_PAGES, super::GROUP)
     }
 }
 
@@ -138,51 +146,81 @@ const MEMBER_AT: usize = CHAT_COLUMN_COUNT;
 const LAST_AT: usize = MEMBER_AT + MEMBER_COLUMN_COUNT;
 const PARTICIPANTS_AT: usize = LAST_AT + MESSAGE_COLUMN_COUNT;
 /// Which of the keys asked a row of [`CHAT_ENTRIES`] answers, from 1.
-const ANSWERS_AT: usize = PARTICIPANTS_AT + 1;
+const ENTRY_ANSWERS_AT: usize = PARTICIPANTS_AT + 1;
+/// Which page a row of [`HISTORY_PAGES`] belongs to, from 1.
+const PAGE_ANSWERS_AT: usize = CHAT_COLUMN_COUNT + 1 + MESSAGE_COLUMN_COUNT;
 
-/// The keys of one kind among those asked, as [`CHAT_ENTRIES`] takes them.
-struct KeyColumns {
+/// The questions of one kind (about groups, or about direct chats) among
+/// those asked, as a list statement takes them: one array per parameter.
+struct Columns<const N: usize> {
     /// Where each was asked in the whole list.
     asked: Vec<usize>,
-    first: Vec<i64>,
-    second: Vec<i64>,
-    users: Vec<i64>,
+    values: [Vec<i64>; N],
 }
 
-impl KeyColumns {
-    fn of(wanted: &[(ChatKey, UserId)], kind: impl Fn(&ChatKey) -> bool) -> Self {
-        let mut columns = Self {
-            asked: Vec::new(),
-            first: Vec::new(),
-            second: Vec::new(),
-            users: Vec::new(),
-        };
-        for (at, (key, user)) in wanted.iter().enumerate().filter(|(_, (k, _))| kind(k)) {
-            let (_, first, second) = key_join(*key);
+impl<const N: usize> Columns<N> {
+    /// The questions about groups and those about direct chats, each as
+    /// `values` gives its parameters.
+    fn split<T>(wanted: &[T], values: impl Fn(&T) -> (ChatKey, [i64; N])) -> [Self; 2] {
+        let mut groups = Self::default();
+        let mut directs = Self::default();
+        for (at, question) in wanted.iter().enumerate() {
+            let (key, row) = values(question);
+            let columns = match key {
+                ChatKey::Group(_) => &mut groups,
+                ChatKey::Direct { .. } => &mut directs,
+            };
             columns.asked.push(at);
-            columns.first.push(first);
-            columns.second.push(second);
-            columns.users.push(user.get() as i64);
+            for (column, value) in columns.values.iter_mut().zip(row) {
+                column.push(value);
+            }
         }
-        columns
+        [groups, directs]
     }
 
-    /// The rows of these keys' entries; none asked, no statement.
+    /// The rows answering these questions; none asked, no statement.
     async fn read(&self, tx: &PgTx, sql: &str) -> StoreResult<Vec<Row>> {
         if self.asked.is_empty() {
             return Ok(Vec::new());
         }
-        tx.query(
-            sql,
-            &[
-                &self.first,
-                &self.second,
-                &self.users,
-                &(self.asked.len() as i64),
-            ],
-        )
-        .await
+        let count = self.asked.len() as i64;
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(N + 1);
+        params.extend(self.values.iter().map(|v| v as &(dyn ToSql + Sync)));
+        params.push(&count);
+        tx.query(sql, &params).await
     }
+
+    /// Where the question a row answers was asked in the whole list: its
+    /// number among these (from 1) is in column `at`.
+    fn answered(&self, row: &Row, at: usize) -> StoreResult<usize> {
+        let n = row.get::<_, i64>(at);
+        usize::try_from(n - 1)
+            .ok()
+            .and_then(|i| self.asked.get(i))
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt(format!("answer {n} was not asked")))
+    }
+}
+
+impl<const N: usize> Default for Columns<N> {
+    fn default() -> Self {
+        Self {
+            asked: Vec::new(),
+            values: std::array::from_fn(|_| Vec::new()),
+        }
+    }
+}
+
+/// Both kinds' statements together: the connection pipelines them, one
+/// round trip for both.
+async fn read_both<const N: usize>(
+    tx: &PgTx,
+    [groups, directs]: &[Columns<N>; 2],
+    [group_sql, direct_sql]: &[String; 2],
+) -> StoreResult<[Vec<Row>; 2]> {
+    let (groups_read, directs_read) =
+        tokio::try_join!(groups.read(tx, group_sql), directs.read(tx, direct_sql))?;
+    Ok([groups_read, directs_read])
 }
 
 fn entry_from(row: &Row) -> StoreResult<ChatEntry> {
@@ -221,21 +259,16 @@ impl PageStore for PgTx {
         &mut self,
         wanted: &[(ChatKey, UserId)],
     ) -> StoreResult<Vec<Option<ChatEntry>>> {
+        let kinds = Columns::split(wanted, |&(key, user)| {
+            let (_, first, second) = key_join(key);
+            (key, [first, second, user.get() as i64])
+        });
+        let read = read_both(self, &kinds, &CHAT_ENTRIES).await?;
         let mut entries = vec![None; wanted.len()];
-        let [group_sql, direct_sql] = &*CHAT_ENTRIES;
-        let groups = KeyColumns::of(wanted, |key| matches!(key, ChatKey::Group(_)));
-        let directs = KeyColumns::of(wanted, |key| matches!(key, ChatKey::Direct { .. }));
-        // Both kinds in one round trip: the connection pipelines them.
-        let (groups_read, directs_read) =
-            tokio::try_join!(groups.read(self, group_sql), directs.read(self, direct_sql),)?;
-        for (columns, rows) in [(&groups, groups_read), (&directs, directs_read)] {
+        for (columns, rows) in kinds.iter().zip(read) {
             for row in &rows {
-                let n = row.get::<_, i64>(ANSWERS_AT);
-                let at = usize::try_from(n - 1)
-                    .ok()
-                    .and_then(|i| columns.asked.get(i))
-                    .ok_or_else(|| StoreError::Corrupt(format!("entry {n} was not asked")))?;
-                if let Some(entry) = entries.get_mut(*at) {
+                let at = columns.answered(row, ENTRY_ANSWERS_AT)?;
+                if let Some(entry) = entries.get_mut(at) {
                     *entry = Some(entry_from(row)?);
                 }
             }
@@ -243,42 +276,45 @@ impl PageStore for PgTx {
         Ok(entries)
     }
 
-    async fn history_page(
+    async fn history_pages(
         &mut self,
-        chat: ChatKey,
-        user: UserId,
-        range: HistoryRange,
-    ) -> StoreResult<HistoryPage> {
-        let (_, low_or_id, high) = key_join(chat);
-        let below = range.below.map_or(i64::MAX, |b| clamp(b.get()));
-        let rows = self
-            .query(
-                by_key(&HISTORY_PAGE, chat),
-                &[
-                    &low_or_id,
-                    &high,
-                    &(user.get() as i64),
-                    &below,
-                    &(range.older as i64),
-                    &clamp(range.above.get()),
-                    &(range.newer as i64),
-                ],
-            )
-            .await?;
-        let Some(first) = rows.first() else {
-            return Ok(HistoryPage::default());
-        };
-        let mut messages = Vec::with_capacity(rows.len());
-        for row in &rows {
-            if let Some(message) = optional_message_at(row, CHAT_COLUMN_COUNT + 1)? {
-                messages.push(message);
+        wanted: &[(ChatKey, UserId, HistoryRange)],
+    ) -> StoreResult<Vec<HistoryPage>> {
+        let kinds = Columns::split(wanted, |&(key, user, range)| {
+            let (_, first, second) = key_join(key);
+            let below = range.below.map_or(i64::MAX, |b| clamp(b.get()));
+            let values = [
+                first,
+                second,
+                user.get() as i64,
+                below,
+                range.older as i64,
+                clamp(range.above.get()),
+                range.newer as i64,
+            ];
+            (key, values)
+        });
+        let read = read_both(self, &kinds, &HISTORY_PAGES).await?;
+        let mut pages = vec![HistoryPage::default(); wanted.len()];
+        for (columns, rows) in kinds.iter().zip(read) {
+            for row in &rows {
+                let at = columns.answered(row, PAGE_ANSWERS_AT)?;
+                let Some(page) = pages.get_mut(at) else {
+                    continue;
+                };
+                if page.chat.is_none() {
+                    page.chat = Some(chat_at(row, 0)?);
+                    page.member = row.get(CHAT_COLUMN_COUNT);
+                }
+                if let Some(message) = optional_message_at(row, CHAT_COLUMN_COUNT + 1)? {
+                    page.messages.push(message);
+                }
             }
         }
-        messages.sort_unstable_by_key(|m| std::cmp::Reverse(m.id));
-        Ok(HistoryPage {
-            chat: Some(chat_at(first, 0)?),
-            member: first.get(CHAT_COLUMN_COUNT),
-            messages,
-        })
+        for page in &mut pages {
+            page.messages
+                .sort_unstable_by_key(|m| std::cmp::Reverse(m.id));
+        }
+        Ok(pages)
     }
 }
