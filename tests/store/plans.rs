@@ -133,3 +133,59 @@ async fn generic_plan(db: &tokio_postgres::Client, execute: &str) -> String {
         .collect();
     plan.join("\n")
 }
+
+/// GetChats' statement likewise: one generic plan, walking each user's
+/// conversations by `members_by_user` and bounded by the page.
+#[tokio::test]
+async fn postgres_chat_pages_keep_one_plan_by_user() {
+    let url = crate::throwaway_postgres::fresh_schema_url().await;
+    let store = PostgresStore::connect(&url, crate::POOL_SIZE, Default::default())
+        .expect("a pool for the throwaway server");
+    store.migrate().await.expect("migrations apply");
+    let db = store.pool().get().await.expect("a connection");
+    let (reader, chat) = (fresh(), fresh());
+    db.batch_execute(&format!(
+        "INSERT INTO users (id, name)
+           SELECT {reader} + n, 'reader' FROM generate_series(0, 99) n;
+         INSERT INTO chats (id, kind, name)
+           SELECT {chat} + n, 1, 'group' FROM generate_series(0, 999) n;
+         INSERT INTO members (chat_id, user_id, joined, sort_key)
+           SELECT {chat} + n, {reader} + n % 100, 1, n FROM generate_series(0, 999) n;
+         ANALYZE chats, members;
+         PREPARE pages (bigint[], bigint[], bigint[], bigint[], bigint) AS {}",
+        page_sql::chat_pages()
+    ))
+    .await
+    .expect("groups, and the statement");
+
+    for keys in (1..=10).map(|n| if n % 2 == 0 { 1 } else { n }) {
+        let list = |value: &str| vec![value.to_owned(); keys].join(",");
+        let rows = db
+            .query(
+                &format!(
+                    "EXECUTE pages ('{{{}}}', '{{{}}}', '{{{}}}', '{{{}}}', {keys})",
+                    list(&reader.to_string()),
+                    list(&i64::MAX.to_string()),
+                    list("0"),
+                    list("5"),
+                ),
+                &[],
+            )
+            .await
+            .expect("pages");
+        assert_eq!(rows.len(), keys * 5, "a page of 5 per user asked");
+    }
+    assert_planned_once(&db, "pages").await;
+    let plan = generic_plan(
+        &db,
+        &format!(
+            "EXECUTE pages ('{{{reader}}}', '{{{}}}', '{{0}}', '{{5}}', 1)",
+            i64::MAX
+        ),
+    )
+    .await;
+    assert!(
+        plan.contains("members_by_user") && !plan.contains("Seq Scan"),
+        "each user's conversations by their index:\n{plan}"
+    );
+}
