@@ -35,9 +35,8 @@ impl Chats<'_> {
             after: window.after,
             limit: window.page.get(),
         };
-        // Read on its own (not in a reader of this call) so that the engine
-        // may answer calls made at the same time together.
-        let entries = self.store.chat_page(caller, range).await?;
+        let mut tx = self.store.reader().await?;
+        let entries = tx.chat_page(caller, range).await?;
         let mut seen = HashSet::new();
         let mut user_ids = Vec::new();
         for entry in &entries {
@@ -55,10 +54,8 @@ impl Chats<'_> {
                 }
             }
         }
-        let users = self
-            .user_cache
-            .users_outside(self.store.as_ref(), &user_ids)
-            .await?;
+        let users = self.user_cache.users(tx.as_mut(), &user_ids).await?;
+        tx.commit().await?;
 
         let mut page = chats::Chats {
             users,

@@ -100,19 +100,6 @@ pub trait Store: Send + Sync + 'static {
         tx.commit().await?;
         Ok(entry)
     }
-    /// [`PageStore::chat_page`] outside any transaction, as a reader reads
-    /// it; answered together with calls made at the same time, as
-    /// [`Store::chat_entry`] may be.
-    async fn chat_page(
-        &self,
-        user: crate::model::UserId,
-        range: ConversationRange,
-    ) -> StoreResult<Vec<ChatEntry>> {
-        let mut tx = self.reader().await?;
-        let page = tx.chat_page(user, range).await?;
-        tx.commit().await?;
-        Ok(page)
-    }
     /// [`PageStore::history_page`] outside any transaction, as a reader
     /// reads it; answered together with calls made at the same time, as
     /// [`Store::chat_entry`] may be.
@@ -178,8 +165,6 @@ pub struct PoolStatus {
     pub waiting: usize,
     /// Reads waiting for their turn (`OSMIUM_DB_READ_CONCURRENCY`).
     pub reads_waiting: usize,
-    /// [`Store::chat_page`] calls, and the statements that answered them.
-    pub chat_pages: Batches,
     /// [`Store::chat_entry`] calls, and the statements that answered them.
     pub chat_entries: Batches,
     /// [`Store::history_page`] calls, and the statements that answered them.

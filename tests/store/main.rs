@@ -97,7 +97,6 @@ conformance! {
     invites::dead_invites_are_pruned_and_never_listed,
     invites::the_periodic_prune_deletes_dead_invites_of_every_group,
     pages::a_chat_page_agrees_with_the_rows_it_is_made_of,
-    pages::chat_pages_answer_each_question_in_the_order_asked,
     pages::a_chat_entry_is_read_by_its_key_for_members_only,
     pages::chat_entries_answer_each_key_in_the_order_asked,
     pages::history_pages_keep_to_their_range_newest_first,

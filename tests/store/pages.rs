@@ -105,53 +105,6 @@ pub async fn a_chat_page_agrees_with_the_rows_it_is_made_of(store: Arc<dyn Store
     tx.commit().await.expect("commit");
 }
 
-/// Many pages of conversations asked at once, as GetChats calls made
-/// together are: each is the page asked alone, in the order asked.
-pub async fn chat_pages_answer_each_question_in_the_order_asked(store: Arc<dyn Store>) {
-    let store = &*store;
-    let people = users(store, 4).await;
-    let [a, b, c, d] = [people[0], people[1], people[2], people[3]];
-    let first = group(store, &[a, b, c]).await;
-    let second = group(store, &[b, a]).await;
-    let dm = direct(store, a, d, &[a, d]).await;
-    post(store, first.id, &[Post::by(b)], Commit::AfterWrites).await;
-    post(store, dm.id, &[Post::by(d)], Commit::AfterWrites).await;
-    post(store, second.id, &[Post::by(a)], Commit::AfterWrites).await;
-    let mut tx = begin(store).await;
-    let whole = tx.chat_page(a, range(None, None, 10)).await.expect("page");
-    let middle = whole[1].member.sort_key;
-    let asked = [
-        (a, range(None, None, 10)),
-        (b, range(None, None, 10)),
-        (a, range(Some(middle), None, 10)),
-        (UserId(fresh()), range(None, None, 10)),
-        (c, range(None, None, 1)),
-        (a, range(None, Some(middle), 10)),
-        (d, range(None, None, 10)),
-        (a, range(None, None, 2)),
-    ];
-    let mut expected = Vec::new();
-    for (user, range) in asked {
-        expected.push(tx.chat_page(user, range).await.expect("page"));
-    }
-    let sizes: Vec<usize> = expected.iter().map(Vec::len).collect();
-    assert_eq!(sizes, [3, 2, 1, 0, 1, 1, 1, 2], "the pages differ");
-    let pages = tx.chat_pages(&asked).await.expect("pages");
-    assert_eq!(pages, expected, "each as asked alone, in order");
-    assert!(tx.chat_pages(&[]).await.expect("none").is_empty());
-    tx.commit().await.expect("commit");
-
-    // Outside any transaction, all at once: each call gets its own.
-    let answers = join_all(
-        asked
-            .iter()
-            .map(|&(user, range)| store.chat_page(user, range)),
-    )
-    .await;
-    let answers: Vec<_> = answers.into_iter().map(|a| a.expect("page")).collect();
-    assert_eq!(answers, expected, "concurrent calls, each its own page");
-}
-
 pub async fn a_chat_entry_is_read_by_its_key_for_members_only(store: Arc<dyn Store>) {
     let store = &*store;
     let people = users(store, 3).await;

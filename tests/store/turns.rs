@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use osmium_chat::model::{ChatKey, MessageId};
 use osmium_chat::store::postgres::PostgresStore;
-use osmium_chat::store::{ConversationRange, HistoryRange, Store};
+use osmium_chat::store::{HistoryRange, Store};
 
 use crate::fixtures::{begin, group, post, users, Commit, Post};
 use crate::pages::expected_entry;
@@ -167,53 +167,6 @@ async fn postgres_history_pages_waiting_together_share_one_statement() {
         assert_eq!(call.await.expect("the call ran").expect("page"), expected);
     }
     let after = store.pool_status().expect("a pool").history_pages;
-    assert_eq!(after.calls - before.calls, asked.len() as u64);
-    assert_eq!(after.statements - before.statements, 1, "one statement");
-}
-
-/// GetChats' pages likewise: the calls that waited for one turn share one
-/// statement, each with its own page.
-#[tokio::test]
-async fn postgres_chat_pages_waiting_together_share_one_statement() {
-    let store = store_reading_one_at_a_time().await;
-    let dyn_store: &dyn Store = &*store;
-    let people = users(dyn_store, 4).await;
-    // Each user is in one group more than the one before.
-    for n in 1..=people.len() {
-        group(dyn_store, &people[people.len() - n..]).await;
-    }
-    let asked: Vec<_> = people
-        .iter()
-        .map(|user| {
-            let range = ConversationRange {
-                before: None,
-                after: None,
-                limit: 10,
-            };
-            (*user, range)
-        })
-        .collect();
-    let mut tx = begin(dyn_store).await;
-    let expected = tx.chat_pages(&asked).await.expect("pages");
-    tx.commit().await.expect("commit");
-    let sizes: Vec<usize> = expected.iter().map(Vec::len).collect();
-    assert_eq!(sizes, [1, 2, 3, 4]);
-    let before = store.pool_status().expect("a pool").chat_pages;
-
-    let first = store.reader().await.expect("the turn");
-    let calls: Vec<_> = asked
-        .iter()
-        .map(|&(user, range)| {
-            let store = store.clone();
-            tokio::spawn(async move { store.chat_page(user, range).await })
-        })
-        .collect();
-    until_waiting(&store, asked.len()).await;
-    first.commit().await.expect("the turn given back");
-    for (call, expected) in calls.into_iter().zip(expected) {
-        assert_eq!(call.await.expect("the call ran").expect("page"), expected);
-    }
-    let after = store.pool_status().expect("a pool").chat_pages;
     assert_eq!(after.calls - before.calls, asked.len() as u64);
     assert_eq!(after.statements - before.statements, 1, "one statement");
 }

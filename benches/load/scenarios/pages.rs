@@ -44,12 +44,16 @@ struct Point {
     params: Vec<Param>,
 }
 
-/// A statement's parameter: a number, or an array of one number (the read
-/// RPCs' statements read lists; one call alone asks for one).
+/// A statement's parameter: a number, or an array of one number (GetChat's
+/// and GetHistory's statements read lists; one call alone asks for one).
 #[derive(Clone, Copy)]
 enum Param {
     Number(i64),
     ListOfOne(i64),
+}
+
+fn numbers(values: &[i64]) -> Vec<Param> {
+    values.iter().map(|v| Param::Number(*v)).collect()
 }
 
 /// A list statement's parameters for one question: each value as a list of
@@ -92,8 +96,8 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
             name: "GetChats limit 50 (60 conversations)",
             read: Read::Chats,
             caller: reader,
-            sql: page_sql::chat_pages(),
-            params: lists_of_one(&[reader as i64, i64::MAX, 0, PAGE.into()]),
+            sql: page_sql::chat_page(),
+            params: numbers(&[reader as i64, i64::MAX, 0, PAGE.into()]),
         },
         Point {
             name: "GetHistory latest 50 of 100k",

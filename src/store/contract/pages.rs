@@ -48,19 +48,7 @@ pub trait PageStore: Send {
         &mut self,
         user: UserId,
         range: ConversationRange,
-    ) -> StoreResult<Vec<ChatEntry>> {
-        Ok(self
-            .chat_pages(&[(user, range)])
-            .await?
-            .pop()
-            .unwrap_or_default())
-    }
-    /// [`PageStore::chat_page`] of each user and range, in the order asked,
-    /// in one statement however many.
-    async fn chat_pages(
-        &mut self,
-        wanted: &[(UserId, ConversationRange)],
-    ) -> StoreResult<Vec<Vec<ChatEntry>>>;
+    ) -> StoreResult<Vec<ChatEntry>>;
     /// The chat a key names as its member `user` sees it; `None` when the
     /// chat does not exist or `user` is not a member.
     async fn chat_entry(&mut self, chat: ChatKey, user: UserId) -> StoreResult<Option<ChatEntry>> {

@@ -77,21 +77,16 @@ impl State {
 
 #[async_trait]
 impl PageStore for MemoryTx {
-    async fn chat_pages(
+    async fn chat_page(
         &mut self,
-        wanted: &[(UserId, ConversationRange)],
-    ) -> StoreResult<Vec<Vec<ChatEntry>>> {
-        let mut pages = Vec::with_capacity(wanted.len());
-        for &(user, range) in wanted {
-            let members = self.conversations(user, range).await?;
-            pages.push(
-                members
-                    .into_iter()
-                    .filter_map(|m| self.state.entry(m))
-                    .collect(),
-            );
-        }
-        Ok(pages)
+        user: UserId,
+        range: ConversationRange,
+    ) -> StoreResult<Vec<ChatEntry>> {
+        let members = self.conversations(user, range).await?;
+        Ok(members
+            .into_iter()
+            .filter_map(|m| self.state.entry(m))
+            .collect())
     }
 
     async fn chat_entries(

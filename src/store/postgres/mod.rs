@@ -30,10 +30,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
-use super::{
-    ChatEntry, ConversationRange, HistoryPage, HistoryRange, PageStore, Store, StoreError,
-    StoreResult, Tx,
-};
+use super::{ChatEntry, HistoryPage, HistoryRange, PageStore, Store, StoreError, StoreResult, Tx};
 use crate::model::{ChatKey, UserId};
 
 mod embedded {
@@ -51,8 +48,6 @@ pub struct PostgresStore {
     pool: Pool,
     flusher: std::sync::Arc<flush::Flusher>,
     reads: turns::ReadTurns,
-    /// GetChats' pages, answered together.
-    pages: Arc<batched::Batched<(UserId, ConversationRange), Vec<ChatEntry>>>,
     /// GetChat's reads, answered together.
     entries: Arc<batched::Batched<(ChatKey, UserId), Option<ChatEntry>>>,
     /// GetHistory's pages, answered together.
@@ -142,7 +137,6 @@ impl PostgresStore {
             flusher: flush::Flusher::new(pool.clone()),
             pool,
             reads: turns::ReadTurns::new(max_connections),
-            pages: batched::Batched::new("chat pages", |tx, asked| tx.chat_pages(asked)),
             entries: batched::Batched::new("chat entries", |tx, asked| tx.chat_entries(asked)),
             histories: batched::Batched::new("history pages", |tx, asked| tx.history_pages(asked)),
         })
@@ -277,14 +271,6 @@ impl Store for PostgresStore {
         Ok(Box::new(PgTx::reader(client, turn)))
     }
 
-    async fn chat_page(
-        &self,
-        user: UserId,
-        range: ConversationRange,
-    ) -> StoreResult<Vec<ChatEntry>> {
-        self.pages.ask(&self.pool, &self.reads, (user, range)).await
-    }
-
     async fn chat_entry(&self, chat: ChatKey, user: UserId) -> StoreResult<Option<ChatEntry>> {
         self.entries
             .ask(&self.pool, &self.reads, (chat, user))
@@ -367,7 +353,6 @@ impl Store for PostgresStore {
             available: status.available,
             waiting: status.waiting,
             reads_waiting: self.reads.waiting(),
-            chat_pages: self.pages.counts(),
             chat_entries: self.entries.counts(),
             history_pages: self.histories.counts(),
         })

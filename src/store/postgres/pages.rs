@@ -41,21 +41,10 @@ const LAST_MESSAGE_COPY: &str =
 
 /// The statements, built once; public through [`sql`] for the load
 /// benchmark, whose pgbench runs must measure the very statements sent here.
-/// Parameters, one array element per page asked: the users ($1), below
-/// ($2) and above ($3) which sort keys, how many ($4); then how many pages
-/// ($5, for the plan, as in [`CHAT_ENTRIES`]). Each row says which page it
-/// belongs to (`n`, from 1); a page's rows may come in any order.
-static CHAT_PAGES: LazyLock<String> = LazyLock::new(|| {
-    entry_select(
-        ", k.n",
-        "(SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])
-          WITH ORDINALITY LIMIT $5) AS k(u, below, above, page, n)
-         CROSS JOIN LATERAL (
-             SELECT * FROM members
-             WHERE user_id = k.u AND sort_key < k.below AND sort_key > k.above
-             ORDER BY sort_key DESC LIMIT k.page) m
-         JOIN chats c ON c.id = m.chat_id",
-    )
+static CHAT_PAGE: LazyLock<String> = LazyLock::new(|| {
+    entry_select("", "members m JOIN chats c ON c.id = m.chat_id")
+        + " WHERE m.user_id = $1 AND m.sort_key < $2 AND m.sort_key > $3
+            ORDER BY m.sort_key DESC LIMIT $4"
 });
 
 /// Parameters: the keys' first halves ($1: a group's id, a direct chat's
@@ -136,10 +125,9 @@ fn by_key(statements: &[String; 2], key: ChatKey) -> &str {
 /// The read RPCs' statements, as the service sends them (parameters as
 /// documented on each).
 pub mod sql {
-    /// GetChats: $1 users, $2 below sort keys, $3 above sort keys, $4
-    /// limits (arrays of one length), $5 that length.
-    pub fn chat_pages() -> &'static str {
-        &super::CHAT_PAGES
+    /// GetChats: $1 user, $2 below sort key, $3 above sort key, $4 limit.
+    pub fn chat_page() -> &'static str {
+        &super::CHAT_PAGE
     }
     /// GetChat of groups: $1 group ids, $2 zeros, $3 users (arrays of one
     /// length), $4 that length.
@@ -157,8 +145,7 @@ pub mod sql {
 const MEMBER_AT: usize = CHAT_COLUMN_COUNT;
 const LAST_AT: usize = MEMBER_AT + MEMBER_COLUMN_COUNT;
 const PARTICIPANTS_AT: usize = LAST_AT + MESSAGE_COLUMN_COUNT;
-/// Which of the questions asked a row of [`CHAT_ENTRIES`] or [`CHAT_PAGES`]
-/// answers, from 1.
+/// Which of the keys asked a row of [`CHAT_ENTRIES`] answers, from 1.
 const ENTRY_ANSWERS_AT: usize = PARTICIPANTS_AT + 1;
 /// Which page a row of [`HISTORY_PAGES`] belongs to, from 1.
 const PAGE_ANSWERS_AT: usize = CHAT_COLUMN_COUNT + 1 + MESSAGE_COLUMN_COUNT;
@@ -172,36 +159,23 @@ struct Columns<const N: usize> {
 }
 
 impl<const N: usize> Columns<N> {
-    /// Those of `wanted` that `values` gives parameters for (`None`: not
-    /// this statement's).
-    fn of<T>(wanted: &[T], values: impl Fn(&T) -> Option<[i64; N]>) -> Self {
-        let mut columns = Self {
-            asked: Vec::new(),
-            values: std::array::from_fn(|_| Vec::with_capacity(wanted.len())),
-        };
+    /// The questions about groups and those about direct chats, each as
+    /// `values` gives its parameters.
+    fn split<T>(wanted: &[T], values: impl Fn(&T) -> (ChatKey, [i64; N])) -> [Self; 2] {
+        let mut groups = Self::default();
+        let mut directs = Self::default();
         for (at, question) in wanted.iter().enumerate() {
-            let Some(row) = values(question) else {
-                continue;
+            let (key, row) = values(question);
+            let columns = match key {
+                ChatKey::Group(_) => &mut groups,
+                ChatKey::Direct { .. } => &mut directs,
             };
             columns.asked.push(at);
             for (column, value) in columns.values.iter_mut().zip(row) {
                 column.push(value);
             }
         }
-        columns
-    }
-
-    /// The questions about groups and those about direct chats, each as
-    /// `values` gives its parameters.
-    fn split<T>(wanted: &[T], values: impl Fn(&T) -> (ChatKey, [i64; N])) -> [Self; 2] {
-        let kind = |group: bool| {
-            let values = &values;
-            move |question: &T| {
-                let (key, row) = values(question);
-                (matches!(key, ChatKey::Group(_)) == group).then_some(row)
-            }
-        };
-        [Self::of(wanted, kind(true)), Self::of(wanted, kind(false))]
+        [groups, directs]
     }
 
     /// The rows answering these questions; none asked, no statement.
@@ -225,6 +199,15 @@ impl<const N: usize> Columns<N> {
             .and_then(|i| self.asked.get(i))
             .copied()
             .ok_or_else(|| StoreError::Corrupt(format!("answer {n} was not asked")))
+    }
+}
+
+impl<const N: usize> Default for Columns<N> {
+    fn default() -> Self {
+        Self {
+            asked: Vec::new(),
+            values: std::array::from_fn(|_| Vec::new()),
+        }
     }
 }
 
@@ -256,27 +239,20 @@ fn entry_from(row: &Row) -> StoreResult<ChatEntry> {
 
 #[async_trait]
 impl PageStore for PgTx {
-    async fn chat_pages(
+    async fn chat_page(
         &mut self,
-        wanted: &[(UserId, ConversationRange)],
-    ) -> StoreResult<Vec<Vec<ChatEntry>>> {
-        let columns = Columns::of(wanted, |&(user, range)| {
-            let before = range.before.map_or(i64::MAX, clamp);
-            let after = range.after.map_or(0, clamp);
-            Some([user.get() as i64, before, after, range.limit as i64])
-        });
-        let rows = columns.read(self, &CHAT_PAGES).await?;
-        let mut pages = vec![Vec::new(); wanted.len()];
-        for row in &rows {
-            let at = columns.answered(row, ENTRY_ANSWERS_AT)?;
-            if let Some(page) = pages.get_mut(at) {
-                page.push(entry_from(row)?);
-            }
-        }
-        for page in &mut pages {
-            page.sort_by_key(|entry: &ChatEntry| std::cmp::Reverse(entry.member.sort_key));
-        }
-        Ok(pages)
+        user: UserId,
+        range: ConversationRange,
+    ) -> StoreResult<Vec<ChatEntry>> {
+        let before = range.before.map_or(i64::MAX, clamp);
+        let after = range.after.map_or(0, clamp);
+        let rows = self
+            .query(
+                &CHAT_PAGE,
+                &[&(user.get() as i64), &before, &after, &(range.limit as i64)],
+            )
+            .await?;
+        rows.iter().map(entry_from).collect()
     }
 
     async fn chat_entries(
