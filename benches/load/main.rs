@@ -40,10 +40,10 @@
 //!   connections from this process, alternating between the replicas;
 //!   the reply's shape is checked once, and calls not answered OK are
 //!   read from the replicas' metrics), each followed by `pgbench -M
-//!   prepared -c 32 -j 2` running the one statement that RPC sends, with
-//!   the RPC's parameters, on the service's own schema and rows (GetChat's
-//!   and GetHistory's statements read lists, so that calls waiting together
-//!   share one; pgbench sends a list of one, as a call alone does): calls/s,
+//!   prepared -c 32 -j 2` running the one statement that RPC sends alone,
+//!   with the RPC's parameters, on the service's own schema and rows
+//!   (GetChat and GetHistory calls waiting together share a statement that
+//!   reads a list; a call alone sends this one, the cheaper): calls/s,
 //!   p50, p99, pgbench tps and the ratio calls/s ÷ tps, and where the CPU
 //!   went during each (replicas, the Postgres server, this generator,
 //!   the rest). The points: GetChats limit 50 of a user with 60

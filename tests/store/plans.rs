@@ -27,26 +27,45 @@ async fn postgres_history_pages_keep_one_plan_on_the_chats_index() {
          INSERT INTO messages (id, chat_id, author_id, body, ordinal)
            SELECT {busy} + 1000 + n, {busy}, {reader}, '', n FROM generate_series(1, 5000) n;
          ANALYZE messages;
-         PREPARE page (bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint)
-           AS {}",
+         PREPARE page (bigint, bigint, bigint, bigint, bigint, bigint, bigint) AS {};
+         PREPARE pages (bigint[], bigint[], bigint[], bigint[], bigint[], bigint[], bigint[],
+           bigint) AS {}",
+        page_sql::group_history(),
         page_sql::group_histories()
     ))
     .await
-    .expect("a busy chat, a quiet one, and the statement");
+    .expect("a busy chat, a quiet one, and the statements (alone, and a list)");
 
-    let execute = format!(
-        "EXECUTE page ('{{{quiet}}}', '{{0}}', '{{{reader}}}', '{{{}}}', '{{50}}', '{{0}}', '{{0}}', 1)",
-        i64::MAX
-    );
-    for _ in 0..10 {
-        db.batch_execute(&execute).await.expect("a page");
+    let executions = [
+        (
+            "page",
+            format!(
+                "EXECUTE page ({quiet}, 0, {reader}, {}, 50, 0, 0)",
+                i64::MAX
+            ),
+        ),
+        (
+            "pages",
+            format!(
+                "EXECUTE pages ('{{{quiet}}}', '{{0}}', '{{{reader}}}', '{{{}}}', '{{50}}', \
+                 '{{0}}', '{{0}}', 1)",
+                i64::MAX
+            ),
+        ),
+    ];
+    for (name, execute) in &executions {
+        for _ in 0..10 {
+            db.batch_execute(execute).await.expect("a page");
+        }
+        assert_planned_once(&db, name).await;
     }
-    assert_planned_once(&db, "page").await;
-    let plan = generic_plan(&db, &execute).await;
-    assert!(
-        plan.contains("messages_by_chat") && !plan.contains("messages_pkey"),
-        "the page walks the chat's messages, not every message:\n{plan}"
-    );
+    for (_, execute) in &executions {
+        let plan = generic_plan(&db, execute).await;
+        assert!(
+            plan.contains("messages_by_chat") && !plan.contains("messages_pkey"),
+            "the page walks the chat's messages, not every message:\n{plan}"
+        );
+    }
 }
 
 /// GetChat's statement takes its keys as arrays: it too keeps one generic

@@ -41,27 +41,7 @@ struct Point {
     caller: u64,
     /// The RPC's main statement and its parameters, for pgbench.
     sql: &'static str,
-    params: Vec<Param>,
-}
-
-/// A statement's parameter: a number, or an array of one number (GetChat's
-/// and GetHistory's statements read lists; one call alone asks for one).
-#[derive(Clone, Copy)]
-enum Param {
-    Number(i64),
-    ListOfOne(i64),
-}
-
-fn numbers(values: &[i64]) -> Vec<Param> {
-    values.iter().map(|v| Param::Number(*v)).collect()
-}
-
-/// A list statement's parameters for one question: each value as a list of
-/// one, then how many questions (1).
-fn lists_of_one(values: &[i64]) -> Vec<Param> {
-    let mut params: Vec<Param> = values.iter().map(|v| Param::ListOfOne(*v)).collect();
-    params.push(Param::Number(1));
-    params
+    params: Vec<i64>,
 }
 
 pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -> Result<()> {
@@ -97,7 +77,7 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
             read: Read::Chats,
             caller: reader,
             sql: page_sql::chat_page(),
-            params: numbers(&[reader as i64, i64::MAX, 0, PAGE.into()]),
+            params: vec![reader as i64, i64::MAX, 0, PAGE.into()],
         },
         Point {
             name: "GetHistory latest 50 of 100k",
@@ -106,8 +86,8 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
                 before: None,
             },
             caller: history_reader,
-            sql: page_sql::group_histories(),
-            params: lists_of_one(&[group, 0, history_reader as i64, i64::MAX, PAGE.into(), 0, 0]),
+            sql: page_sql::group_history(),
+            params: vec![group, 0, history_reader as i64, i64::MAX, PAGE.into(), 0, 0],
         },
         Point {
             name: "GetHistory 50 before #10k of 100k",
@@ -116,15 +96,15 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
                 before: Some(deep as u64),
             },
             caller: history_reader,
-            sql: page_sql::group_histories(),
-            params: lists_of_one(&[group, 0, history_reader as i64, deep, PAGE.into(), 0, 0]),
+            sql: page_sql::group_history(),
+            params: vec![group, 0, history_reader as i64, deep, PAGE.into(), 0, 0],
         },
         Point {
             name: "GetChat of a group of 10",
             read: Read::Chat { group: groups[0] },
             caller: reader,
-            sql: page_sql::group_entries(),
-            params: lists_of_one(&[groups[0] as i64, 0, reader as i64]),
+            sql: page_sql::group_entry(),
+            params: vec![groups[0] as i64, 0, reader as i64],
         },
     ];
 
@@ -418,21 +398,14 @@ fn direct_ref(user_id: u64) -> refs::ChatRef {
     }
 }
 
-/// The statement with its parameters as pgbench variables (a list as a
-/// constant: pgbench's variables are numbers).
-fn pgbench_script(sql: &str, params: &[Param]) -> String {
+/// The statement with its parameters as pgbench variables.
+fn pgbench_script(sql: &str, params: &[i64]) -> String {
     let mut script = String::new();
     let mut statement = sql.to_owned();
-    for (i, param) in params.iter().enumerate().rev() {
+    for (i, value) in params.iter().enumerate().rev() {
         let n = i + 1;
-        let value = match param {
-            Param::Number(value) => {
-                script.insert_str(0, &format!("\\set p{n} {value}\n"));
-                format!(":p{n}")
-            }
-            Param::ListOfOne(value) => format!("'{{{value}}}'"),
-        };
-        statement = statement.replace(&format!("${n}"), &value);
+        script.insert_str(0, &format!("\\set p{n} {value}\n"));
+        statement = statement.replace(&format!("${n}"), &format!(":p{n}"));
     }
     script.push_str(&statement);
     script.push_str(";\n");

@@ -47,18 +47,32 @@ static CHAT_PAGE: LazyLock<String> = LazyLock::new(|| {
             ORDER BY m.sort_key DESC LIMIT $4"
 });
 
-/// Parameters: the keys' first halves ($1: a group's id, a direct chat's
-/// lower user), their second halves ($2: 0, the higher user), the readers
-/// ($3) and how many there are ($4). Each row says which it answers (`n`,
-/// from 1). The LIMIT holds nothing back: it is there for the plan. The
-/// planner guesses 10 rows for `unnest` of a parameter but counts a
-/// constant array, so without it every plan made for the values at hand
-/// looks cheaper than the generic one, and the statement is planned anew
-/// on every call, which costs more than running it (0.3 ms against 0.06).
-static CHAT_ENTRIES: LazyLock<[String; 2]> = LazyLock::new(|| {
+/// A read's statement for one question, and for a list of them.
+///
+/// `one` takes the question's values as parameters. `many` takes each as
+/// an array of one element per question, in the same order, then how many
+/// questions there are; each row says which it answers (`n`, from 1). Its
+/// LIMIT holds nothing back: it is there for the plan. The planner guesses
+/// 10 rows for `unnest` of a parameter but counts a constant array, so
+/// without it every plan made for the values at hand looks cheaper than the
+/// generic one, and the statement is planned anew on every call, which
+/// costs more than running it (0.3 ms against 0.06). A question asked
+/// alone takes `one`, which costs Postgres about a tenth less.
+struct OneAndMany {
+    one: String,
+    many: String,
+}
+
+/// Parameters: the key ($1: a group's id, a direct chat's lower user; $2:
+/// 0, the higher user), the reader ($3).
+static CHAT_ENTRY: LazyLock<[OneAndMany; 2]> = LazyLock::new(|| {
     [group_key(), direct_key()].map(|on| {
+        let one = entry_select(
+            "",
+            "chats c JOIN members m ON m.chat_id = c.id AND m.user_id = $3",
+        ) + &format!(" WHERE {on} AND $2::bigint IS NOT NULL");
         let on = on.replace("$1", "k.a").replace("$2", "k.b");
-        entry_select(
+        let many = entry_select(
             ", k.n",
             &format!(
                 "(SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])
@@ -66,35 +80,52 @@ static CHAT_ENTRIES: LazyLock<[String; 2]> = LazyLock::new(|| {
                  JOIN chats c ON {on}
                  JOIN members m ON m.chat_id = c.id AND m.user_id = k.u"
             ),
-        )
+        );
+        OneAndMany { one, many }
     })
 });
 
-/// Parameters, one array element per page asked: the keys' halves ($1, $2,
-/// as for [`CHAT_ENTRIES`]), the readers ($3), below ($4) and how many
-/// ($5), above ($6) and how many ($7); then how many pages ($8, for the
-/// plan, as in [`CHAT_ENTRIES`]). A branch with a limit of 0 reads nothing.
-/// Each row says which page it belongs to (`n`, from 1).
-static HISTORY_PAGES: LazyLock<[String; 2]> = LazyLock::new(|| {
+/// Parameters: the key ($1, $2, as for [`CHAT_ENTRY`]), the reader ($3),
+/// below ($4) and how many ($5), above ($6) and how many ($7). A branch
+/// with a limit of 0 reads nothing.
+static HISTORY_PAGE: LazyLock<[OneAndMany; 2]> = LazyLock::new(|| {
     [group_key(), direct_key()].map(|on| {
+        let page =
+            |from: &str, key: &str, also: &str, [reader, below, older, above, newer]: [&str; 5]| {
+                format!(
+                    "SELECT {chat}, m.user_id IS NOT NULL, {page}{also}
+                 FROM {from}
+                 LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = {reader}
+                 LEFT JOIN LATERAL (
+                     (SELECT {MESSAGE_COLUMNS} FROM messages
+                      WHERE chat_id = c.id AND id < {below} ORDER BY id DESC LIMIT {older})
+                     UNION ALL
+                     (SELECT {MESSAGE_COLUMNS} FROM messages
+                      WHERE chat_id = c.id AND id > {above} ORDER BY id LIMIT {newer})
+                 ) x ON c.kind = 0 OR m.user_id IS NOT NULL{key}",
+                    chat = prefixed("c", CHAT_COLUMNS),
+                    page = prefixed("x", MESSAGE_COLUMNS),
+                )
+            };
+        let one = page(
+            "chats c",
+            &format!(" WHERE {on} AND $2::bigint IS NOT NULL"),
+            "",
+            ["$3", "$4", "$5", "$6", "$7"],
+        );
         let on = on.replace("$1", "k.a").replace("$2", "k.b");
-        format!(
-            "SELECT {chat}, m.user_id IS NOT NULL, {page}, k.n
-             FROM (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[],
-                     $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
-                   WITH ORDINALITY LIMIT $8) AS k(a, b, u, below, older, above, newer, n)
-             JOIN chats c ON {on}
-             LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = k.u
-             LEFT JOIN LATERAL (
-                 (SELECT {MESSAGE_COLUMNS} FROM messages
-                  WHERE chat_id = c.id AND id < k.below ORDER BY id DESC LIMIT k.older)
-                 UNION ALL
-                 (SELECT {MESSAGE_COLUMNS} FROM messages
-                  WHERE chat_id = c.id AND id > k.above ORDER BY id LIMIT k.newer)
-             ) x ON c.kind = 0 OR m.user_id IS NOT NULL",
-            chat = prefixed("c", CHAT_COLUMNS),
-            page = prefixed("x", MESSAGE_COLUMNS),
-        )
+        let many = page(
+            &format!(
+                "(SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[],
+                   $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
+                 WITH ORDINALITY LIMIT $8) AS k(a, b, u, below, older, above, newer, n)
+                 JOIN chats c ON {on}"
+            ),
+            "",
+            ", k.n",
+            ["k.u", "k.below", "k.older", "k.above", "k.newer"],
+        );
+        OneAndMany { one, many }
     })
 });
 
@@ -113,15 +144,6 @@ fn direct_key() -> &'static str {
     .0
 }
 
-/// The statement for a key: [0] for a group, [1] for a direct chat.
-fn by_key(statements: &[String; 2], key: ChatKey) -> &str {
-    let [group, direct] = statements;
-    match key {
-        ChatKey::Group(_) => group,
-        ChatKey::Direct { .. } => direct,
-    }
-}
-
 /// The read RPCs' statements, as the service sends them (parameters as
 /// documented on each).
 pub mod sql {
@@ -129,25 +151,38 @@ pub mod sql {
     pub fn chat_page() -> &'static str {
         &super::CHAT_PAGE
     }
-    /// GetChat of groups: $1 group ids, $2 zeros, $3 users (arrays of one
-    /// length), $4 that length.
+    /// GetChat of a group: $1 group id, $2 0, $3 user.
+    pub fn group_entry() -> &'static str {
+        &super::group_statements(&super::CHAT_ENTRY).one
+    }
+    /// GetChat of groups asked together: the same as arrays of one length,
+    /// $4 that length.
     pub fn group_entries() -> &'static str {
-        super::by_key(&super::CHAT_ENTRIES, super::GROUP)
+        &super::group_statements(&super::CHAT_ENTRY).many
     }
-    /// GetHistory in groups: $1 group ids, $2 zeros, $3 users, $4 below,
-    /// $5 older counts, $6 above, $7 newer counts (arrays of one length),
-    /// $8 that length.
+    /// GetHistory in a group: $1 group id, $2 0, $3 user, $4 below, $5
+    /// older count, $6 above, $7 newer count.
+    pub fn group_history() -> &'static str {
+        &super::group_statements(&super::HISTORY_PAGE).one
+    }
+    /// GetHistory in groups asked together: the same as arrays of one
+    /// length, $8 that length.
     pub fn group_histories() -> &'static str {
-        super::by_key(&super::HISTORY_PAGES, super::GROUP)
+        &super::group_statements(&super::HISTORY_PAGE).many
     }
+}
+
+fn group_statements(statements: &[OneAndMany; 2]) -> &OneAndMany {
+    let [group, _] = statements;
+    group
 }
 
 const MEMBER_AT: usize = CHAT_COLUMN_COUNT;
 const LAST_AT: usize = MEMBER_AT + MEMBER_COLUMN_COUNT;
 const PARTICIPANTS_AT: usize = LAST_AT + MESSAGE_COLUMN_COUNT;
-/// Which of the keys asked a row of [`CHAT_ENTRIES`] answers, from 1.
+/// Which of the keys asked a row of [`CHAT_ENTRY`]'s list form answers, from 1.
 const ENTRY_ANSWERS_AT: usize = PARTICIPANTS_AT + 1;
-/// Which page a row of [`HISTORY_PAGES`] belongs to, from 1.
+/// Which page a row of [`HISTORY_PAGE`]'s list form belongs to, from 1.
 const PAGE_ANSWERS_AT: usize = CHAT_COLUMN_COUNT + 1 + MESSAGE_COLUMN_COUNT;
 
 /// The questions of one kind (about groups, or about direct chats) among
@@ -179,20 +214,36 @@ impl<const N: usize> Columns<N> {
     }
 
     /// The rows answering these questions; none asked, no statement.
-    async fn read(&self, tx: &PgTx, sql: &str) -> StoreResult<Vec<Row>> {
-        if self.asked.is_empty() {
-            return Ok(Vec::new());
+    async fn read(&self, tx: &PgTx, sql: &OneAndMany) -> StoreResult<Vec<Row>> {
+        match self.asked.len() {
+            0 => Ok(Vec::new()),
+            1 => {
+                let one: Vec<i64> = self
+                    .values
+                    .iter()
+                    .filter_map(|v| v.first().copied())
+                    .collect();
+                let params: Vec<&(dyn ToSql + Sync)> =
+                    one.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+                tx.query(&sql.one, &params).await
+            }
+            count => {
+                let count = count as i64;
+                let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(N + 1);
+                params.extend(self.values.iter().map(|v| v as &(dyn ToSql + Sync)));
+                params.push(&count);
+                tx.query(&sql.many, &params).await
+            }
         }
-        let count = self.asked.len() as i64;
-        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(N + 1);
-        params.extend(self.values.iter().map(|v| v as &(dyn ToSql + Sync)));
-        params.push(&count);
-        tx.query(sql, &params).await
     }
 
     /// Where the question a row answers was asked in the whole list: its
-    /// number among these (from 1) is in column `at`.
+    /// number among these (from 1) is in column `at`, unless it was asked
+    /// alone.
     fn answered(&self, row: &Row, at: usize) -> StoreResult<usize> {
+        if let [alone] = self.asked.as_slice() {
+            return Ok(*alone);
+        }
         let n = row.get::<_, i64>(at);
         usize::try_from(n - 1)
             .ok()
@@ -216,7 +267,7 @@ impl<const N: usize> Default for Columns<N> {
 async fn read_both<const N: usize>(
     tx: &PgTx,
     [groups, directs]: &[Columns<N>; 2],
-    [group_sql, direct_sql]: &[String; 2],
+    [group_sql, direct_sql]: &[OneAndMany; 2],
 ) -> StoreResult<[Vec<Row>; 2]> {
     let (groups_read, directs_read) =
         tokio::try_join!(groups.read(tx, group_sql), directs.read(tx, direct_sql))?;
@@ -263,7 +314,7 @@ impl PageStore for PgTx {
             let (_, first, second) = key_join(key);
             (key, [first, second, user.get() as i64])
         });
-        let read = read_both(self, &kinds, &CHAT_ENTRIES).await?;
+        let read = read_both(self, &kinds, &CHAT_ENTRY).await?;
         let mut entries = vec![None; wanted.len()];
         for (columns, rows) in kinds.iter().zip(read) {
             for row in &rows {
@@ -294,7 +345,7 @@ impl PageStore for PgTx {
             ];
             (key, values)
         });
-        let read = read_both(self, &kinds, &HISTORY_PAGES).await?;
+        let read = read_both(self, &kinds, &HISTORY_PAGE).await?;
         let mut pages = vec![HistoryPage::default(); wanted.len()];
         for (columns, rows) in kinds.iter().zip(read) {
             for row in &rows {
