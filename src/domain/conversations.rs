@@ -37,8 +37,10 @@ impl Chats<'_> {
         };
         let mut tx = self.store.reader().await?;
         let entries = tx.chat_page(caller, range).await?;
-        let mut seen = HashSet::new();
-        let mut user_ids = Vec::new();
+        // A peer or a last author per entry, and a group's first members.
+        let most_users = entries.len() * (PARTICIPANT_USERS_PER_GROUP + 2);
+        let mut seen = HashSet::with_capacity(most_users);
+        let mut user_ids = Vec::with_capacity(most_users);
         for entry in &entries {
             let shown = entry
                 .participants
@@ -58,8 +60,10 @@ impl Chats<'_> {
         tx.commit().await?;
 
         let mut page = chats::Chats {
+            chats: Vec::with_capacity(entries.len()),
+            messages: Vec::with_capacity(entries.len()),
+            groups: Vec::with_capacity(entries.len()),
             users,
-            ..Default::default()
         };
         for entry in entries {
             let ChatEntry {

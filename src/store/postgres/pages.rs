@@ -298,9 +298,10 @@ impl PageStore for PgTx {
         let before = range.before.map_or(i64::MAX, clamp);
         let after = range.after.map_or(0, clamp);
         let rows = self
-            .query(
+            .query_sized(
                 &CHAT_PAGE,
                 &[&(user.get() as i64), &before, &after, &(range.limit as i64)],
+                range.limit,
             )
             .await?;
         rows.iter().map(entry_from).collect()

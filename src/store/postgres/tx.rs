@@ -8,6 +8,7 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use deadpool_postgres::Object;
+use futures_util::TryStreamExt as _;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use tracing::Instrument as _;
@@ -149,10 +150,27 @@ impl PgTx {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> StoreResult<Vec<Row>> {
+        self.query_sized(sql, params, 0).await
+    }
+
+    /// [`PgTx::query`] of a statement that returns about `expected` rows (a
+    /// page): they are gathered without growing the list on the way.
+    pub(super) async fn query_sized(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        expected: usize,
+    ) -> StoreResult<Vec<Row>> {
         let client = self.client();
         let run = async {
             let statement = client.prepare_cached(sql).await?;
-            Ok(client.query(&statement, params).await?)
+            let stream = client.query_raw(&statement, params.iter().copied()).await?;
+            futures_util::pin_mut!(stream);
+            let mut rows = Vec::with_capacity(expected);
+            while let Some(row) = stream.try_next().await? {
+                rows.push(row);
+            }
+            Ok(rows)
         };
         let (_, rows) = tokio::try_join!(self.begin_now(), run.instrument(statement_span(sql)))?;
         Ok(rows)
