@@ -43,6 +43,14 @@ pub async fn expected_entry(tx: &mut dyn Tx, chat: ChatId, user: UserId) -> Chat
     }
 }
 
+/// The key of the direct chat of `a` and `b`.
+fn pair_key(a: UserId, b: UserId) -> ChatKey {
+    ChatKey::Direct {
+        low: a.min(b),
+        high: a.max(b),
+    }
+}
+
 fn range(before: Option<u64>, after: Option<u64>, limit: usize) -> ConversationRange {
     ConversationRange {
         before,
@@ -113,10 +121,7 @@ pub async fn a_chat_entry_is_read_by_its_key_for_members_only(store: Arc<dyn Sto
     let dm = direct(store, a, c, &[a, c]).await;
     post(store, chat.id, &[Post::by(b)], Commit::AfterWrites).await;
     post(store, dm.id, &[Post::by(a)], Commit::AfterWrites).await;
-    let dm_key = ChatKey::Direct {
-        low: a.min(c),
-        high: a.max(c),
-    };
+    let dm_key = pair_key(a, c);
 
     let mut tx = begin(store).await;
     let entry = tx
@@ -168,14 +173,8 @@ pub async fn chat_entries_answer_each_key_in_the_order_asked(store: Arc<dyn Stor
     .await;
     post(store, other.id, &[Post::by(d)], Commit::AfterWrites).await;
     post(store, dm.id, &[Post::by(d)], Commit::AfterWrites).await;
-    let dm_key = ChatKey::Direct {
-        low: a.min(d),
-        high: a.max(d),
-    };
-    let stranger = ChatKey::Direct {
-        low: b.min(c),
-        high: b.max(c),
-    };
+    let dm_key = pair_key(a, d);
+    let stranger = pair_key(b, c);
     let asked = [
         (ChatKey::Group(chat.id), c),
         (dm_key, a),
@@ -307,10 +306,7 @@ pub async fn history_pages_keep_to_their_range_newest_first(store: Arc<dyn Store
     let sent = post(store, dm.id, &[Post::by(a)], Commit::AfterWrites)
         .await
         .ids();
-    let dm_key = ChatKey::Direct {
-        low: a.min(c),
-        high: a.max(c),
-    };
+    let dm_key = pair_key(a, c);
     let mut tx = begin(store).await;
     let page = tx
         .history_page(dm_key, c, history(None, 10, MessageId(0), 0))
@@ -342,10 +338,7 @@ pub async fn history_pages_answer_each_question_in_the_order_asked(store: Arc<dy
     )
     .await;
     let key = ChatKey::Group(chat.id);
-    let dm_key = ChatKey::Direct {
-        low: a.min(c),
-        high: a.max(c),
-    };
+    let dm_key = pair_key(a, c);
     let asked = [
         (key, a, history(None, 3, MessageId(0), 0)),
         (dm_key, c, history(None, 10, MessageId(0), 0)),
