@@ -9,11 +9,7 @@ use crate::fixtures::fresh;
 
 #[tokio::test]
 async fn postgres_history_pages_keep_one_plan_on_the_chats_index() {
-    let url = crate::throwaway_postgres::fresh_schema_url().await;
-    let store = PostgresStore::connect(&url, crate::POOL_SIZE, Default::default())
-        .expect("a pool for the throwaway server");
-    store.migrate().await.expect("migrations apply");
-    let db = store.pool().get().await.expect("a connection");
+    let db = migrated_connection().await;
     let (reader, busy, quiet) = (fresh(), fresh(), fresh());
     // Ids above every other row's, so that messages_pkey's newest are the
     // busy chat's and the quiet chat's one message is far below them.
@@ -73,11 +69,7 @@ async fn postgres_history_pages_keep_one_plan_on_the_chats_index() {
 /// chat or many.
 #[tokio::test]
 async fn postgres_chat_entries_keep_one_plan_by_key() {
-    let url = crate::throwaway_postgres::fresh_schema_url().await;
-    let store = PostgresStore::connect(&url, crate::POOL_SIZE, Default::default())
-        .expect("a pool for the throwaway server");
-    store.migrate().await.expect("migrations apply");
-    let db = store.pool().get().await.expect("a connection");
+    let db = migrated_connection().await;
     let (reader, chat) = (fresh(), fresh());
     db.batch_execute(&format!(
         "INSERT INTO users (id, name) VALUES ({reader}, 'reader');
@@ -118,6 +110,15 @@ async fn postgres_chat_entries_keep_one_plan_by_key() {
         plan.contains("chats_pkey") && plan.contains("members_pkey") && !plan.contains("Seq Scan"),
         "each key looked up by its index:\n{plan}"
     );
+}
+
+/// A connection to a fresh schema, migrated as start-up migrates it.
+async fn migrated_connection() -> deadpool_postgres::Object {
+    let url = crate::throwaway_postgres::fresh_schema_url().await;
+    let store = PostgresStore::connect(&url, crate::POOL_SIZE, Default::default())
+        .expect("a pool for the throwaway server");
+    store.migrate().await.expect("migrations apply");
+    store.pool().get().await.expect("a connection")
 }
 
 /// The prepared statement `name`, run 10 times, was planned for its values

@@ -26,7 +26,7 @@ use tracing::Instrument as _;
 
 use super::turns::{ReadTurns, Turn};
 use super::tx::PgTx;
-use super::POOL_WAIT;
+use super::{reader_in, POOL_WAIT};
 use crate::store::{Batches, StoreError, StoreResult};
 
 /// Questions in one statement at most: a statement that long still takes
@@ -165,8 +165,7 @@ impl<Q: Send + Sync + 'static, A: Send + 'static> Batched<Q, A> {
         }
     }
 
-    /// The answers, on a connection waited for no longer than what is left
-    /// of the callers' [`POOL_WAIT`].
+    /// The answers, read in `turn`.
     async fn read_all(
         &self,
         pool: &Pool,
@@ -174,10 +173,7 @@ impl<Q: Send + Sync + 'static, A: Send + 'static> Batched<Q, A> {
         questions: &[Q],
         started: Instant,
     ) -> StoreResult<Vec<A>> {
-        let mut timeouts = pool.timeouts();
-        timeouts.wait = Some(POOL_WAIT.saturating_sub(started.elapsed()));
-        let client = pool.timeout_get(&timeouts).await?;
-        let mut reader = PgTx::reader(client, turn);
+        let mut reader = reader_in(pool, turn, started).await?;
         let span = tracing::debug_span!(
             "batched read",
             read = self.name,

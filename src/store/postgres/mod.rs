@@ -46,7 +46,7 @@ const PRUNE_LOCK: i64 = MIGRATION_LOCK + 1;
 
 pub struct PostgresStore {
     pool: Pool,
-    flusher: std::sync::Arc<flush::Flusher>,
+    flusher: Arc<flush::Flusher>,
     reads: turns::ReadTurns,
     /// GetChat's reads, answered together.
     entries: Arc<batched::Batched<(ChatKey, UserId), Option<ChatEntry>>>,
@@ -251,6 +251,19 @@ impl PostgresStore {
     }
 }
 
+/// A reader in `turn`, on a connection waited for no longer than what is
+/// left of [`POOL_WAIT`] since the call `started`.
+async fn reader_in(
+    pool: &Pool,
+    turn: turns::Turn,
+    started: std::time::Instant,
+) -> StoreResult<PgTx> {
+    let mut timeouts = pool.timeouts();
+    timeouts.wait = Some(POOL_WAIT.saturating_sub(started.elapsed()));
+    let client = pool.timeout_get(&timeouts).await?;
+    Ok(PgTx::reader(client, turn))
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn begin(&self) -> StoreResult<Box<dyn Tx>> {
@@ -265,10 +278,7 @@ impl Store for PostgresStore {
         // One wait in all: the turn and then a connection share POOL_WAIT.
         let started = std::time::Instant::now();
         let turn = self.reads.take(POOL_WAIT).await?;
-        let mut timeouts = self.pool.timeouts();
-        timeouts.wait = Some(POOL_WAIT.saturating_sub(started.elapsed()));
-        let client = self.pool.timeout_get(&timeouts).await?;
-        Ok(Box::new(PgTx::reader(client, turn)))
+        Ok(Box::new(reader_in(&self.pool, turn, started).await?))
     }
 
     async fn chat_entry(&self, chat: ChatKey, user: UserId) -> StoreResult<Option<ChatEntry>> {
