@@ -35,8 +35,7 @@ impl Chats<'_> {
             after: window.after,
             limit: window.page.get(),
         };
-        let mut tx = self.store.reader().await?;
-        let entries = tx.chat_page(caller, range).await?;
+        let entries = self.store.chat_page(caller, range).await?;
         // A peer or a last author per entry, and a group's first members.
         let most_users = entries.len() * (PARTICIPANT_USERS_PER_GROUP + 2);
         let mut seen = HashSet::with_capacity(most_users);
@@ -56,8 +55,10 @@ impl Chats<'_> {
                 }
             }
         }
-        let users = self.user_cache.users(tx.as_mut(), &user_ids).await?;
-        tx.commit().await?;
+        let users = self
+            .user_cache
+            .users_outside(self.store.as_ref(), &user_ids)
+            .await?;
 
         let mut page = chats::Chats {
             chats: Vec::with_capacity(entries.len()),

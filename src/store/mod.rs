@@ -87,6 +87,19 @@ pub trait Store: Send + Sync + 'static {
     async fn reader(&self) -> StoreResult<Box<dyn Tx>> {
         self.begin().await
     }
+    /// [`PageStore::chat_page`] outside any transaction, as a reader reads
+    /// it. An engine may give back what the read held (its connection, its
+    /// turn) as soon as the rows are in, before they are decoded.
+    async fn chat_page(
+        &self,
+        user: crate::model::UserId,
+        range: ConversationRange,
+    ) -> StoreResult<Vec<ChatEntry>> {
+        let mut tx = self.reader().await?;
+        let page = tx.chat_page(user, range).await?;
+        tx.commit().await?;
+        Ok(page)
+    }
     /// [`PageStore::chat_entry`] outside any transaction, as a reader reads
     /// it. An engine may answer calls made at the same time together, in
     /// one statement (Postgres does, see `postgres::batched`).

@@ -111,6 +111,18 @@ pub async fn a_chat_page_agrees_with_the_rows_it_is_made_of(store: Arc<dyn Store
         .expect("page");
     assert!(nobody.is_empty());
     tx.commit().await.expect("commit");
+
+    // The same pages outside any transaction, as GetChats reads them.
+    let outside = store
+        .chat_page(a, range(None, None, 10))
+        .await
+        .expect("page");
+    assert_eq!(outside, expected, "read outside a transaction");
+    let outside_rest = store
+        .chat_page(a, range(Some(key), None, 10))
+        .await
+        .expect("page");
+    assert_eq!(outside_rest, expected[1..]);
 }
 
 pub async fn a_chat_entry_is_read_by_its_key_for_members_only(store: Arc<dyn Store>) {

@@ -30,7 +30,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 
-use super::{ChatEntry, HistoryPage, HistoryRange, PageStore, Store, StoreError, StoreResult, Tx};
+use super::{
+    ChatEntry, ConversationRange, HistoryPage, HistoryRange, PageStore, Store, StoreError,
+    StoreResult, Tx,
+};
 use crate::model::{ChatKey, UserId};
 
 mod embedded {
@@ -251,6 +254,16 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// A reader in a turn of its own: the turn and then a connection share
+    /// one wait, [`POOL_WAIT`].
+    async fn pg_reader(&self) -> StoreResult<PgTx> {
+        let started = std::time::Instant::now();
+        let turn = self.reads.take(POOL_WAIT).await?;
+        reader_in(&self.pool, turn, started).await
+    }
+}
+
 /// A reader in `turn`, on a connection waited for no longer than what is
 /// left of [`POOL_WAIT`] since the call `started`.
 async fn reader_in(
@@ -275,10 +288,18 @@ impl Store for PostgresStore {
     }
 
     async fn reader(&self) -> StoreResult<Box<dyn Tx>> {
-        // One wait in all: the turn and then a connection share POOL_WAIT.
-        let started = std::time::Instant::now();
-        let turn = self.reads.take(POOL_WAIT).await?;
-        Ok(Box::new(reader_in(&self.pool, turn, started).await?))
+        Ok(Box::new(self.pg_reader().await?))
+    }
+
+    async fn chat_page(
+        &self,
+        user: UserId,
+        range: ConversationRange,
+    ) -> StoreResult<Vec<ChatEntry>> {
+        let rows = pages::chat_page_rows(&self.pg_reader().await?, user, range).await?;
+        // The turn and the connection are back: the next read is already on
+        // its way while these rows become entries.
+        pages::chat_page_entries(&rows, user)
     }
 
     async fn chat_entry(&self, chat: ChatKey, user: UserId) -> StoreResult<Option<ChatEntry>> {

@@ -86,14 +86,24 @@ pub(super) fn chat_at(row: &Row, at: usize) -> StoreResult<ChatRow> {
 /// How many columns [`CHAT_COLUMNS`] has.
 pub(super) const CHAT_COLUMN_COUNT: usize = 11;
 
+/// A member's own columns, after its keys and before its unread count.
+macro_rules! member_state {
+    () => {
+        "m.joined, m.sort_key, m.last_read, m.read_seq, m.skipped, m.mentions, m.draft, m.notif"
+    };
+}
+
 /// A member's columns, `m` the member and `c` its chat: the unread count is
 /// derived from the chat's `msg_seq`. That expression is
 /// [`MemberRow::unread_at`](crate::model::MemberRow::unread_at) in SQL and
 /// must stay equal to it (as must `mark_read`'s `RETURNING` in `tx.rs`).
 macro_rules! member_columns {
     () => {
-        "m.chat_id, m.user_id, m.joined, m.sort_key, m.last_read, m.read_seq, m.skipped,
-         GREATEST(c.msg_seq - m.read_seq - m.skipped, 0), m.mentions, m.draft, m.notif"
+        concat!(
+            "m.chat_id, m.user_id, ",
+            member_state!(),
+            ", GREATEST(c.msg_seq - m.read_seq - m.skipped, 0)"
+        )
     };
 }
 
@@ -111,63 +121,112 @@ pub(super) const MEMBER_COLUMNS_OF_M: &str = member_columns!();
 /// How many columns [`MEMBER_COLUMNS_OF_M`] has.
 pub(super) const MEMBER_COLUMN_COUNT: usize = 11;
 
+/// A member's columns without its keys or its unread count, for a page
+/// that knows whose rows it reads and has the chat's `msg_seq` at hand:
+/// every column a page sends costs the server as much as a row's lookup.
+pub(super) const MEMBER_STATE_OF_M: &str = member_state!();
+/// How many columns [`MEMBER_STATE_OF_M`] has.
+pub(super) const MEMBER_STATE_COUNT: usize = 8;
+
 pub(super) fn member_from(row: &Row) -> MemberRow {
     member_at(row, 0)
 }
 
 /// A member from [`MEMBER_COLUMNS_OF_M`] starting at column `at`.
 pub(super) fn member_at(row: &Row, at: usize) -> MemberRow {
+    let chat_id = ChatId(row.get::<_, i64>(at) as u64);
+    let user_id = UserId(row.get::<_, i64>(at + 1) as u64);
     MemberRow {
-        chat_id: ChatId(row.get::<_, i64>(at) as u64),
-        user_id: UserId(row.get::<_, i64>(at + 1) as u64),
-        joined: row.get::<_, i64>(at + 2) as u64,
-        sort_key: row.get::<_, i64>(at + 3) as u64,
-        last_read: row.get::<_, i64>(at + 4) as u64,
-        read_seq: row.get::<_, i64>(at + 5) as u64,
-        skipped: row.get::<_, i32>(at + 6) as u32,
-        unread: row.get::<_, i64>(at + 7).clamp(0, i64::from(u32::MAX)) as u32,
-        mentions: row.get::<_, i32>(at + 8).max(0) as u32,
-        draft: row.get(at + 9),
-        notif: i32::from(row.get::<_, i16>(at + 10)),
+        unread: row
+            .get::<_, i64>(at + 2 + MEMBER_STATE_COUNT)
+            .clamp(0, i64::from(u32::MAX)) as u32,
+        ..member_state_at(chat_id, user_id, row, at + 2)
+    }
+}
+
+/// `user`'s member row in `chat` from [`MEMBER_STATE_OF_M`] at `at`, its
+/// unread count derived from the chat's.
+pub(super) fn member_in(chat: &ChatRow, user: UserId, row: &Row, at: usize) -> MemberRow {
+    let member = member_state_at(chat.id, user, row, at);
+    MemberRow {
+        unread: member.unread_at(chat.msg_seq),
+        ..member
+    }
+}
+
+/// A member from [`MEMBER_STATE_OF_M`] at `at`, its unread count not yet set.
+fn member_state_at(chat_id: ChatId, user_id: UserId, row: &Row, at: usize) -> MemberRow {
+    MemberRow {
+        chat_id,
+        user_id,
+        joined: row.get::<_, i64>(at) as u64,
+        sort_key: row.get::<_, i64>(at + 1) as u64,
+        last_read: row.get::<_, i64>(at + 2) as u64,
+        read_seq: row.get::<_, i64>(at + 3) as u64,
+        skipped: row.get::<_, i32>(at + 4) as u32,
+        unread: 0,
+        mentions: row.get::<_, i32>(at + 5).max(0) as u32,
+        draft: row.get(at + 6),
+        notif: i32::from(row.get::<_, i16>(at + 7)),
     }
 }
 
 pub(super) const MESSAGE_COLUMNS: &str =
     "chat_id, id, author_id, client_id, mentions, body, ordinal";
 
+/// [`MESSAGE_COLUMNS`] without the chat's id, for a page of one chat.
+pub(super) const MESSAGE_COLUMNS_IN_CHAT: &str =
+    "id, author_id, client_id, mentions, body, ordinal";
+/// How many columns [`MESSAGE_COLUMNS_IN_CHAT`] has.
+pub(super) const MESSAGE_COLUMN_IN_CHAT_COUNT: usize = 6;
+
 pub(super) fn message_from(row: &Row) -> StoreResult<MessageRow> {
     message_at(row, 0)
 }
 
-/// How many columns [`MESSAGE_COLUMNS`] has.
-pub(super) const MESSAGE_COLUMN_COUNT: usize = 7;
-
-/// A message from [`MESSAGE_COLUMNS`] starting at column `at`. The body is
-/// decoded straight from the row's buffer, without an intermediate copy.
+/// A message from [`MESSAGE_COLUMNS`] starting at column `at`.
 pub(super) fn message_at(row: &Row, at: usize) -> StoreResult<MessageRow> {
-    let body: &[u8] = row.get(at + 5);
+    let chat = ChatId(row.get::<_, i64>(at) as u64);
+    let id = MessageId(row.get::<_, i64>(at + 1) as u64);
+    message_parts_at(chat, id, row, at + 2)
+}
+
+/// A message of `chat` from [`MESSAGE_COLUMNS_IN_CHAT`] at `at` of an outer
+/// join: `None` when there was none.
+pub(super) fn optional_message_in(
+    chat: ChatId,
+    row: &Row,
+    at: usize,
+) -> StoreResult<Option<MessageRow>> {
+    match row.get::<_, Option<i64>>(at) {
+        Some(id) => message_parts_at(chat, MessageId(id as u64), row, at + 1).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Message `id` of `chat` from its author, client id, mentions, body and
+/// ordinal, in that order from column `at`. The body is decoded straight
+/// from the row's buffer, without an intermediate copy.
+pub(super) fn message_parts_at(
+    chat_id: ChatId,
+    id: MessageId,
+    row: &Row,
+    at: usize,
+) -> StoreResult<MessageRow> {
+    let body: &[u8] = row.get(at + 3);
     Ok(MessageRow {
-        chat_id: ChatId(row.get::<_, i64>(at) as u64),
-        id: MessageId(row.get::<_, i64>(at + 1) as u64),
-        author: UserId(row.get::<_, i64>(at + 2) as u64),
-        client_id: row.get::<_, Option<i64>>(at + 3).map(|v| v as u64),
+        chat_id,
+        id,
+        author: UserId(row.get::<_, i64>(at) as u64),
+        client_id: row.get::<_, Option<i64>>(at + 1).map(|v| v as u64),
         mentions: row
-            .get::<_, Vec<i64>>(at + 4)
+            .get::<_, Vec<i64>>(at + 2)
             .into_iter()
             .map(|v| UserId(v as u64))
             .collect(),
         body: types::Message::decode(body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        ordinal: row.get::<_, i64>(at + 6) as u64,
+        ordinal: row.get::<_, i64>(at + 4) as u64,
     })
-}
-
-/// A message from [`MESSAGE_COLUMNS`] at `at` of an outer join: `None` when
-/// there was none.
-pub(super) fn optional_message_at(row: &Row, at: usize) -> StoreResult<Option<MessageRow>> {
-    match row.get::<_, Option<i64>>(at + 1) {
-        Some(_) => message_at(row, at).map(Some),
-        None => Ok(None),
-    }
 }
 
 pub(super) fn messages_from(rows: &[Row]) -> StoreResult<Vec<MessageRow>> {
