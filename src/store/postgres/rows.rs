@@ -122,8 +122,8 @@ pub(super) const MEMBER_COLUMNS_OF_M: &str = member_columns!();
 pub(super) const MEMBER_COLUMN_COUNT: usize = 11;
 
 /// A member's columns without its keys or its unread count, for a page
-/// that knows whose rows it reads and has the chat's `msg_seq` at hand:
-/// every column a page sends costs the server as much as a row's lookup.
+/// that knows whose rows it reads and has the chat's `msg_seq` at hand: a
+/// page's columns cost the server more to encode than its rows to find.
 pub(super) const MEMBER_STATE_OF_M: &str = member_state!();
 /// How many columns [`MEMBER_STATE_OF_M`] has.
 pub(super) const MEMBER_STATE_COUNT: usize = 8;
