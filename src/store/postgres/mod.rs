@@ -252,9 +252,7 @@ impl PostgresStore {
             .await?;
         outcome
     }
-}
 
-impl PostgresStore {
     /// A reader in a turn of its own: the turn and then a connection share
     /// one wait, [`POOL_WAIT`].
     async fn pg_reader(&self) -> StoreResult<PgTx> {

@@ -185,8 +185,8 @@ fn group_statements(statements: &[OneAndMany; 2]) -> &OneAndMany {
 const MEMBER_AT: usize = CHAT_COLUMN_COUNT;
 const LAST_AT: usize = MEMBER_AT + MEMBER_STATE_COUNT;
 /// The last message copy's body, in [`LAST_MESSAGE_COPY`].
-const LAST_BODY_AT: usize = LAST_AT + 3;
-const PARTICIPANTS_AT: usize = LAST_AT + 5;
+const LAST_BODY_AT: usize = LAST_AT + BODY_IN_PARTS;
+const PARTICIPANTS_AT: usize = LAST_AT + MESSAGE_PARTS_COUNT;
 /// Which of the keys asked a row of [`CHAT_ENTRY`]'s list form answers, from 1.
 const ENTRY_ANSWERS_AT: usize = PARTICIPANTS_AT + 1;
 /// Which page a row of [`HISTORY_PAGE`]'s list form belongs to, from 1.

@@ -118,8 +118,9 @@ pub(super) const MEMBER_SELECT: &str = concat!(
 /// The columns of [`MEMBER_SELECT`], for a query that joins `members m`
 /// and `chats c` itself.
 pub(super) const MEMBER_COLUMNS_OF_M: &str = member_columns!();
-/// How many columns [`MEMBER_COLUMNS_OF_M`] has.
-pub(super) const MEMBER_COLUMN_COUNT: usize = 11;
+/// How many columns [`MEMBER_COLUMNS_OF_M`] has: the keys, the state, the
+/// unread count.
+pub(super) const MEMBER_COLUMN_COUNT: usize = 2 + MEMBER_STATE_COUNT + 1;
 
 /// A member's columns without its keys or its unread count, for a page
 /// that knows whose rows it reads and has the chat's `msg_seq` at hand: a
@@ -177,8 +178,13 @@ pub(super) const MESSAGE_COLUMNS: &str =
 /// [`MESSAGE_COLUMNS`] without the chat's id, for a page of one chat.
 pub(super) const MESSAGE_COLUMNS_IN_CHAT: &str =
     "id, author_id, client_id, mentions, body, ordinal";
-/// How many columns [`MESSAGE_COLUMNS_IN_CHAT`] has.
-pub(super) const MESSAGE_COLUMN_IN_CHAT_COUNT: usize = 6;
+/// How many columns [`MESSAGE_COLUMNS_IN_CHAT`] has: the id, then the parts.
+pub(super) const MESSAGE_COLUMN_IN_CHAT_COUNT: usize = 1 + MESSAGE_PARTS_COUNT;
+
+/// How many columns [`message_parts_at`] reads, and where among them the
+/// body is.
+pub(super) const MESSAGE_PARTS_COUNT: usize = 5;
+pub(super) const BODY_IN_PARTS: usize = 3;
 
 pub(super) fn message_from(row: &Row) -> StoreResult<MessageRow> {
     message_at(row, 0)
@@ -213,7 +219,7 @@ pub(super) fn message_parts_at(
     row: &Row,
     at: usize,
 ) -> StoreResult<MessageRow> {
-    let body: &[u8] = row.get(at + 3);
+    let body: &[u8] = row.get(at + BODY_IN_PARTS);
     Ok(MessageRow {
         chat_id,
         id,
