@@ -92,7 +92,12 @@ impl<Q: Send + Sync + 'static, A: Send + 'static> Batched<Q, A> {
                 turn = turns.take(POOL_WAIT.saturating_sub(started.elapsed())) => {
                     let turn = turn?;
                     let (batch, mine_taken) = self.take(ticket);
-                    if !batch.is_empty() {
+                    if batch.is_empty() {
+                        // Another call's statement took this one's question:
+                        // the turn goes to the next read now, not once that
+                        // statement answers.
+                        drop(turn);
+                    } else {
                         let batched = self.clone();
                         let pool = pool.clone();
                         tokio::spawn(
