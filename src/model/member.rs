@@ -1,8 +1,7 @@
 //! One user's place in one chat, and how their read state moves. The
 //! unread count is defined here once, by [`ReadPoint::unread_at`]: the
-//! memory engine and the domain call it, and the Postgres engine's SQL
-//! (`member_columns!` in `store/postgres/rows.rs`, and `mark_read`) must
-//! compute the same.
+//! domain and both engines call it (Postgres reads the chat's `msg_seq`
+//! and the member's read point, never a count computed in SQL).
 
 use super::ids::{ChatId, MessageId, UserId};
 

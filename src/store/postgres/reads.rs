@@ -8,7 +8,7 @@ use tokio_postgres::types::ToSql;
 
 use super::rows::*;
 use super::tx::{all_ok, first_cause, Pending, PgTx};
-use crate::model::{ChatId, ChatKey, MessageId, MessageRow, ReadState, UserId};
+use crate::model::{ChatId, ChatKey, MessageId, MessageRow, ReadPoint, ReadState, UserId};
 use crate::store::{ReadContext, ReadStore, StoreResult};
 
 #[async_trait]
@@ -82,8 +82,6 @@ impl ReadStore for PgTx {
                 &lock_params,
             )
             .await?;
-        // The unread count as `MemberRow::unread_at` defines it (see
-        // `member_columns!` in rows.rs).
         let update = self
             .pending_rows(
                 "UPDATE members m SET last_read = $3, read_seq = $4,
@@ -93,7 +91,7 @@ impl ReadStore for PgTx {
                              WHERE x.chat_id = $1 AND x.user_id = $2 AND x.ordinal > $4)
              FROM chats c
              WHERE m.chat_id = $1 AND m.user_id = $2 AND c.id = m.chat_id AND m.last_read < $3
-             RETURNING GREATEST(c.msg_seq - m.read_seq - m.skipped, 0), m.mentions",
+             RETURNING c.msg_seq, m.read_seq, m.skipped, m.mentions",
                 &update_params,
             )
             .await?;
@@ -108,9 +106,15 @@ impl ReadStore for PgTx {
                 ))
             }
         };
-        Ok(rows.first().map(|r| ReadState {
-            unread: r.get::<_, i64>(0).clamp(0, i64::from(u32::MAX)) as u32,
-            mentions: r.get::<_, i32>(1).max(0) as u32,
+        Ok(rows.first().map(|r| {
+            let read = ReadPoint {
+                read_seq: r.get::<_, i64>(1) as u64,
+                skipped: r.get::<_, i32>(2) as u32,
+            };
+            ReadState {
+                unread: read.unread_at(r.get::<_, i64>(0) as u64),
+                mentions: r.get::<_, i32>(3).max(0) as u32,
+            }
         }))
     }
 

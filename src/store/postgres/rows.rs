@@ -93,17 +93,13 @@ macro_rules! member_state {
     };
 }
 
-/// A member's columns, `m` the member and `c` its chat: the unread count is
-/// derived from the chat's `msg_seq`. That expression is
-/// [`MemberRow::unread_at`](crate::model::MemberRow::unread_at) in SQL and
-/// must stay equal to it (as must `mark_read`'s `RETURNING` in `tx.rs`).
+/// A member's columns, `m` the member and `c` its chat, then the chat's
+/// `msg_seq`: the replica derives the unread count from it with
+/// [`MemberRow::unread_at`](crate::model::MemberRow::unread_at), the one
+/// definition every engine and read shares.
 macro_rules! member_columns {
     () => {
-        concat!(
-            "m.chat_id, m.user_id, ",
-            member_state!(),
-            ", GREATEST(c.msg_seq - m.read_seq - m.skipped, 0)"
-        )
+        concat!("m.chat_id, m.user_id, ", member_state!(), ", c.msg_seq")
     };
 }
 
@@ -119,7 +115,7 @@ pub(super) const MEMBER_SELECT: &str = concat!(
 /// and `chats c` itself.
 pub(super) const MEMBER_COLUMNS_OF_M: &str = member_columns!();
 /// How many columns [`MEMBER_COLUMNS_OF_M`] has: the keys, the state, the
-/// unread count.
+/// chat's `msg_seq`.
 pub(super) const MEMBER_COLUMN_COUNT: usize = 2 + MEMBER_STATE_COUNT + 1;
 
 /// A member's columns without its keys or its unread count, for a page
@@ -137,11 +133,11 @@ pub(super) fn member_from(row: &Row) -> MemberRow {
 pub(super) fn member_at(row: &Row, at: usize) -> MemberRow {
     let chat_id = ChatId(row.get::<_, i64>(at) as u64);
     let user_id = UserId(row.get::<_, i64>(at + 1) as u64);
+    let member = member_state_at(chat_id, user_id, row, at + 2);
+    let msg_seq = row.get::<_, i64>(at + 2 + MEMBER_STATE_COUNT) as u64;
     MemberRow {
-        unread: row
-            .get::<_, i64>(at + 2 + MEMBER_STATE_COUNT)
-            .clamp(0, i64::from(u32::MAX)) as u32,
-        ..member_state_at(chat_id, user_id, row, at + 2)
+        unread: member.unread_at(msg_seq),
+        ..member
     }
 }
 
