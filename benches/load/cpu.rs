@@ -138,3 +138,20 @@ pub(crate) async fn postmaster(db: &tokio_postgres::Client) -> Option<u32> {
     let backend = row.get::<_, i32>(0) as u32;
     stat_fields(backend).map(|f| f[0] as u32)
 }
+
+/// Whether the kernel schedules each session as a group of its own
+/// (`kernel.sched_autogroup_enabled`); `None` where it cannot tell.
+pub(crate) fn autogroup() -> Option<bool> {
+    let setting = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled").ok()?;
+    Some(setting.trim() == "1")
+}
+
+/// Why a run with autogroups on is no measure of the service.
+pub(crate) const AUTOGROUP_NOTE: &str = "kernel.sched_autogroup_enabled=1: the kernel \
+    shares the CPU between sessions, and every Postgres backend starts one of its own \
+    (setsid), so each backend competes as a group against the replicas, h2load and this \
+    process together. On this 2-core machine that leaves a backend runnable but unrun for \
+    up to 3 s now and then, and the calls it serves wait as long (GetHistory's and \
+    GetChat's most: the calls waiting together share a backend). With 0, three runs \
+    had no read call over 48 ms. For figures that reflect the service, run \
+    `sysctl kernel.sched_autogroup_enabled=0` first.";

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::process::Command;
@@ -26,6 +27,9 @@ const UNCHECKED_TAIL: Duration = Duration::from_millis(250);
 
 pub(crate) struct H2load {
     binary: PathBuf,
+    /// Runs so far: each keeps its per-call logs under a number of its own,
+    /// for a look at its slowest calls after the bench.
+    runs: AtomicUsize,
 }
 
 /// One RPC as h2load repeats it.
@@ -46,7 +50,10 @@ impl H2load {
         std::env::split_paths(&path)
             .map(|dir| dir.join("h2load"))
             .find(|candidate| candidate.is_file())
-            .map(|binary| Self { binary })
+            .map(|binary| Self {
+                binary,
+                runs: AtomicUsize::new(0),
+            })
     }
 
     /// `in_flight` calls at once for `secs` after the warm-up, split evenly
@@ -70,8 +77,11 @@ impl H2load {
         let connections = (per_replica / 4).max(1);
         let streams = per_replica / connections;
         let refused_before = not_ok(env, call.method).await?;
+        let run = self.runs.fetch_add(1, Ordering::Relaxed);
         let runs = env.replicas.iter().map(|replica| {
-            let log = env.log_dir.join(format!("h2load-{}.log", replica.index));
+            let log = env
+                .log_dir
+                .join(format!("h2load-{run}-{}.log", replica.index));
             let url = format!("http://127.0.0.1:{}/{}", replica.port, call.method);
             let mut command = Command::new(&self.binary);
             command

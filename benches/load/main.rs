@@ -60,13 +60,19 @@
 //! server of the tests trades durability for speed unless
 //! `OSMIUM_TEST_POSTGRES_DURABLE=1`, which measures commits as production
 //! pays for them. The run prints `fsync` and `synchronous_commit`; pgbench
-//! sees the same server.
+//! sees the same server. It also prints the kernel's
+//! `sched_autogroup_enabled`, and notes when it is on: every Postgres
+//! backend is then a scheduling group of its own, which on a shared machine
+//! stalls reads for seconds (README, "Stalls past p99").
 //!
 //! Environment: `LOAD_SCENARIOS` (e.g. `a,d`; default all), `LOAD_SECS`,
 //! `LOAD_DATABASE_URL` (an existing server: the run creates a schema in it
 //! and leaves it behind), `LOAD_REDIS_URL` (an existing Redis; keys get a
 //! prefix of their own), `LOAD_RUST_LOG` (the replicas' log filter, default
-//! `warn`; their logs go to a temporary directory, printed at start). Other
+//! `warn`; their logs go to a temporary directory, printed at start, removed
+//! at the end unless the run failed or `LOAD_KEEP_LOGS` is set: it also holds
+//! h2load's per-call logs, `h2load-<point>-<replica>.log`, start and duration
+//! of every call, for a look at the slowest). Other
 //! `OSMIUM_*` variables reach the replicas as they are, e.g.
 //! `OSMIUM_DB_POOL_SIZE` or `OSMIUM_MAX_GROUP_MEMBERS`. Unless set, the
 //! replicas' `OSMIUM_DB_READ_CONCURRENCY` is sized as the README says for a
@@ -164,6 +170,14 @@ async fn main() -> Result<()> {
     let started = Instant::now();
     let env = Env::start().await?;
     let mut report = Report::default();
+    let autogroup = cpu::autogroup();
+    println!(
+        "kernel: sched_autogroup_enabled={}",
+        autogroup.map_or("unknown", |on| if on { "1" } else { "0" })
+    );
+    if autogroup == Some(true) {
+        report.note(cpu::AUTOGROUP_NOTE.into());
+    }
     let mut failed = false;
     for name in &scenarios {
         let result = match name.as_str() {
@@ -196,8 +210,8 @@ async fn main() -> Result<()> {
     report.print(secs.as_secs(), started.elapsed());
     let log_dir = env.log_dir.clone();
     drop(env);
-    if failed {
-        println!("replica logs kept in {}", log_dir.display());
+    if failed || std::env::var_os("LOAD_KEEP_LOGS").is_some() {
+        println!("logs kept in {}", log_dir.display());
     } else {
         let _ = std::fs::remove_dir_all(&log_dir);
     }

@@ -92,4 +92,16 @@ impl Latencies {
         let rank = (quantile * self.sorted_us.len() as f64).ceil() as usize;
         self.sorted_us[rank.clamp(1, self.sorted_us.len()) - 1] as f64 / 1000.0
     }
+
+    /// The tail beyond p99, where a stall of a few calls shows: p99.9, the
+    /// slowest call, and how many took longer than `slow_ms`.
+    pub(crate) fn tail(&self, slow_ms: u64) -> String {
+        let slow =
+            self.sorted_us.len() - self.sorted_us.partition_point(|&us| us <= slow_ms * 1000);
+        format!(
+            "p99.9 {:.2} ms, max {:.2} ms, {slow} over {slow_ms} ms",
+            self.ms(0.999),
+            self.ms(1.0)
+        )
+    }
 }
