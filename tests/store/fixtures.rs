@@ -96,23 +96,6 @@ pub async fn direct(store: &dyn Store, a: UserId, b: UserId, members: &[UserId])
     committed(store, direct_row(a, b), members).await
 }
 
-/// A message by `author` in `chat`, outside any batch: no ordinal, no mentions.
-pub fn message_row(chat: ChatId, id: MessageId, author: UserId, client_id: u64) -> MessageRow {
-    MessageRow {
-        chat_id: chat,
-        id,
-        author,
-        ordinal: 0,
-        client_id: Some(client_id),
-        mentions: Vec::new(),
-        body: types::Message {
-            message_id: id.get(),
-            author_id: author.get(),
-            ..Default::default()
-        },
-    }
-}
-
 /// A membership that starts now, as the domain makes one: everything
 /// before it counts as read.
 pub fn new_member(chat: &ChatRow, user: UserId) -> MemberRow {
@@ -155,6 +138,8 @@ pub struct Post {
     pub author: UserId,
     pub client_id: Option<u64>,
     pub mentions: Vec<UserId>,
+    /// The message's id; a fresh one unless given (an id minted twice).
+    pub id: Option<MessageId>,
 }
 
 impl Post {
@@ -163,6 +148,7 @@ impl Post {
             author,
             client_id: Some(fresh()),
             mentions: Vec::new(),
+            id: None,
         }
     }
 
@@ -173,6 +159,11 @@ impl Post {
 
     pub fn with_client_id(mut self, client_id: u64) -> Self {
         self.client_id = Some(client_id);
+        self
+    }
+
+    pub fn with_id(mut self, id: MessageId) -> Self {
+        self.id = Some(id);
         self
     }
 }
@@ -223,7 +214,7 @@ pub fn compose(chat: &ChatRow, members: &[MemberRow], posts: &[Post]) -> Batch {
         .collect();
     let mut changes = Vec::new();
     for post in posts {
-        let id = MessageId(fresh());
+        let id = post.id.unwrap_or_else(|| MessageId(fresh()));
         writes.msg_seq += 1;
         writes.last_message = Some(id);
         let row = MessageRow {

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use osmium_chat::model::{ChatId, ChatRow, MessageId, UserId};
+use osmium_chat::model::{ChatId, ChatRow, MessageId};
 use osmium_chat::store::{Store, StoreError};
 
 use crate::fixtures::{
-    begin, compose, direct_row, fresh, group, message_row, outcome, post, snapshot, users, Commit,
-    Gate, Outcome, Post,
+    begin, compose, direct_row, fresh, group, outcome, post, snapshot, users, Commit, Gate,
+    Outcome, Post,
 };
 
 pub async fn a_second_direct_chat_of_a_pair_is_a_duplicate(store: Arc<dyn Store>) {
@@ -111,29 +111,32 @@ pub async fn a_taken_client_id_is_a_duplicate_and_its_batch_leaves_nothing(store
     .await;
     let before = snapshot(store, chat.id, &people).await;
 
-    // One message at a time.
-    let single = |author: UserId, client_id: u64| {
-        message_row(chat.id, MessageId(fresh()), author, client_id)
+    // One message at a time, each in a batch of its own, rolled back.
+    let alone = |post: Post| async move {
+        let mut tx = begin(store).await;
+        let (locked, members) = tx
+            .lock_chat(chat.id)
+            .await
+            .expect("lock")
+            .expect("the chat exists");
+        let batch = compose(&locked, &members, &[post]);
+        outcome(tx.write_posts(&batch.writes, batch.changes.clone()).await)
     };
-    let mut tx = begin(store).await;
     assert_eq!(
-        outcome(tx.insert_message(&single(a, taken)).await),
+        alone(Post::by(a).with_client_id(taken)).await,
         Outcome::Duplicate,
         "the author's client id is taken"
     );
-    drop(tx);
-    let mut tx = begin(store).await;
     assert_eq!(
-        outcome(tx.insert_message(&single(b, taken)).await),
+        alone(Post::by(b).with_client_id(taken)).await,
         Outcome::Done,
         "client ids are per author"
     );
     assert_eq!(
-        outcome(tx.insert_message(&single(a, fresh())).await),
+        alone(Post::by(a)).await,
         Outcome::Done,
         "another client id of the same author"
     );
-    drop(tx);
 
     // A batch with a taken client id after a good message: neither the
     // batch nor its log entries remain, however it is committed.
@@ -286,15 +289,22 @@ pub async fn an_id_minted_twice_is_an_error_not_a_duplicate(store: Arc<dyn Store
     let people = users(store, 2).await;
     let chat = group(store, &people).await;
     let id = MessageId(fresh());
-    let row = |author: UserId| message_row(chat.id, id, author, fresh());
-    let mut tx = begin(store).await;
-    tx.insert_message(&row(people[0]))
-        .await
-        .expect("the first message is stored");
-    tx.commit().await.expect("commits");
+    post(
+        store,
+        chat.id,
+        &[Post::by(people[0]).with_id(id)],
+        Commit::AfterWrites,
+    )
+    .await;
     for author in [people[0], people[1]] {
         let mut tx = begin(store).await;
-        let again = tx.insert_message(&row(author)).await;
+        let (locked, members) = tx
+            .lock_chat(chat.id)
+            .await
+            .expect("lock")
+            .expect("the chat exists");
+        let batch = compose(&locked, &members, &[Post::by(author).with_id(id)]);
+        let again = tx.write_posts(&batch.writes, batch.changes.clone()).await;
         assert!(matches!(again, Err(StoreError::IdTaken)), "{again:?}");
     }
     let mut tx = begin(store).await;

@@ -7,9 +7,6 @@ use crate::store::StoreResult;
 
 #[async_trait]
 pub trait MessageStore: Send {
-    /// Fails with [`StoreError::Duplicate`](crate::store::StoreError::Duplicate)
-    /// when (author, client_id) is taken.
-    async fn insert_message(&mut self, message: &MessageRow) -> StoreResult<()>;
     async fn message(
         &mut self,
         chat: ChatId,

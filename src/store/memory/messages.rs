@@ -4,27 +4,10 @@ use async_trait::async_trait;
 
 use super::tx::MemoryTx;
 use crate::model::{ChatId, MessageId, MessageRow, UserId};
-use crate::store::{MessageStore, StoreError, StoreResult};
+use crate::store::{MessageStore, StoreResult};
 
 #[async_trait]
 impl MessageStore for MemoryTx {
-    async fn insert_message(&mut self, message: &MessageRow) -> StoreResult<()> {
-        if self.state.messages.contains_key(&message.id) {
-            return Err(StoreError::IdTaken);
-        }
-        if let Some(client_id) = message.client_id {
-            if self
-                .state
-                .client_ids
-                .contains_key(&(message.author, client_id))
-            {
-                return Err(StoreError::Duplicate);
-            }
-        }
-        self.put_message(message.clone());
-        Ok(())
-    }
-
     async fn message(
         &mut self,
         chat: ChatId,

@@ -5,36 +5,12 @@ use async_trait::async_trait;
 use prost::Message as _;
 
 use super::rows::*;
-use super::tx::{duplicate_on_unique, PgTx};
+use super::tx::PgTx;
 use crate::model::{ChatId, MessageId, MessageRow, UserId};
-use crate::store::{MessageStore, StoreError, StoreResult};
+use crate::store::{MessageStore, StoreResult};
 
 #[async_trait]
 impl MessageStore for PgTx {
-    async fn insert_message(&mut self, m: &MessageRow) -> StoreResult<()> {
-        let inserted = self
-            .execute(
-                "INSERT INTO messages (chat_id, id, author_id, client_id, mentions, body, ordinal)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (author_id, client_id) WHERE client_id IS NOT NULL DO NOTHING",
-                &[
-                    &(m.chat_id.get() as i64),
-                    &(m.id.get() as i64),
-                    &(m.author.get() as i64),
-                    &m.client_id.map(|c| c as i64),
-                    &ids(&m.mentions, UserId::get),
-                    &m.body.encode_to_vec(),
-                    &(m.ordinal as i64),
-                ],
-            )
-            .await
-            .map_err(duplicate_on_unique)?;
-        if inserted == 0 {
-            return Err(StoreError::Duplicate);
-        }
-        Ok(())
-    }
-
     async fn message(
         &mut self,
         chat: ChatId,
