@@ -195,6 +195,19 @@ pub fn message_change(chat: &ChatRow, row: &MessageRow) -> Arc<Change> {
     ))
 }
 
+/// A transaction that holds `chat`'s lock, and `posts` laid out in it by
+/// [`compose`], not yet written.
+pub async fn composed(store: &dyn Store, chat: ChatId, posts: &[Post]) -> (Box<dyn Tx>, Batch) {
+    let mut tx = begin(store).await;
+    let (locked, members) = tx
+        .lock_chat(chat)
+        .await
+        .expect("lock_chat")
+        .expect("the chat exists");
+    let batch = compose(&locked, &members, posts);
+    (tx, batch)
+}
+
 /// Lays out `posts` in `chat` (as locked, with its members as they are
 /// under the lock) the way the domain's `compose` does: ids and ordinals
 /// after every earlier message, each author's read pointer moved to their

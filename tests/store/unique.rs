@@ -9,7 +9,7 @@ use osmium_chat::model::{ChatId, ChatRow, MessageId};
 use osmium_chat::store::{Store, StoreError};
 
 use crate::fixtures::{
-    begin, compose, direct_row, fresh, group, outcome, post, snapshot, users, Commit, Gate,
+    begin, composed, direct_row, fresh, group, outcome, post, snapshot, users, Commit, Gate,
     Outcome, Post,
 };
 
@@ -113,13 +113,7 @@ pub async fn a_taken_client_id_is_a_duplicate_and_its_batch_leaves_nothing(store
 
     // One message at a time, each in a batch of its own, rolled back.
     let alone = |post: Post| async move {
-        let mut tx = begin(store).await;
-        let (locked, members) = tx
-            .lock_chat(chat.id)
-            .await
-            .expect("lock")
-            .expect("the chat exists");
-        let batch = compose(&locked, &members, &[post]);
+        let (mut tx, batch) = composed(store, chat.id, &[post]).await;
         outcome(tx.write_posts(&batch.writes, batch.changes.clone()).await)
     };
     assert_eq!(
@@ -147,20 +141,15 @@ pub async fn a_taken_client_id_is_a_duplicate_and_its_batch_leaves_nothing(store
         },
         Commit::WithWrites { unlock_early: true },
     ] {
-        let mut tx = begin(store).await;
-        let (locked, members) = tx
-            .lock_chat(chat.id)
-            .await
-            .expect("lock")
-            .expect("the chat exists");
-        let batch = compose(
-            &locked,
-            &members,
+        let (mut tx, batch) = composed(
+            store,
+            chat.id,
             &[
                 Post::by(b).mentioning(&[a]),
                 Post::by(a).with_client_id(taken),
             ],
-        );
+        )
+        .await;
         let result = match commit {
             Commit::AfterWrites => {
                 let result = outcome(tx.write_posts(&batch.writes, batch.changes.clone()).await);
@@ -191,20 +180,15 @@ pub async fn a_taken_client_id_is_a_duplicate_and_its_batch_leaves_nothing(store
 
     // One client id twice within a batch is a duplicate too.
     let twice = fresh();
-    let mut tx = begin(store).await;
-    let (locked, members) = tx
-        .lock_chat(chat.id)
-        .await
-        .expect("lock")
-        .expect("the chat exists");
-    let batch = compose(
-        &locked,
-        &members,
+    let (mut tx, batch) = composed(
+        store,
+        chat.id,
         &[
             Post::by(b).with_client_id(twice),
             Post::by(b).with_client_id(twice),
         ],
-    );
+    )
+    .await;
     assert_eq!(
         outcome(tx.write_posts(&batch.writes, batch.changes.clone()).await),
         Outcome::Duplicate,
@@ -228,13 +212,8 @@ pub async fn racing_sends_with_one_client_id_make_one_message_and_a_duplicate(
     let racer = |chat: ChatId| {
         let gate = &gate;
         async move {
-            let mut tx = begin(store).await;
-            let (locked, members) = tx
-                .lock_chat(chat)
-                .await
-                .expect("lock")
-                .expect("the chat exists");
-            let batch = compose(&locked, &members, &[Post::by(a).with_client_id(client_id)]);
+            let (mut tx, batch) =
+                composed(store, chat, &[Post::by(a).with_client_id(client_id)]).await;
             gate.pass().await;
             let result = outcome(tx.write_posts(&batch.writes, batch.changes.clone()).await);
             if result == Outcome::Done {
@@ -297,13 +276,7 @@ pub async fn an_id_minted_twice_is_an_error_not_a_duplicate(store: Arc<dyn Store
     )
     .await;
     for author in [people[0], people[1]] {
-        let mut tx = begin(store).await;
-        let (locked, members) = tx
-            .lock_chat(chat.id)
-            .await
-            .expect("lock")
-            .expect("the chat exists");
-        let batch = compose(&locked, &members, &[Post::by(author).with_id(id)]);
+        let (mut tx, batch) = composed(store, chat.id, &[Post::by(author).with_id(id)]).await;
         let again = tx.write_posts(&batch.writes, batch.changes.clone()).await;
         assert!(matches!(again, Err(StoreError::IdTaken)), "{again:?}");
     }
