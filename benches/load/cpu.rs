@@ -152,6 +152,6 @@ pub(crate) const AUTOGROUP_NOTE: &str = "kernel.sched_autogroup_enabled=1: the k
     (setsid), so each backend competes as a group against the replicas, h2load and this \
     process together. On this 2-core machine that leaves a backend runnable but unrun for \
     up to 3 s now and then, and the calls it serves wait as long (GetHistory's and \
-    GetChat's most: the calls waiting together share a backend). With 0, six runs \
+    GetChat's most: the calls waiting together share a backend). With 0, sixteen runs \
     had no read call over 65 ms. For figures that reflect the service, run \
     `sysctl kernel.sched_autogroup_enabled=0` first.";
