@@ -195,16 +195,23 @@ pub fn message_change(chat: &ChatRow, row: &MessageRow) -> Arc<Change> {
     ))
 }
 
-/// A transaction that holds `chat`'s lock, and `posts` laid out in it by
-/// [`compose`], not yet written.
-pub async fn composed(store: &dyn Store, chat: ChatId, posts: &[Post]) -> (Box<dyn Tx>, Batch) {
+/// A transaction that holds `chat`'s lock, with the chat and its members
+/// as they are under it.
+async fn locked(store: &dyn Store, chat: ChatId) -> (Box<dyn Tx>, ChatRow, Vec<MemberRow>) {
     let mut tx = begin(store).await;
-    let (locked, members) = tx
+    let (chat, members) = tx
         .lock_chat(chat)
         .await
         .expect("lock_chat")
         .expect("the chat exists");
-    let batch = compose(&locked, &members, posts);
+    (tx, chat, members)
+}
+
+/// A transaction that holds `chat`'s lock, and `posts` laid out in it by
+/// [`compose`], not yet written.
+pub async fn composed(store: &dyn Store, chat: ChatId, posts: &[Post]) -> (Box<dyn Tx>, Batch) {
+    let (tx, chat, members) = locked(store, chat).await;
+    let batch = compose(&chat, &members, posts);
     (tx, batch)
 }
 
@@ -313,12 +320,7 @@ pub enum Commit {
 /// against its members, write, commit. Checks on the way that the log
 /// entries the batch took continue each member's log without a gap.
 pub async fn post(store: &dyn Store, chat: ChatId, posts: &[Post], commit: Commit) -> Batch {
-    let mut tx = begin(store).await;
-    let (chat, members) = tx
-        .lock_chat(chat)
-        .await
-        .expect("lock_chat")
-        .expect("the chat exists");
+    let (mut tx, chat, members) = locked(store, chat).await;
     let mut heads = HashMap::new();
     for m in &members {
         heads.insert(m.user_id, tx.update_head(m.user_id).await.expect("head"));
