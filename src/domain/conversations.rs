@@ -46,9 +46,8 @@ impl Chats<'_> {
                 .iter()
                 .take(PARTICIPANT_USERS_PER_GROUP)
                 .copied();
-            for user in render::referenced_users(&entry.chat, caller, entry.last.as_ref())
-                .into_iter()
-                .chain(shown)
+            for user in
+                render::referenced_users(&entry.chat, caller, entry.last.as_ref()).chain(shown)
             {
                 if seen.insert(user) {
                     user_ids.push(user);
@@ -101,7 +100,8 @@ impl Chats<'_> {
             .await?
         {
             let is_group = entry.chat.kind == ChatKind::Group;
-            let mut wanted = render::referenced_users(&entry.chat, caller, entry.last.as_ref());
+            let mut wanted: Vec<UserId> =
+                render::referenced_users(&entry.chat, caller, entry.last.as_ref()).collect();
             for user in &entry.participants {
                 if !wanted.contains(user) {
                     wanted.push(*user);

@@ -51,15 +51,16 @@ pub fn conversation(chat: &ChatRow, member: &MemberRow) -> types::Conversation {
     }
 }
 
-/// The users a chat view refers to: the direct peer and the last author.
-pub fn referenced_users(chat: &ChatRow, viewer: UserId, last: Option<&MessageRow>) -> Vec<UserId> {
-    let mut users: Vec<UserId> = peer(chat, viewer).into_iter().collect();
-    if let Some(author) = last.map(|m| m.author) {
-        if !users.contains(&author) {
-            users.push(author);
-        }
-    }
-    users
+/// The users a chat view refers to: the direct peer and the last author,
+/// each once. An iterator, not a list: a page asks this of every entry.
+pub fn referenced_users(
+    chat: &ChatRow,
+    viewer: UserId,
+    last: Option<&MessageRow>,
+) -> impl Iterator<Item = UserId> {
+    let peer = peer(chat, viewer);
+    let author = last.map(|m| m.author).filter(|a| Some(*a) != peer);
+    peer.into_iter().chain(author)
 }
 
 /// A group as `viewer` sees it; `participants` oldest member first.

@@ -39,7 +39,8 @@ impl Core {
             ChatKind::Group => Some(participants(tx, chat.id).await?),
             ChatKind::Direct { .. } => None,
         };
-        let mut wanted = render::referenced_users(chat, member.user_id, last.as_ref());
+        let mut wanted: Vec<UserId> =
+            render::referenced_users(chat, member.user_id, last.as_ref()).collect();
         for user in participants.iter().flatten() {
             if !wanted.contains(user) {
                 wanted.push(*user);
@@ -66,7 +67,8 @@ impl Core {
         participants: &[UserId],
     ) -> Result<chats::Chat> {
         let is_group = chat.kind == ChatKind::Group;
-        let mut wanted = render::referenced_users(chat, member.user_id, last);
+        let mut wanted: Vec<UserId> =
+            render::referenced_users(chat, member.user_id, last).collect();
         if is_group {
             for user in participants.iter().take(PARTICIPANT_USERS_PER_GROUP) {
                 if !wanted.contains(user) {

@@ -178,6 +178,8 @@ pub struct PoolStatus {
     pub waiting: usize,
     /// Reads waiting for their turn (`OSMIUM_DB_READ_CONCURRENCY`).
     pub reads_waiting: usize,
+    /// [`Store::chat_page`] calls, and the statements that answered them.
+    pub chat_pages: Batches,
     /// [`Store::chat_entry`] calls, and the statements that answered them.
     pub chat_entries: Batches,
     /// [`Store::history_page`] calls, and the statements that answered them.

@@ -101,7 +101,7 @@ impl UserCache {
         self.misses
             .fetch_add(missing.len() as u64, Ordering::Relaxed);
         if missing.is_empty() {
-            return Ok(found.into_iter().flatten().collect());
+            return Ok(present(found));
         }
         let mut read = read(missing).await?;
         if self.capacity > 0 {
@@ -122,7 +122,7 @@ impl UserCache {
                 }
             }
         }
-        Ok(found.into_iter().flatten().collect())
+        Ok(present(found))
     }
 
     /// Forgets these users: their profiles changed.
@@ -185,4 +185,13 @@ impl UserCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The users found, in the order asked. Sized up front: a page refers to
+/// a few hundred users, and collecting through `flatten` would grow the
+/// list (and move every user in it) step by step.
+fn present(found: Vec<Option<types::User>>) -> Vec<types::User> {
+    let mut users = Vec::with_capacity(found.len());
+    users.extend(found.into_iter().flatten());
+    users
 }

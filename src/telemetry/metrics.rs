@@ -246,6 +246,7 @@ impl Metrics {
                     .set(value as i64);
             }
             for (read, batches) in [
+                ("chats", status.chat_pages),
                 ("chat", status.chat_entries),
                 ("history", status.history_pages),
             ] {

@@ -112,6 +112,60 @@ async fn postgres_chat_entries_keep_one_plan_by_key() {
     );
 }
 
+/// GetChats' statement for readers asked together keeps one generic plan
+/// too, one that walks each reader's own conversations by index, however
+/// many readers it serves.
+#[tokio::test]
+async fn postgres_chat_pages_keep_one_plan_on_each_readers_index() {
+    let db = migrated_connection().await;
+    let (reader, chat) = (fresh(), fresh());
+    db.batch_execute(&format!(
+        "INSERT INTO users (id, name) VALUES ({reader}, 'reader');
+         INSERT INTO chats (id, kind, name)
+           SELECT {chat} + n, 1, 'group' FROM generate_series(0, 999) n;
+         INSERT INTO members (chat_id, user_id, joined, sort_key)
+           SELECT {chat} + n, {reader}, 1, {chat} + n FROM generate_series(0, 999) n;
+         ANALYZE chats, members;
+         PREPARE pages (bigint[], bigint[], bigint[], bigint[], bigint) AS {}",
+        page_sql::chat_pages()
+    ))
+    .await
+    .expect("a reader in many groups, and the statement");
+
+    for readers in (1..=10).map(|n| if n % 2 == 0 { 1 } else { n }) {
+        let list = |value: &str| vec![value.to_owned(); readers].join(",");
+        let rows = db
+            .query(
+                &format!(
+                    "EXECUTE pages ('{{{}}}', '{{{}}}', '{{{}}}', '{{{}}}', {readers})",
+                    list(&reader.to_string()),
+                    list(&i64::MAX.to_string()),
+                    list("0"),
+                    list("50")
+                ),
+                &[],
+            )
+            .await
+            .expect("pages");
+        assert_eq!(rows.len(), readers * 50, "a page of 50 per reader asked");
+    }
+    assert_planned_once(&db, "pages").await;
+    let plan = generic_plan(
+        &db,
+        &format!(
+            "EXECUTE pages ('{{{reader}}}', '{{{}}}', '{{0}}', '{{50}}', 1)",
+            i64::MAX
+        ),
+    )
+    .await;
+    assert!(
+        plan.contains("members_by_user")
+            && plan.contains("chats_pkey")
+            && !plan.contains("Seq Scan"),
+        "each reader's page walks its own index:\n{plan}"
+    );
+}
+
 /// A connection to a fresh schema, migrated as start-up migrates it.
 async fn migrated_connection() -> deadpool_postgres::Object {
     let url = crate::throwaway_postgres::fresh_schema_url().await;

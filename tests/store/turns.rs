@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use osmium_chat::model::{ChatKey, MessageId};
+use osmium_chat::model::{ChatKey, MessageId, UserId};
 use osmium_chat::store::postgres::PostgresStore;
-use osmium_chat::store::{HistoryRange, Store};
+use osmium_chat::store::{ConversationRange, HistoryRange, Store};
 
-use crate::fixtures::{begin, group, post, users, Commit, Post};
+use crate::fixtures::{begin, fresh, group, post, users, Commit, Post};
 use crate::pages::expected_entry;
 
 async fn store_reading_one_at_a_time() -> Arc<PostgresStore> {
@@ -167,6 +167,70 @@ async fn postgres_history_pages_waiting_together_share_one_statement() {
         assert_eq!(call.await.expect("the call ran").expect("page"), expected);
     }
     let after = store.pool_status().expect("a pool").history_pages;
+    assert_eq!(after.calls - before.calls, asked.len() as u64);
+    assert_eq!(after.statements - before.statements, 1, "one statement");
+}
+
+/// GetChats' pages likewise: readers and ranges differ, each call gets its
+/// own page, newest activity first, as the statement for one reads it.
+#[tokio::test]
+async fn postgres_chat_pages_waiting_together_share_one_statement() {
+    let store = store_reading_one_at_a_time().await;
+    let dyn_store: &dyn Store = &*store;
+    let people = users(dyn_store, 4).await;
+    let [a, b, c, d] = [people[0], people[1], people[2], people[3]];
+    for members in [&[a, b, c][..], &[b, a], &[c, a, d]] {
+        let chat = group(dyn_store, members).await;
+        post(
+            dyn_store,
+            chat.id,
+            &[Post::by(members[0])],
+            Commit::AfterWrites,
+        )
+        .await;
+    }
+    let everything = |limit| ConversationRange {
+        before: None,
+        after: None,
+        limit,
+    };
+    let mut tx = begin(dyn_store).await;
+    let newest = tx.chat_page(a, everything(1)).await.expect("page");
+    let key = newest[0].member.sort_key;
+    let older = ConversationRange {
+        before: Some(key),
+        ..everything(10)
+    };
+    let asked = [
+        (a, everything(10)),
+        (b, everything(1)),
+        (a, older),
+        (d, everything(10)),
+        (UserId(fresh()), everything(10)),
+    ];
+    let mut expected = Vec::new();
+    for (user, range) in asked {
+        expected.push(tx.chat_page(user, range).await.expect("page"));
+    }
+    tx.commit().await.expect("commit");
+    let sizes: Vec<usize> = expected.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [3, 1, 2, 1, 0]);
+    let before = store.pool_status().expect("a pool").chat_pages;
+
+    let first = store.reader().await.expect("the turn");
+    let calls: Vec<_> = asked
+        .iter()
+        .map(|&(user, range)| {
+            let store = store.clone();
+            tokio::spawn(async move { store.chat_page(user, range).await })
+        })
+        .collect();
+    until_waiting(&store, asked.len()).await;
+    first.commit().await.expect("the turn given back");
+    for (call, expected) in calls.into_iter().zip(expected) {
+        assert_eq!(call.await.expect("the call ran").expect("page"), expected);
+    }
+    let after = store.pool_status().expect("a pool").chat_pages;
     assert_eq!(after.calls - before.calls, asked.len() as u64);
     assert_eq!(after.statements - before.statements, 1, "one statement");
 }

@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::Row;
 
 use super::{
     ChatEntry, ConversationRange, HistoryPage, HistoryRange, PageStore, Store, StoreError,
@@ -51,6 +52,9 @@ pub struct PostgresStore {
     pool: Pool,
     flusher: Arc<flush::Flusher>,
     reads: turns::ReadTurns,
+    /// GetChats' pages, answered together; each call makes its entries
+    /// from its own rows, after the turn is given back.
+    pages: Arc<batched::Batched<(UserId, ConversationRange), Vec<Row>>>,
     /// GetChat's reads, answered together.
     entries: Arc<batched::Batched<(ChatKey, UserId), Option<ChatEntry>>>,
     /// GetHistory's pages, answered together.
@@ -140,6 +144,9 @@ impl PostgresStore {
             flusher: flush::Flusher::new(pool.clone()),
             pool,
             reads: turns::ReadTurns::new(max_connections),
+            pages: batched::Batched::new("chat pages", |tx, asked| {
+                Box::pin(pages::chat_page_row_sets(tx, asked))
+            }),
             entries: batched::Batched::new("chat entries", |tx, asked| tx.chat_entries(asked)),
             histories: batched::Batched::new("history pages", |tx, asked| tx.history_pages(asked)),
         })
@@ -294,7 +301,10 @@ impl Store for PostgresStore {
         user: UserId,
         range: ConversationRange,
     ) -> StoreResult<Vec<ChatEntry>> {
-        let rows = pages::chat_page_rows(&self.pg_reader().await?, user, range).await?;
+        let rows = self
+            .pages
+            .ask(&self.pool, &self.reads, (user, range))
+            .await?;
         // The turn and the connection are back: the next read is already on
         // its way while these rows become entries.
         pages::chat_page_entries(&rows, user)
@@ -382,6 +392,7 @@ impl Store for PostgresStore {
             available: status.available,
             waiting: status.waiting,
             reads_waiting: self.reads.waiting(),
+            chat_pages: self.pages.counts(),
             chat_entries: self.entries.counts(),
             history_pages: self.histories.counts(),
         })

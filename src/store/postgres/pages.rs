@@ -52,6 +52,24 @@ static CHAT_PAGE: LazyLock<String> = LazyLock::new(|| {
             ORDER BY m.sort_key DESC LIMIT $4"
 });
 
+/// GetChats for several readers at once: each question's page is the
+/// statement for one, run for that question's values ($1 readers, $2
+/// below, $3 above, $4 limits, as arrays), then the question's number
+/// (`n`, from 1). $5 is how many questions there are (see [`OneAndMany`]).
+static CHAT_PAGES: LazyLock<String> = LazyLock::new(|| {
+    let page = CHAT_PAGE
+        .replace("$1", "k.u")
+        .replace("$2", "k.below")
+        .replace("$3", "k.above")
+        .replace("$4", "k.lim");
+    format!(
+        "SELECT p.*, k.n FROM
+         (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])
+          WITH ORDINALITY LIMIT $5) AS k(u, below, above, lim, n)
+         CROSS JOIN LATERAL ({page}) p"
+    )
+});
+
 /// A read's statement for one question, and for a list of them.
 ///
 /// `one` takes the question's values as parameters. `many` takes each as
@@ -156,6 +174,11 @@ pub mod sql {
     pub fn chat_page() -> &'static str {
         &super::CHAT_PAGE
     }
+    /// GetChats of readers asked together: the same as arrays of one
+    /// length, $5 that length.
+    pub fn chat_pages() -> &'static str {
+        &super::CHAT_PAGES
+    }
     /// GetChat of a group: $1 group id, $2 0, $3 user.
     pub fn group_entry() -> &'static str {
         &super::group_statements(&super::CHAT_ENTRY).one
@@ -189,6 +212,10 @@ const LAST_BODY_AT: usize = LAST_AT + BODY_IN_PARTS;
 const PARTICIPANTS_AT: usize = LAST_AT + MESSAGE_PARTS_COUNT;
 /// Which of the keys asked a row of [`CHAT_ENTRY`]'s list form answers, from 1.
 const ENTRY_ANSWERS_AT: usize = PARTICIPANTS_AT + 1;
+/// Which page a row of [`CHAT_PAGES`] belongs to, from 1.
+const PAGE_ANSWERS_AT_IN_LIST: usize = PARTICIPANTS_AT + 1;
+/// The member's `sort_key`, second of [`MEMBER_STATE_OF_M`].
+const SORT_KEY_AT: usize = MEMBER_AT + 1;
 /// Which page a row of [`HISTORY_PAGE`]'s list form belongs to, from 1.
 const PAGE_ANSWERS_AT: usize = CHAT_COLUMN_COUNT + 1 + MESSAGE_COLUMN_IN_CHAT_COUNT;
 
@@ -317,9 +344,73 @@ pub(super) async fn chat_page_rows(
     .await
 }
 
+/// The rows of each page asked, in the order asked: pages asked together
+/// share one statement ([`CHAT_PAGES`]); one asked alone takes the
+/// statement for one.
+pub(super) async fn chat_page_row_sets(
+    tx: &PgTx,
+    asked: &[(UserId, ConversationRange)],
+) -> StoreResult<Vec<Vec<Row>>> {
+    let [(user, range)] = asked else {
+        return chat_pages_rows(tx, asked).await;
+    };
+    Ok(vec![chat_page_rows(tx, *user, *range).await?])
+}
+
+async fn chat_pages_rows(
+    tx: &PgTx,
+    asked: &[(UserId, ConversationRange)],
+) -> StoreResult<Vec<Vec<Row>>> {
+    if asked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut columns: [Vec<i64>; 4] = Default::default();
+    let mut expected = 0;
+    for (user, range) in asked {
+        let [users, below, above, limits] = &mut columns;
+        users.push(user.get() as i64);
+        below.push(range.before.map_or(i64::MAX, clamp));
+        above.push(range.after.map_or(0, clamp));
+        limits.push(range.limit as i64);
+        expected += range.limit;
+    }
+    let count = asked.len() as i64;
+    let [users, below, above, limits] = &columns;
+    let params: [&(dyn ToSql + Sync); 5] = [users, below, above, limits, &count];
+    let rows = tx.query_sized(&CHAT_PAGES, &params, expected).await?;
+    let mut pages: Vec<Vec<Row>> = asked
+        .iter()
+        .map(|(_, range)| Vec::with_capacity(range.limit))
+        .collect();
+    for row in rows {
+        let n: i64 = row.get(PAGE_ANSWERS_AT_IN_LIST);
+        let page = usize::try_from(n - 1)
+            .ok()
+            .and_then(|at| pages.get_mut(at))
+            .ok_or_else(|| StoreError::Corrupt(format!("page {n} was not asked")))?;
+        page.push(row);
+    }
+    for page in &mut pages {
+        // The nested loop yields each page newest first already; SQL
+        // promises no order without ORDER BY, so this holds it whatever
+        // the plan.
+        let key = |row: &Row| std::cmp::Reverse(row.get::<_, i64>(SORT_KEY_AT));
+        if !page.is_sorted_by_key(key) {
+            page.sort_by_key(key);
+        }
+    }
+    Ok(pages)
+}
+
 /// `user`'s conversations from the rows of [`chat_page_rows`].
 pub(super) fn chat_page_entries(rows: &[Row], user: UserId) -> StoreResult<Vec<ChatEntry>> {
-    rows.iter().map(|row| entry_from(row, user)).collect()
+    // Sized up front: collecting through `Result` starts small and would
+    // move the page's entries several times as it grows.
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in rows {
+        entries.push(entry_from(row, user)?);
+    }
+    Ok(entries)
 }
 
 #[async_trait]
