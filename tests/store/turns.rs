@@ -171,10 +171,11 @@ async fn postgres_history_pages_waiting_together_share_one_statement() {
     assert_eq!(after.statements - before.statements, 1, "one statement");
 }
 
-/// GetChats' pages likewise: readers and ranges differ, each call gets its
-/// own page, newest activity first, as the statement for one reads it.
+/// GetChats' pages likewise, four to a statement at most: readers and
+/// ranges differ, each call gets its own page, newest activity first, as
+/// the statement for one reads it.
 #[tokio::test]
-async fn postgres_chat_pages_waiting_together_share_one_statement() {
+async fn postgres_chat_pages_waiting_together_share_statements_of_four() {
     let store = store_reading_one_at_a_time().await;
     let dyn_store: &dyn Store = &*store;
     let people = users(dyn_store, 4).await;
@@ -232,5 +233,9 @@ async fn postgres_chat_pages_waiting_together_share_one_statement() {
     }
     let after = store.pool_status().expect("a pool").chat_pages;
     assert_eq!(after.calls - before.calls, asked.len() as u64);
-    assert_eq!(after.statements - before.statements, 1, "one statement");
+    assert_eq!(
+        after.statements - before.statements,
+        2,
+        "five pages in two statements: four, then one"
+    );
 }

@@ -1,6 +1,6 @@
 //! Reads answered together: GetChat's and GetHistory's. A call queues what
 //! it asks; whichever queued call gets a read's turn first sends everything
-//! queued by then (up to [`MOST`]) in one statement, and each call takes its
+//! queued by then (up to its `most`) in one statement, and each call takes its
 //! own answer. Alone, a call's batch is itself. Under load a turn serves
 //! many calls for the round trip and the per-statement work of one: a
 //! lookup of one chat costs Postgres about 0.07 ms under pgbench, most of
@@ -29,9 +29,10 @@ use super::tx::PgTx;
 use super::{reader_in, POOL_WAIT};
 use crate::store::{Batches, StoreError, StoreResult};
 
-/// Questions in one statement at most: a statement that long still takes
-/// a few milliseconds at most, and the calls queued behind it wait no more.
-const MOST: usize = 128;
+/// Questions in one statement at most, for reads of a row or a few: a
+/// statement that long still takes a few milliseconds at most, and the
+/// calls queued behind it wait no more.
+pub(super) const MOST: usize = 128;
 
 /// Reads the answers to many questions in one statement, in the order asked.
 pub(super) type ReadMany<Q, A> =
@@ -49,6 +50,8 @@ struct Asked<Q, A> {
 
 pub(super) struct Batched<Q, A> {
     queue: Mutex<VecDeque<Asked<Q, A>>>,
+    /// Questions in one statement at most.
+    most: usize,
     read: ReadMany<Q, A>,
     /// The statement's span.
     name: &'static str,
@@ -58,9 +61,10 @@ pub(super) struct Batched<Q, A> {
 }
 
 impl<Q: Send + Sync + 'static, A: Send + 'static> Batched<Q, A> {
-    pub(super) fn new(name: &'static str, read: ReadMany<Q, A>) -> Arc<Self> {
+    pub(super) fn new(name: &'static str, most: usize, read: ReadMany<Q, A>) -> Arc<Self> {
         Arc::new(Self {
             queue: Mutex::default(),
+            most,
             read,
             name,
             tickets: AtomicU64::new(0),
@@ -129,7 +133,7 @@ impl<Q: Send + Sync + 'static, A: Send + 'static> Batched<Q, A> {
     /// was taken before: it is no longer queued).
     fn take(&self, ticket: u64) -> (Vec<Asked<Q, A>>, bool) {
         let mut queue = self.queue();
-        let count = queue.len().min(MOST);
+        let count = queue.len().min(self.most);
         let batch: Vec<Asked<Q, A>> = queue.drain(..count).collect();
         let mine_taken = !queue.iter().any(|asked| asked.ticket == ticket);
         (batch, mine_taken)

@@ -61,6 +61,10 @@ pub struct PostgresStore {
     histories: Arc<batched::Batched<(ChatKey, UserId, HistoryRange), HistoryPage>>,
 }
 
+/// GetChats' pages in one statement at most: each is up to 100 rows, and
+/// every call of a batch waits for the whole batch.
+const PAGES_AT_ONCE: usize = 4;
+
 /// How long a call waits for a connection, or for its turn to read, before
 /// it fails with UNAVAILABLE.
 const POOL_WAIT: Duration = Duration::from_secs(10);
@@ -144,11 +148,15 @@ impl PostgresStore {
             flusher: flush::Flusher::new(pool.clone()),
             pool,
             reads: turns::ReadTurns::new(max_connections),
-            pages: batched::Batched::new("chat pages", |tx, asked| {
+            pages: batched::Batched::new("chat pages", PAGES_AT_ONCE, |tx, asked| {
                 Box::pin(pages::chat_page_row_sets(tx, asked))
             }),
-            entries: batched::Batched::new("chat entries", |tx, asked| tx.chat_entries(asked)),
-            histories: batched::Batched::new("history pages", |tx, asked| tx.history_pages(asked)),
+            entries: batched::Batched::new("chat entries", batched::MOST, |tx, asked| {
+                tx.chat_entries(asked)
+            }),
+            histories: batched::Batched::new("history pages", batched::MOST, |tx, asked| {
+                tx.history_pages(asked)
+            }),
         })
     }
 
