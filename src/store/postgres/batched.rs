@@ -1,11 +1,13 @@
-//! Reads answered together: GetChat's and GetHistory's. A call queues what
-//! it asks; whichever queued call gets a read's turn first sends everything
-//! queued by then (up to its `most`) in one statement, and each call takes its
-//! own answer. Alone, a call's batch is itself. Under load a turn serves
-//! many calls for the round trip and the per-statement work of one: a
-//! lookup of one chat costs Postgres about 0.07 ms under pgbench, most of
-//! it the statement's own overhead, and the replica as much again in the
-//! system calls and wake-ups of its round trip.
+//! Reads answered together: GetChats', GetChat's and GetHistory's. A call
+//! queues what it asks; whichever queued call gets a read's turn first
+//! sends everything queued by then (up to its `most`) in one statement, and
+//! each call takes its own answer. Alone, a call's batch is itself. Under
+//! load a turn serves many calls for the round trip and the per-statement
+//! work of one: a lookup of one chat costs Postgres about 0.07 ms under
+//! pgbench, most of it the statement's own overhead, and the replica as
+//! much again in the system calls and wake-ups of its round trip. A page of
+//! 50 conversations is mostly rows, yet four in one statement cost Postgres
+//! a quarter less each than four statements (pgbench).
 //!
 //! Every call's question is read after it was queued, so a call sees every
 //! write acknowledged before it. The statement runs in a task of its own,
