@@ -70,34 +70,17 @@ async fn postgres_history_pages_keep_one_plan_on_the_chats_index() {
 #[tokio::test]
 async fn postgres_chat_entries_keep_one_plan_by_key() {
     let db = migrated_connection().await;
-    let (reader, chat) = (fresh(), fresh());
+    let (reader, chat) = reader_in_many_groups(&db, "1").await;
     db.batch_execute(&format!(
-        "INSERT INTO users (id, name) VALUES ({reader}, 'reader');
-         INSERT INTO chats (id, kind, name)
-           SELECT {chat} + n, 1, 'group' FROM generate_series(0, 999) n;
-         INSERT INTO members (chat_id, user_id, joined, sort_key)
-           SELECT {chat} + n, {reader}, 1, 1 FROM generate_series(0, 999) n;
-         ANALYZE chats, members;
-         PREPARE entries (bigint[], bigint[], bigint[], bigint) AS {}",
+        "PREPARE entries (bigint[], bigint[], bigint[], bigint) AS {}",
         page_sql::group_entries()
     ))
     .await
-    .expect("groups, and the statement");
+    .expect("the statement");
 
     for keys in (1..=10).map(|n| if n % 2 == 0 { 1 } else { n }) {
-        let list = |value: &str| vec![value.to_owned(); keys].join(",");
-        let rows = db
-            .query(
-                &format!(
-                    "EXECUTE entries ('{{{}}}', '{{{}}}', '{{{}}}', {keys})",
-                    list(&chat.to_string()),
-                    list("0"),
-                    list(&reader.to_string())
-                ),
-                &[],
-            )
-            .await
-            .expect("entries");
+        let values = [chat.to_string(), "0".into(), reader.to_string()];
+        let rows = execute_list(&db, "entries", &values, keys).await;
         assert_eq!(rows.len(), keys, "one row per key asked");
     }
     assert_planned_once(&db, "entries").await;
@@ -118,35 +101,23 @@ async fn postgres_chat_entries_keep_one_plan_by_key() {
 #[tokio::test]
 async fn postgres_chat_pages_keep_one_plan_on_each_readers_index() {
     let db = migrated_connection().await;
-    let (reader, chat) = (fresh(), fresh());
+    // Each membership a sort key of its own, as conversations have.
+    let (reader, _) = reader_in_many_groups(&db, "c.id").await;
     db.batch_execute(&format!(
-        "INSERT INTO users (id, name) VALUES ({reader}, 'reader');
-         INSERT INTO chats (id, kind, name)
-           SELECT {chat} + n, 1, 'group' FROM generate_series(0, 999) n;
-         INSERT INTO members (chat_id, user_id, joined, sort_key)
-           SELECT {chat} + n, {reader}, 1, {chat} + n FROM generate_series(0, 999) n;
-         ANALYZE chats, members;
-         PREPARE pages (bigint[], bigint[], bigint[], bigint[], bigint) AS {}",
+        "PREPARE pages (bigint[], bigint[], bigint[], bigint[], bigint) AS {}",
         page_sql::chat_pages()
     ))
     .await
-    .expect("a reader in many groups, and the statement");
+    .expect("the statement");
 
     for readers in (1..=10).map(|n| if n % 2 == 0 { 1 } else { n }) {
-        let list = |value: &str| vec![value.to_owned(); readers].join(",");
-        let rows = db
-            .query(
-                &format!(
-                    "EXECUTE pages ('{{{}}}', '{{{}}}', '{{{}}}', '{{{}}}', {readers})",
-                    list(&reader.to_string()),
-                    list(&i64::MAX.to_string()),
-                    list("0"),
-                    list("50")
-                ),
-                &[],
-            )
-            .await
-            .expect("pages");
+        let values = [
+            reader.to_string(),
+            i64::MAX.to_string(),
+            "0".into(),
+            "50".into(),
+        ];
+        let rows = execute_list(&db, "pages", &values, readers).await;
         assert_eq!(rows.len(), readers * 50, "a page of 50 per reader asked");
     }
     assert_planned_once(&db, "pages").await;
@@ -164,6 +135,45 @@ async fn postgres_chat_pages_keep_one_plan_on_each_readers_index() {
             && !plan.contains("Seq Scan"),
         "each reader's page walks its own index:\n{plan}"
     );
+}
+
+/// A reader in 1,000 groups, each membership's sort key `sort_key` (an SQL
+/// expression over the group `c`), with statistics taken: returns the
+/// reader and the first group.
+async fn reader_in_many_groups(db: &tokio_postgres::Client, sort_key: &str) -> (u64, u64) {
+    let (reader, chat) = (fresh(), fresh());
+    db.batch_execute(&format!(
+        "INSERT INTO users (id, name) VALUES ({reader}, 'reader');
+         INSERT INTO chats (id, kind, name)
+           SELECT {chat} + n, 1, 'group' FROM generate_series(0, 999) n;
+         INSERT INTO members (chat_id, user_id, joined, sort_key)
+           SELECT c.id, {reader}, 1, {sort_key} FROM chats c
+           WHERE c.id BETWEEN {chat} AND {chat} + 999;
+         ANALYZE chats, members;"
+    ))
+    .await
+    .expect("a reader in many groups");
+    (reader, chat)
+}
+
+/// Runs the prepared list statement `name` with each of `values` as an
+/// array of `count` copies, then `count`.
+async fn execute_list(
+    db: &tokio_postgres::Client,
+    name: &str,
+    values: &[String],
+    count: usize,
+) -> Vec<tokio_postgres::Row> {
+    let arrays: Vec<String> = values
+        .iter()
+        .map(|value| format!("'{{{}}}'", vec![value.as_str(); count].join(",")))
+        .collect();
+    db.query(
+        &format!("EXECUTE {name} ({}, {count})", arrays.join(", ")),
+        &[],
+    )
+    .await
+    .expect("the statement runs")
 }
 
 /// A connection to a fresh schema, migrated as start-up migrates it.
