@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use osmium_chat::model::{ChatKey, MessageId, UserId};
 use osmium_chat::store::postgres::PostgresStore;
-use osmium_chat::store::{ConversationRange, HistoryRange, Store};
+use osmium_chat::store::{ConversationRange, HistoryRange, Store, StoreResult};
 
 use crate::fixtures::{begin, fresh, group, post, users, Commit, Post};
 use crate::pages::expected_entry;
@@ -33,6 +33,34 @@ async fn until_waiting(store: &PostgresStore, count: usize) {
         tokio::task::yield_now().await;
     }
     panic!("{count} reads never waited: {} do", reads_waiting(store));
+}
+
+/// Asks each of `asked` in a call of its own while a read holds the only
+/// turn, then gives the turn back once all of them wait: the answers, in
+/// the order asked.
+async fn asked_behind_one_turn<Q, A, F, Ask>(
+    store: &Arc<PostgresStore>,
+    asked: &[Q],
+    ask: Ask,
+) -> Vec<A>
+where
+    Q: Copy + Send + 'static,
+    A: Send + 'static,
+    F: std::future::Future<Output = StoreResult<A>> + Send + 'static,
+    Ask: Fn(Arc<PostgresStore>, Q) -> F,
+{
+    let first = store.reader().await.expect("the turn");
+    let calls: Vec<_> = asked
+        .iter()
+        .map(|&question| tokio::spawn(ask(store.clone(), question)))
+        .collect();
+    until_waiting(store, asked.len()).await;
+    first.commit().await.expect("the turn given back");
+    let mut answers = Vec::with_capacity(calls.len());
+    for call in calls {
+        answers.push(call.await.expect("the call ran").expect("an answer"));
+    }
+    answers
 }
 
 fn spawn_read(store: &Arc<PostgresStore>) -> tokio::task::JoinHandle<()> {
@@ -153,19 +181,11 @@ async fn postgres_history_pages_waiting_together_share_one_statement() {
     assert_eq!(sizes, [1, 2, 3, 0]);
     let before = store.pool_status().expect("a pool").history_pages;
 
-    let first = store.reader().await.expect("the turn");
-    let calls: Vec<_> = asked
-        .iter()
-        .map(|&(key, user, range)| {
-            let store = store.clone();
-            tokio::spawn(async move { store.history_page(key, user, range).await })
-        })
-        .collect();
-    until_waiting(&store, asked.len()).await;
-    first.commit().await.expect("the turn given back");
-    for (call, expected) in calls.into_iter().zip(expected) {
-        assert_eq!(call.await.expect("the call ran").expect("page"), expected);
-    }
+    let pages = asked_behind_one_turn(&store, &asked, |store, (key, user, range)| async move {
+        store.history_page(key, user, range).await
+    })
+    .await;
+    assert_eq!(pages, expected);
     let after = store.pool_status().expect("a pool").history_pages;
     assert_eq!(after.calls - before.calls, asked.len() as u64);
     assert_eq!(after.statements - before.statements, 1, "one statement");
@@ -218,19 +238,11 @@ async fn postgres_chat_pages_waiting_together_share_statements_of_four() {
     assert_eq!(sizes, [3, 1, 2, 1, 0]);
     let before = store.pool_status().expect("a pool").chat_pages;
 
-    let first = store.reader().await.expect("the turn");
-    let calls: Vec<_> = asked
-        .iter()
-        .map(|&(user, range)| {
-            let store = store.clone();
-            tokio::spawn(async move { store.chat_page(user, range).await })
-        })
-        .collect();
-    until_waiting(&store, asked.len()).await;
-    first.commit().await.expect("the turn given back");
-    for (call, expected) in calls.into_iter().zip(expected) {
-        assert_eq!(call.await.expect("the call ran").expect("page"), expected);
-    }
+    let pages = asked_behind_one_turn(&store, &asked, |store, (user, range)| async move {
+        store.chat_page(user, range).await
+    })
+    .await;
+    assert_eq!(pages, expected);
     let after = store.pool_status().expect("a pool").chat_pages;
     assert_eq!(after.calls - before.calls, asked.len() as u64);
     assert_eq!(

@@ -210,10 +210,10 @@ const LAST_AT: usize = MEMBER_AT + MEMBER_STATE_COUNT;
 /// The last message copy's body, in [`LAST_MESSAGE_COPY`].
 const LAST_BODY_AT: usize = LAST_AT + BODY_IN_PARTS;
 const PARTICIPANTS_AT: usize = LAST_AT + MESSAGE_PARTS_COUNT;
-/// Which of the keys asked a row of [`CHAT_ENTRY`]'s list form answers, from 1.
+/// Which question a row of an entry list answers, from 1: the column after
+/// the entry, in [`CHAT_ENTRY`]'s list form (a key) and in [`CHAT_PAGES`]
+/// (a page).
 const ENTRY_ANSWERS_AT: usize = PARTICIPANTS_AT + 1;
-/// Which page a row of [`CHAT_PAGES`] belongs to, from 1.
-const PAGE_ANSWERS_AT_IN_LIST: usize = PARTICIPANTS_AT + 1;
 /// The member's `sort_key`, second of [`MEMBER_STATE_OF_M`].
 const SORT_KEY_AT: usize = MEMBER_AT + 1;
 /// Which page a row of [`HISTORY_PAGE`]'s list form belongs to, from 1.
@@ -383,7 +383,7 @@ async fn chat_pages_rows(
         .map(|(_, range)| Vec::with_capacity(range.limit))
         .collect();
     for row in rows {
-        let n: i64 = row.get(PAGE_ANSWERS_AT_IN_LIST);
+        let n: i64 = row.get(ENTRY_ANSWERS_AT);
         let page = usize::try_from(n - 1)
             .ok()
             .and_then(|at| pages.get_mut(at))
