@@ -35,9 +35,7 @@ async fn until_waiting(store: &PostgresStore, count: usize) {
     panic!("{count} reads never waited: {} do", reads_waiting(store));
 }
 
-/// Asks each of `asked` in a call of its own while a read holds the only
-/// turn, then gives the turn back once all of them wait: the answers, in
-/// the order asked.
+/// [`answers_behind_one_turn`], every call answered.
 async fn asked_behind_one_turn<Q, A, F, Ask>(
     store: &Arc<PostgresStore>,
     asked: &[Q],
@@ -49,18 +47,11 @@ where
     F: std::future::Future<Output = StoreResult<A>> + Send + 'static,
     Ask: Fn(Arc<PostgresStore>, Q) -> F,
 {
-    let first = store.reader().await.expect("the turn");
-    let calls: Vec<_> = asked
-        .iter()
-        .map(|&question| tokio::spawn(ask(store.clone(), question)))
-        .collect();
-    until_waiting(store, asked.len()).await;
-    first.commit().await.expect("the turn given back");
-    let mut answers = Vec::with_capacity(calls.len());
-    for call in calls {
-        answers.push(call.await.expect("the call ran").expect("an answer"));
-    }
-    answers
+    answers_behind_one_turn(store, asked, ask)
+        .await
+        .into_iter()
+        .map(|answer| answer.expect("an answer"))
+        .collect()
 }
 
 fn spawn_read(store: &Arc<PostgresStore>) -> tokio::task::JoinHandle<()> {
@@ -250,4 +241,176 @@ async fn postgres_chat_pages_waiting_together_share_statements_of_four() {
         2,
         "five pages in two statements: four, then one"
     );
+}
+
+/// Two GetChat calls wait behind one turn; one is cancelled before the turn
+/// comes back: the statement reads only the question still asked.
+#[tokio::test]
+async fn postgres_a_cancelled_call_withdraws_its_question() {
+    let store = store_reading_one_at_a_time().await;
+    let dyn_store: &dyn Store = &*store;
+    let people = users(dyn_store, 2).await;
+    let chat = group(dyn_store, &people).await;
+    let mut tx = begin(dyn_store).await;
+    let expected = expected_entry(tx.as_mut(), chat.id, people[1]).await;
+    tx.commit().await.expect("commit");
+    let before = store.pool_status().expect("a pool").chat_entries;
+
+    let first = store.reader().await.expect("the turn");
+    let ask = |user: UserId| {
+        let store = store.clone();
+        tokio::spawn(async move { store.chat_entry(ChatKey::Group(chat.id), user).await })
+    };
+    let cancelled = ask(people[0]);
+    let kept = ask(people[1]);
+    until_waiting(&store, 2).await;
+    cancelled.abort();
+    assert!(cancelled.await.expect_err("aborted").is_cancelled());
+    first.commit().await.expect("the turn given back");
+
+    let entry = kept.await.expect("the call ran").expect("entry");
+    assert_eq!(entry, Some(expected));
+    let after = store.pool_status().expect("a pool").chat_entries;
+    assert_eq!(
+        after.calls - before.calls,
+        1,
+        "the cancelled question went unread"
+    );
+    assert_eq!(after.statements - before.statements, 1);
+}
+
+/// Calls waiting behind one turn, one of them about a chat whose stored
+/// message cannot be decoded: that call fails, not retryable, and the
+/// others asked in the same statement get their answers.
+#[tokio::test]
+async fn postgres_a_row_that_cannot_be_read_fails_only_its_own_call() {
+    let store = store_reading_one_at_a_time().await;
+    let dyn_store: &dyn Store = &*store;
+    let people = users(dyn_store, 2).await;
+    let broken = group(dyn_store, &people).await;
+    let sound = group(dyn_store, &people).await;
+    for chat in [&broken, &sound] {
+        post(
+            dyn_store,
+            chat.id,
+            &[Post::by(people[0])],
+            Commit::AfterWrites,
+        )
+        .await;
+    }
+    let everything = HistoryRange {
+        below: None,
+        older: 10,
+        above: MessageId(0),
+        newer: 0,
+    };
+    let sound_key = ChatKey::Group(sound.id);
+    let mut tx = begin(dyn_store).await;
+    let entry = expected_entry(tx.as_mut(), sound.id, people[1]).await;
+    let page = tx
+        .history_pages(&[(sound_key, people[1], everything)])
+        .await
+        .expect("page")
+        .remove(0);
+    tx.commit().await.expect("commit");
+    assert_eq!(page.messages.len(), 1);
+    // Not a message in the wire form: a varint cut short. The copy on the
+    // chat row (GetChat) and the message itself (GetHistory) both.
+    let db = store.pool().get().await.expect("a connection");
+    for sql in [
+        "UPDATE messages SET body = '\\xff'::bytea WHERE chat_id = $1",
+        "UPDATE chats SET last_body = '\\xff'::bytea WHERE id = $1",
+    ] {
+        db.execute(sql, &[&(broken.id.get() as i64)])
+            .await
+            .expect("a body that cannot be decoded");
+    }
+    drop(db);
+
+    let broken_key = ChatKey::Group(broken.id);
+    let reader = people[1];
+    let before = store.pool_status().expect("a pool");
+    let entries =
+        answers_behind_one_turn(&store, &[broken_key, sound_key], |store, key| async move {
+            store.chat_entry(key, reader).await
+        })
+        .await;
+    let [failed, answered] = <[_; 2]>::try_from(entries).expect("two answers");
+    assert_not_retryable(failed.expect_err("the broken chat's entry"));
+    assert_eq!(answered.expect("the sound chat's entry"), Some(entry));
+
+    let pages =
+        answers_behind_one_turn(&store, &[broken_key, sound_key], |store, key| async move {
+            store.history_page(key, reader, everything).await
+        })
+        .await;
+    let [failed, answered] = <[_; 2]>::try_from(pages).expect("two answers");
+    assert_not_retryable(failed.expect_err("the broken chat's history"));
+    assert_eq!(answered.expect("the sound chat's history"), page);
+    let after = store.pool_status().expect("a pool");
+    assert_eq!(
+        after.chat_entries.statements - before.chat_entries.statements,
+        1
+    );
+    assert_eq!(
+        after.history_pages.statements - before.history_pages.statements,
+        1
+    );
+}
+
+/// A batched read whose rows make the replica panic (a column of a type it
+/// does not expect) answers its callers with an error that says not to
+/// retry, not with the retryable loss of a runtime shutting down.
+#[tokio::test]
+async fn postgres_a_batched_read_that_panics_answers_not_retryable() {
+    let store = store_reading_one_at_a_time().await;
+    let dyn_store: &dyn Store = &*store;
+    let people = users(dyn_store, 2).await;
+    let chat = group(dyn_store, &people).await;
+    store
+        .pool()
+        .get()
+        .await
+        .expect("a connection")
+        .batch_execute("ALTER TABLE chats ALTER COLUMN kind TYPE integer")
+        .await
+        .expect("a column the replica reads as smallint");
+
+    let error = store
+        .chat_entry(ChatKey::Group(chat.id), people[0])
+        .await
+        .expect_err("no entry from rows that cannot be read");
+    assert_not_retryable(error);
+}
+
+/// Asks each of `asked` in a call of its own while a read holds the only
+/// turn, then gives the turn back once all of them wait: each call's
+/// answer or its failure, in the order asked.
+async fn answers_behind_one_turn<Q, A, F, Ask>(
+    store: &Arc<PostgresStore>,
+    asked: &[Q],
+    ask: Ask,
+) -> Vec<StoreResult<A>>
+where
+    Q: Copy + Send + 'static,
+    A: Send + 'static,
+    F: std::future::Future<Output = StoreResult<A>> + Send + 'static,
+    Ask: Fn(Arc<PostgresStore>, Q) -> F,
+{
+    let first = store.reader().await.expect("the turn");
+    let calls: Vec<_> = asked
+        .iter()
+        .map(|&question| tokio::spawn(ask(store.clone(), question)))
+        .collect();
+    until_waiting(store, asked.len()).await;
+    first.commit().await.expect("the turn given back");
+    let mut answers = Vec::with_capacity(calls.len());
+    for call in calls {
+        answers.push(call.await.expect("the call ran"));
+    }
+    answers
+}
+
+fn assert_not_retryable(error: osmium_chat::store::StoreError) {
+    assert_eq!(error.transient(), None, "not to be retried: {error}");
 }

@@ -12,8 +12,12 @@
 //! Every call's question is read after it was queued, so a call sees every
 //! write acknowledged before it. The statement runs in a task of its own,
 //! so that a caller who gives up (a cancelled RPC) cannot strand the others
-//! whose questions it took; a failure reaches each of them as it is
-//! (retryable or not).
+//! whose questions it took; a caller who gives up before its question is
+//! taken withdraws it, so that nobody's statement reads what nobody will
+//! use. A failed statement reaches each of its callers as it is (retryable
+//! or not); a row that cannot be read fails only the question it answers;
+//! a statement that panics answers each caller with an internal error, not
+//! with the retryable loss of a runtime shutting down.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -36,12 +40,13 @@ use crate::store::{Batches, StoreError, StoreResult};
 /// calls queued behind it wait no more.
 pub(super) const MOST: usize = 128;
 
-/// Reads the answers to many questions in one statement, in the order asked.
+/// Reads the answers to many questions in one statement, in the order
+/// asked: the statement's failure, or each question's answer or its own.
 pub(super) type ReadMany<Q, A> =
     for<'a> fn(
         &'a mut PgTx,
         &'a [Q],
-    ) -> Pin<Box<dyn Future<Output = StoreResult<Vec<A>>> + Send + 'a>>;
+    ) -> Pin<Box<dyn Future<Output = StoreResult<Vec<StoreResult<A>>>> + Send + 'a>>;
 
 struct Asked<Q, A> {
     question: Q,
@@ -60,6 +65,20 @@ pub(super) struct Batched<Q, A> {
     tickets: AtomicU64,
     answered: AtomicU64,
     statements: AtomicU64,
+}
+
+impl<Q, A> Batched<Q, A> {
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Asked<Q, A>>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes `ticket`'s question off the queue, if it is still there.
+    fn withdraw(&self, ticket: u64) {
+        let mut queue = self.queue();
+        if let Some(at) = queue.iter().position(|asked| asked.ticket == ticket) {
+            queue.remove(at);
+        }
+    }
 }
 
 impl<Q: Send + Sync + 'static, A: Send + 'static> Batched<Q, A> {
@@ -91,11 +110,20 @@ impl<Q: Send + Sync + 'static, A: Send + 'static> Batched<Q, A> {
             ticket,
             reply,
         });
+        let mut pending = Withdraw {
+            batched: self,
+            ticket,
+            queued: true,
+        };
         loop {
             tokio::select! {
                 biased;
-                answered = &mut answer => return answered.unwrap_or_else(|_| Err(lost())),
+                answered = &mut answer => {
+                    pending.queued = false;
+                    return answered.unwrap_or_else(|_| Err(lost()));
+                }
                 turn = turns.take(POOL_WAIT.saturating_sub(started.elapsed())) => {
+                    // Out of time: the question is withdrawn as the call goes.
                     let turn = turn?;
                     let (batch, mine_taken) = self.take(ticket);
                     if batch.is_empty() {
@@ -112,6 +140,7 @@ impl<Q: Send + Sync + 'static, A: Send + 'static> Batched<Q, A> {
                         );
                     }
                     if mine_taken {
+                        pending.queued = false;
                         return answer.await.unwrap_or_else(|_| Err(lost()));
                     }
                 }
@@ -125,10 +154,6 @@ impl<Q: Send + Sync + 'static, A: Send + 'static> Batched<Q, A> {
             calls: self.answered.load(Ordering::Relaxed),
             statements: self.statements.load(Ordering::Relaxed),
         }
-    }
-
-    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Asked<Q, A>>> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The oldest questions queued, and whether `ticket`'s is among them (or
@@ -146,25 +171,27 @@ impl<Q: Send + Sync + 'static, A: Send + 'static> Batched<Q, A> {
             .into_iter()
             .map(|asked| (asked.question, asked.reply))
             .unzip();
+        let mut replies = Replies(replies);
         self.statements.fetch_add(1, Ordering::Relaxed);
         self.answered
             .fetch_add(questions.len() as u64, Ordering::Relaxed);
         let read = self
             .read_all(&pool, turn, &questions, started)
             .await
-            .and_then(|answers| match answers.len() == replies.len() {
+            .and_then(|answers| match answers.len() == replies.0.len() {
                 true => Ok(answers),
                 false => Err(StoreError::Corrupt(format!(
                     "{} answers to {} questions",
                     answers.len(),
-                    replies.len()
+                    replies.0.len()
                 ))),
             });
+        let replies = std::mem::take(&mut replies.0);
         match read {
             Ok(answers) => {
                 for (reply, answer) in replies.into_iter().zip(answers) {
                     // A caller who gave up no longer listens.
-                    let _ = reply.send(Ok(answer));
+                    let _ = reply.send(answer);
                 }
             }
             Err(error) => {
@@ -183,7 +210,7 @@ impl<Q: Send + Sync + 'static, A: Send + 'static> Batched<Q, A> {
         turn: Turn,
         questions: &[Q],
         started: Instant,
-    ) -> StoreResult<Vec<A>> {
+    ) -> StoreResult<Vec<StoreResult<A>>> {
         let mut reader = reader_in(pool, turn, started).await?;
         let span = tracing::debug_span!(
             "batched read",
@@ -194,8 +221,43 @@ impl<Q: Send + Sync + 'static, A: Send + 'static> Batched<Q, A> {
     }
 }
 
+/// Withdraws a caller's question if the caller goes (cancelled, or out of
+/// time for a turn) while it may still be queued.
+struct Withdraw<'a, Q, A> {
+    batched: &'a Batched<Q, A>,
+    ticket: u64,
+    /// False once the question is known to be taken or withdrawn.
+    queued: bool,
+}
+
+impl<Q, A> Drop for Withdraw<'_, Q, A> {
+    fn drop(&mut self) {
+        if self.queued {
+            self.batched.withdraw(self.ticket);
+        }
+    }
+}
+
+/// The callers a statement answers. Dropped unanswered while the task
+/// unwinds from a panic, it tells each that the read failed for good: a
+/// retry would only panic again. Dropped unanswered otherwise (the runtime
+/// shutting down), the callers see the retryable [`lost`].
+struct Replies<A>(Vec<oneshot::Sender<StoreResult<A>>>);
+
+impl<A> Drop for Replies<A> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for reply in self.0.drain(..) {
+                let _ = reply.send(Err(StoreError::Corrupt(
+                    "reading the rows of a batched read panicked".into(),
+                )));
+            }
+        }
+    }
+}
+
 /// The task answering a call ended without answering: the runtime is
-/// shutting down, or it panicked.
+/// shutting down.
 fn lost() -> StoreError {
     StoreError::Pool(deadpool_postgres::PoolError::Closed)
 }

@@ -32,8 +32,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::Row;
 
 use super::{
-    ChatEntry, ConversationRange, HistoryPage, HistoryRange, PageStore, Store, StoreError,
-    StoreResult, Tx,
+    ChatEntry, ConversationRange, HistoryPage, HistoryRange, Store, StoreError, StoreResult, Tx,
 };
 use crate::model::{ChatKey, UserId};
 
@@ -149,13 +148,16 @@ impl PostgresStore {
             pool,
             reads: turns::ReadTurns::new(max_connections),
             pages: batched::Batched::new("chat pages", PAGES_AT_ONCE, |tx, asked| {
-                Box::pin(pages::chat_page_row_sets(tx, asked))
+                Box::pin(async move {
+                    let pages = pages::chat_page_row_sets(tx, asked).await?;
+                    Ok(pages.into_iter().map(Ok).collect())
+                })
             }),
             entries: batched::Batched::new("chat entries", batched::MOST, |tx, asked| {
-                tx.chat_entries(asked)
+                Box::pin(pages::chat_entries_each(tx, asked))
             }),
             histories: batched::Batched::new("history pages", batched::MOST, |tx, asked| {
-                tx.history_pages(asked)
+                Box::pin(pages::history_pages_each(tx, asked))
             }),
         })
     }

@@ -427,66 +427,103 @@ impl PageStore for PgTx {
         &mut self,
         wanted: &[(ChatKey, UserId)],
     ) -> StoreResult<Vec<Option<ChatEntry>>> {
-        let kinds = Columns::split(wanted, |&(key, user)| {
-            let (_, first, second) = key_join(key);
-            (key, [first, second, user.get() as i64])
-        });
-        let read = read_both(self, &kinds, &CHAT_ENTRY).await?;
-        let mut entries = vec![None; wanted.len()];
-        for (columns, rows) in kinds.iter().zip(read) {
-            for row in &rows {
-                let at = columns.answered(row, ENTRY_ANSWERS_AT)?;
-                if let (Some(entry), Some(&(_, user))) = (entries.get_mut(at), wanted.get(at)) {
-                    *entry = Some(entry_from(row, user)?);
-                }
-            }
-        }
-        Ok(entries)
+        chat_entries_each(self, wanted).await?.into_iter().collect()
     }
 
     async fn history_pages(
         &mut self,
         wanted: &[(ChatKey, UserId, HistoryRange)],
     ) -> StoreResult<Vec<HistoryPage>> {
-        let kinds = Columns::split(wanted, |&(key, user, range)| {
-            let (_, first, second) = key_join(key);
-            let below = range.below.map_or(i64::MAX, |b| clamp(b.get()));
-            let values = [
-                first,
-                second,
-                user.get() as i64,
-                below,
-                range.older as i64,
-                clamp(range.above.get()),
-                range.newer as i64,
-            ];
-            (key, values)
-        });
-        let read = read_both(self, &kinds, &HISTORY_PAGE).await?;
-        let mut pages = vec![HistoryPage::default(); wanted.len()];
-        for (columns, rows) in kinds.iter().zip(read) {
-            for row in &rows {
-                let at = columns.answered(row, PAGE_ANSWERS_AT)?;
-                let Some(page) = pages.get_mut(at) else {
-                    continue;
-                };
-                let chat = match &page.chat {
-                    Some(chat) => chat.id,
-                    None => {
-                        let chat = chat_at(row, 0)?;
-                        page.member = row.get(CHAT_COLUMN_COUNT);
-                        page.chat.insert(chat).id
-                    }
-                };
-                if let Some(message) = optional_message_in(chat, row, CHAT_COLUMN_COUNT + 1)? {
-                    page.messages.push(message);
+        history_pages_each(self, wanted)
+            .await?
+            .into_iter()
+            .collect()
+    }
+}
+
+/// Each chat entry asked, in the order asked, or why it could not be read.
+/// A failed statement fails them all; a row that cannot be read fails only
+/// the question it answers, not the others asked with it.
+pub(super) async fn chat_entries_each(
+    tx: &PgTx,
+    wanted: &[(ChatKey, UserId)],
+) -> StoreResult<Vec<StoreResult<Option<ChatEntry>>>> {
+    let kinds = Columns::split(wanted, |&(key, user)| {
+        let (_, first, second) = key_join(key);
+        (key, [first, second, user.get() as i64])
+    });
+    let read = read_both(tx, &kinds, &CHAT_ENTRY).await?;
+    let mut entries: Vec<StoreResult<Option<ChatEntry>>> =
+        (0..wanted.len()).map(|_| Ok(None)).collect();
+    for (columns, rows) in kinds.iter().zip(read) {
+        for row in &rows {
+            let at = columns.answered(row, ENTRY_ANSWERS_AT)?;
+            if let (Some(entry), Some(&(_, user))) = (entries.get_mut(at), wanted.get(at)) {
+                *entry = entry_from(row, user).map(Some);
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// Each history page asked, in the order asked, or why it could not be
+/// read: as [`chat_entries_each`], a row that cannot be read fails only its
+/// own page.
+pub(super) async fn history_pages_each(
+    tx: &PgTx,
+    wanted: &[(ChatKey, UserId, HistoryRange)],
+) -> StoreResult<Vec<StoreResult<HistoryPage>>> {
+    let kinds = Columns::split(wanted, |&(key, user, range)| {
+        let (_, first, second) = key_join(key);
+        let below = range.below.map_or(i64::MAX, |b| clamp(b.get()));
+        let values = [
+            first,
+            second,
+            user.get() as i64,
+            below,
+            range.older as i64,
+            clamp(range.above.get()),
+            range.newer as i64,
+        ];
+        (key, values)
+    });
+    let read = read_both(tx, &kinds, &HISTORY_PAGE).await?;
+    let mut pages: Vec<StoreResult<HistoryPage>> = (0..wanted.len())
+        .map(|_| Ok(HistoryPage::default()))
+        .collect();
+    for (columns, rows) in kinds.iter().zip(read) {
+        for row in &rows {
+            let at = columns.answered(row, PAGE_ANSWERS_AT)?;
+            let Some(Ok(page)) = pages.get_mut(at) else {
+                continue;
+            };
+            if let Err(error) = add_history_row(page, row) {
+                if let Some(slot) = pages.get_mut(at) {
+                    *slot = Err(error);
                 }
             }
         }
-        for page in &mut pages {
-            page.messages
-                .sort_unstable_by_key(|m| std::cmp::Reverse(m.id));
-        }
-        Ok(pages)
     }
+    for page in pages.iter_mut().flatten() {
+        page.messages
+            .sort_unstable_by_key(|m| std::cmp::Reverse(m.id));
+    }
+    Ok(pages)
+}
+
+/// One row of a history page into `page`: the chat and the reader's
+/// membership from the first, a message from each that has one.
+fn add_history_row(page: &mut HistoryPage, row: &Row) -> StoreResult<()> {
+    let chat = match &page.chat {
+        Some(chat) => chat.id,
+        None => {
+            let chat = chat_at(row, 0)?;
+            page.member = row.get(CHAT_COLUMN_COUNT);
+            page.chat.insert(chat).id
+        }
+    };
+    if let Some(message) = optional_message_in(chat, row, CHAT_COLUMN_COUNT + 1)? {
+        page.messages.push(message);
+    }
+    Ok(())
 }
