@@ -251,6 +251,28 @@ impl TestUser {
             .expect("a conversation")
     }
 
+    /// GetChats: each conversation's `last_message_id` and the id of the
+    /// last message sent with it, in the order given.
+    pub async fn chat_list(&mut self) -> Vec<(u64, Option<u64>)> {
+        let page = self
+            .client
+            .get_chats(chats::GetChats::default())
+            .await
+            .expect("the chats load")
+            .into_inner();
+        page.chats
+            .iter()
+            .map(|conversation| {
+                let last = page
+                    .messages
+                    .iter()
+                    .find(|m| m.chat_ref == conversation.chat_ref)
+                    .map(|m| m.message_id);
+                (conversation.last_message_id, last)
+            })
+            .collect()
+    }
+
     pub async fn history(
         &mut self,
         chat: Option<refs::ChatRef>,

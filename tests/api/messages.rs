@@ -391,9 +391,16 @@ async fn only_the_author_deletes_and_foreign_ids_are_refused(app: TestApp) {
 
 async fn deleting_the_last_message_shows_the_one_before(app: TestApp) {
     let mut ann = app.user("Ann").await;
-    let bob = app.user("Bob").await;
+    let mut bob = app.user("Bob").await;
+    let carol = app.user("Carol").await;
     let first = ann.send(dm(bob.id), "one").await;
+    let with_carol = ann.send(dm(carol.id), "between").await;
     let second = ann.send(dm(bob.id), "two").await;
+    assert_eq!(
+        ann.chat_list().await,
+        vec![(second, Some(second)), (with_carol, Some(with_carol))]
+    );
+
     ann.client
         .delete_message(messages::DeleteMessage {
             chat_ref: dm(bob.id),
@@ -410,6 +417,29 @@ async fn deleting_the_last_message_shows_the_one_before(app: TestApp) {
         .expect("opens")
         .into_inner();
     assert_eq!(chat.message.map(|m| m.message_id), Some(first));
+    assert_eq!(chat.chat.map(|c| c.last_message_id), Some(first));
+    // The conversation moves back to where its last message now puts it,
+    // for both of its members.
+    assert_eq!(
+        ann.chat_list().await,
+        vec![(with_carol, Some(with_carol)), (first, Some(first))]
+    );
+    assert_eq!(bob.chat_list().await, vec![(first, Some(first))]);
+
+    ann.client
+        .delete_message(messages::DeleteMessage {
+            chat_ref: dm(bob.id),
+            message_ids: vec![first],
+        })
+        .await
+        .expect("deleted");
+    // No message left: the conversation sorts by the chat's id, from
+    // before any of its messages.
+    let [(_, shown), (empty, none)] = <[_; 2]>::try_from(ann.chat_list().await).expect("two");
+    assert_eq!((shown, none), (Some(with_carol), None));
+    assert!(empty < first, "{empty} sorts before the messages it had");
+    assert_eq!(bob.chat_list().await, vec![(empty, None)]);
+    assert_eq!(ann.conversation(dm(bob.id)).await.last_message_id, empty);
 }
 
 async fn an_oversized_request_is_refused_by_the_decode_limit(app: TestApp) {

@@ -21,6 +21,10 @@ pub trait ChatStore: Send {
     /// Fails with [`StoreError::Duplicate`](crate::store::StoreError::Duplicate)
     /// when a direct chat of the same pair was created concurrently.
     async fn insert_chat(&mut self, chat: &ChatRow) -> StoreResult<()>;
+    /// Moves the chat's last message back to `last` (its messages after it
+    /// are gone), and every member's conversation with it: a sort key past
+    /// `last` (the chat's id when there is none) becomes it, so that the
+    /// conversation shows and sorts by the message it now ends with.
     async fn set_last_message(&mut self, chat: ChatId, last: Option<MessageId>) -> StoreResult<()>;
     /// Writes a group's name, owner, photo and highlighted message.
     async fn update_chat(&mut self, chat: &ChatRow) -> StoreResult<()>;

@@ -59,6 +59,16 @@ impl ChatStore for MemoryTx {
             row.last_message = last;
             self.put_chat(row);
         }
+        let sort_key = last.map_or(chat.get(), MessageId::get);
+        let members: Vec<UserId> = self
+            .state
+            .chat_members(chat)
+            .filter(|m| m.sort_key > sort_key)
+            .map(|m| m.user_id)
+            .collect();
+        for user in members {
+            self.change_member(chat, user, |m| m.sort_key = sort_key);
+        }
         Ok(())
     }
 

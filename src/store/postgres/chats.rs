@@ -109,9 +109,15 @@ impl ChatStore for PgTx {
     }
 
     async fn set_last_message(&mut self, chat: ChatId, last: Option<MessageId>) -> StoreResult<()> {
+        let sort_key = last.map_or(chat.get(), MessageId::get) as i64;
         self.execute(
-            "UPDATE chats SET last_message_id = $2 WHERE id = $1",
-            &[&(chat.get() as i64), &last.map(|m| m.get() as i64)],
+            "WITH chat AS (UPDATE chats SET last_message_id = $2 WHERE id = $1)
+             UPDATE members SET sort_key = $3 WHERE chat_id = $1 AND sort_key > $3",
+            &[
+                &(chat.get() as i64),
+                &last.map(|m| m.get() as i64),
+                &sort_key,
+            ],
         )
         .await?;
         Ok(())
