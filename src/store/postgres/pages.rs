@@ -494,12 +494,12 @@ pub(super) async fn history_pages_each(
     for (columns, rows) in kinds.iter().zip(read) {
         for row in &rows {
             let at = columns.answered(row, PAGE_ANSWERS_AT)?;
-            let Some(Ok(page)) = pages.get_mut(at) else {
-                continue;
-            };
-            if let Err(error) = add_history_row(page, row) {
-                if let Some(slot) = pages.get_mut(at) {
-                    *slot = Err(error);
+            // A page that failed takes no more rows.
+            if let Some(slot) = pages.get_mut(at) {
+                if let Ok(page) = slot {
+                    if let Err(error) = add_history_row(page, row) {
+                        *slot = Err(error);
+                    }
                 }
             }
         }
