@@ -107,8 +107,10 @@ impl UserCache {
         if self.capacity > 0 {
             let mut entries = self.lock();
             if entries.drops == drops {
-                self.make_room(&mut entries, read.len(), started);
-                for user in &read {
+                // A read of more users than the cache holds keeps only some.
+                let kept = read.len().min(self.capacity);
+                self.make_room(&mut entries, kept, started);
+                for user in read.iter().take(kept) {
                     entries
                         .users
                         .insert(UserId(user.id), (started, user.clone()));
@@ -194,4 +196,38 @@ fn present(found: Vec<Option<types::User>>) -> Vec<types::User> {
     let mut users = Vec::with_capacity(found.len());
     users.extend(found.into_iter().flatten());
     users
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: u64) -> types::User {
+        types::User {
+            id,
+            name: format!("user {id}"),
+            ..Default::default()
+        }
+    }
+
+    async fn read(cache: &UserCache, ids: &[u64]) -> Vec<u64> {
+        let ids: Vec<UserId> = ids.iter().map(|&id| UserId(id)).collect();
+        let users = cache
+            .users_read_by(&ids, |missing| async move {
+                Ok(missing.iter().map(|id| user(id.get())).collect())
+            })
+            .await
+            .expect("users");
+        users.iter().map(|u| u.id).collect()
+    }
+
+    #[tokio::test]
+    async fn a_read_of_more_users_than_the_cache_holds_keeps_it_within_its_capacity() {
+        let cache = UserCache::new(Duration::from_secs(30), 3);
+        assert_eq!(read(&cache, &[1, 2, 3, 4, 5]).await, [1, 2, 3, 4, 5]);
+        assert_eq!(cache.len(), 3);
+        assert_eq!(read(&cache, &[5, 4, 3, 2, 1]).await, [5, 4, 3, 2, 1]);
+        assert!(cache.len() <= 3, "{} entries", cache.len());
+        assert_eq!(cache.misses() + cache.hits(), 10);
+    }
 }

@@ -3,6 +3,7 @@
 //! given back; a cancelled wait leaves the count; writes do not take turns.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use osmium_chat::model::{ChatKey, MessageId, UserId};
 use osmium_chat::store::postgres::PostgresStore;
@@ -33,6 +34,17 @@ async fn until_waiting(store: &PostgresStore, count: usize) {
         tokio::task::yield_now().await;
     }
     panic!("{count} reads never waited: {} do", reads_waiting(store));
+}
+
+/// Yields until `count` calls wait for a connection.
+async fn until_connecting(store: &PostgresStore, count: usize) {
+    for _ in 0..100_000 {
+        if store.pool_status().expect("a pool").waiting == count {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("{count} calls never waited for a connection");
 }
 
 /// [`answers_behind_one_turn`], every call answered.
@@ -277,6 +289,62 @@ async fn postgres_a_cancelled_call_withdraws_its_question() {
         "the cancelled question went unread"
     );
     assert_eq!(after.statements - before.statements, 1);
+}
+
+/// Two GetChat calls wait for the only turn while every connection is
+/// taken; the turn, when it comes, sends both questions in one statement.
+/// Each call waits for a connection its own time and no longer: the first
+/// fails, retryable, when its time is out; the second waits on and is
+/// answered once a connection comes back. The clock is paused, so the
+/// pool's 10 s waits pass as the test advances it.
+#[tokio::test]
+async fn postgres_a_batched_call_waits_its_own_time_for_a_connection() {
+    let store = store_reading_one_at_a_time().await;
+    let dyn_store: &dyn Store = &*store;
+    let people = users(dyn_store, 2).await;
+    let chat = group(dyn_store, &people).await;
+    let mut tx = begin(dyn_store).await;
+    let expected = expected_entry(tx.as_mut(), chat.id, people[1]).await;
+    tx.commit().await.expect("commit");
+    let mut held = Vec::new();
+    for _ in 0..crate::POOL_SIZE {
+        held.push(begin(dyn_store).await);
+    }
+    tokio::time::pause();
+    let ask = |user: UserId| {
+        let store = store.clone();
+        tokio::spawn(async move { store.chat_entry(ChatKey::Group(chat.id), user).await })
+    };
+
+    // The turn goes to a read that waits for a connection, and gets none.
+    let holder = {
+        let store = store.clone();
+        tokio::spawn(async move { store.reader().await.map(drop) })
+    };
+    until_connecting(&store, 1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let first = ask(people[0]);
+    until_waiting(&store, 1).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let second = ask(people[1]);
+    until_waiting(&store, 2).await;
+
+    // At 10 s the holder gives up and its turn sends both questions; at
+    // 11 s the first call is out of time.
+    let gave_up = holder.await.expect("the holder ran");
+    assert!(gave_up.expect_err("no connection").transient().is_some());
+    let failed = first.await.expect("the first call ran");
+    let error = failed.expect_err("no connection within the first call's time");
+    assert!(error.transient().is_some(), "to be retried: {error}");
+    assert!(!second.is_finished(), "held to the first call's time");
+    assert_eq!(store.pool_status().expect("a pool").waiting, 1);
+
+    // Given back unused, so without a round trip: the clock does not run on
+    // while it is in flight. While the statement is, the second call's own
+    // wait for a turn ends, and it still takes the statement's answer.
+    drop(held.pop());
+    let entry = second.await.expect("the second call ran").expect("entry");
+    assert_eq!(entry, Some(expected));
 }
 
 /// Calls waiting behind one turn, one of them about a chat whose stored

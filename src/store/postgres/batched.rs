@@ -14,7 +14,12 @@
 //! so that a caller who gives up (a cancelled RPC) cannot strand the others
 //! whose questions it took; a caller who gives up before its question is
 //! taken withdraws it, so that nobody's statement reads what nobody will
-//! use. A failed statement reaches each of its callers as it is (retryable
+//! use. Each call waits for a connection its own time, [`POOL_WAIT`] from
+//! when it began, whichever call's turn sends its question: the statement
+//! waits as long as the latest of its calls may, answering each earlier
+//! one as its time runs out, and a call out of time for a turn whose
+//! question a statement already holds takes that statement's answer.
+//! A failed statement reaches each of its callers as it is (retryable
 //! or not); a row that cannot be read fails only the question it answers;
 //! a statement that panics answers each caller with an internal error, not
 //! with the retryable loss of a runtime shutting down.
@@ -24,7 +29,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use tokio::time::Instant;
 
 use deadpool_postgres::Pool;
 use tokio::sync::oneshot;
@@ -32,7 +37,7 @@ use tracing::Instrument as _;
 
 use super::turns::{ReadTurns, Turn};
 use super::tx::PgTx;
-use super::{reader_in, POOL_WAIT};
+use super::POOL_WAIT;
 use crate::store::{Batches, StoreError, StoreResult};
 
 /// Questions in one statement at most, for reads of a row or a few: a
@@ -52,7 +57,16 @@ struct Asked<Q, A> {
     question: Q,
     /// Tells the asking call apart from others asking the same.
     ticket: u64,
+    /// When the call began: it waits for a connection until [`POOL_WAIT`]
+    /// after, whichever call's turn its question goes out in.
+    started: Instant,
     reply: oneshot::Sender<StoreResult<A>>,
+}
+
+impl<Q, A> Asked<Q, A> {
+    fn deadline(&self) -> Instant {
+        self.started + POOL_WAIT
+    }
 }
 
 pub(super) struct Batched<Q, A> {
@@ -72,11 +86,13 @@ impl<Q, A> Batched<Q, A> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes `ticket`'s question off the queue, if it is still there.
-    fn withdraw(&self, ticket: u64) {
+    /// Takes `ticket`'s question off the queue, if it is still there: false
+    /// when a statement took it.
+    fn withdraw(&self, ticket: u64) -> bool {
         let mut queue = self.queue();
-        if let Some(at) = queue.iter().position(|asked| asked.ticket == ticket) {
-            queue.remove(at);
+        match queue.iter().position(|asked| asked.ticket == ticket) {
+            Some(at) => queue.remove(at).is_some(),
+            None => false,
         }
     }
 }
@@ -108,6 +124,7 @@ impl<Q: Send + Sync + 'static, A: Send + 'static> Batched<Q, A> {
         self.queue().push_back(Asked {
             question,
             ticket,
+            started,
             reply,
         });
         let mut pending = Withdraw {
@@ -123,8 +140,21 @@ impl<Q: Send + Sync + 'static, A: Send + 'static> Batched<Q, A> {
                     return answered.unwrap_or_else(|_| Err(lost()));
                 }
                 turn = turns.take(POOL_WAIT.saturating_sub(started.elapsed())) => {
-                    // Out of time: the question is withdrawn as the call goes.
-                    let turn = turn?;
+                    let turn = match turn {
+                        Ok(turn) => turn,
+                        // Out of time for a turn with the question still
+                        // queued: it goes with the call.
+                        Err(error) if self.withdraw(ticket) => {
+                            pending.queued = false;
+                            return Err(error);
+                        }
+                        // A statement holds the question: it answers within
+                        // this call's time for a connection, or once read.
+                        Err(_) => {
+                            pending.queued = false;
+                            return answer.await.unwrap_or_else(|_| Err(lost()));
+                        }
+                    };
                     let (batch, mine_taken) = self.take(ticket);
                     if batch.is_empty() {
                         // Another call's statement took this one's question:
@@ -135,7 +165,7 @@ impl<Q: Send + Sync + 'static, A: Send + 'static> Batched<Q, A> {
                         let batched = self.clone();
                         let pool = pool.clone();
                         tokio::spawn(
-                            async move { batched.answer(pool, turn, batch, started).await }
+                            async move { batched.answer(pool, turn, batch).await }
                                 .in_current_span(),
                         );
                     }
@@ -166,7 +196,10 @@ impl<Q: Send + Sync + 'static, A: Send + 'static> Batched<Q, A> {
         (batch, mine_taken)
     }
 
-    async fn answer(&self, pool: Pool, turn: Turn, batch: Vec<Asked<Q, A>>, started: Instant) {
+    async fn answer(&self, pool: Pool, turn: Turn, batch: Vec<Asked<Q, A>>) {
+        let Some((mut reader, batch)) = connect(&pool, turn, batch).await else {
+            return;
+        };
         let (questions, replies): (Vec<Q>, Vec<_>) = batch
             .into_iter()
             .map(|asked| (asked.question, asked.reply))
@@ -175,8 +208,13 @@ impl<Q: Send + Sync + 'static, A: Send + 'static> Batched<Q, A> {
         self.statements.fetch_add(1, Ordering::Relaxed);
         self.answered
             .fetch_add(questions.len() as u64, Ordering::Relaxed);
-        let read = self
-            .read_all(&pool, turn, &questions, started)
+        let span = tracing::debug_span!(
+            "batched read",
+            read = self.name,
+            questions = questions.len()
+        );
+        let read = (self.read)(&mut reader, &questions)
+            .instrument(span)
             .await
             .and_then(|answers| match answers.len() == replies.0.len() {
                 true => Ok(answers),
@@ -194,30 +232,57 @@ impl<Q: Send + Sync + 'static, A: Send + 'static> Batched<Q, A> {
                     let _ = reply.send(answer);
                 }
             }
-            Err(error) => {
-                let error = Arc::new(error);
-                for reply in replies {
-                    let _ = reply.send(Err(StoreError::Shared(error.clone())));
-                }
+            Err(error) => fail_all(replies, error),
+        }
+    }
+}
+
+/// A connection for `batch`'s statement in `turn`, waited for as long as
+/// one of its calls may still wait. A call out of time before it comes is
+/// answered then, as a wait for its own turn would have ended, and the
+/// others wait on: a call is never held to the time left to the call whose
+/// turn took its question. `None` once every call is answered.
+async fn connect<Q, A>(
+    pool: &Pool,
+    turn: Turn,
+    mut batch: Vec<Asked<Q, A>>,
+) -> Option<(PgTx, Vec<Asked<Q, A>>)> {
+    let latest = batch.iter().map(Asked::deadline).max()?;
+    let mut timeouts = pool.timeouts();
+    timeouts.wait = Some(latest.saturating_duration_since(Instant::now()));
+    let connecting = pool.timeout_get(&timeouts);
+    tokio::pin!(connecting);
+    loop {
+        let earliest = batch.iter().map(Asked::deadline).min()?;
+        tokio::select! {
+            biased;
+            client = &mut connecting => {
+                return match client {
+                    Ok(client) => Some((PgTx::reader(client, turn), batch)),
+                    Err(error) => {
+                        fail_all(batch.into_iter().map(|asked| asked.reply), error.into());
+                        None
+                    }
+                };
+            }
+            () = tokio::time::sleep_until(earliest) => {
+                let now = Instant::now();
+                let (late, waiting) = batch.into_iter().partition(|asked| asked.deadline() <= now);
+                batch = waiting;
+                fail_all(late.into_iter().map(|asked: Asked<Q, A>| asked.reply), out_of_time());
             }
         }
     }
+}
 
-    /// The answers, read in `turn`.
-    async fn read_all(
-        &self,
-        pool: &Pool,
-        turn: Turn,
-        questions: &[Q],
-        started: Instant,
-    ) -> StoreResult<Vec<StoreResult<A>>> {
-        let mut reader = reader_in(pool, turn, started).await?;
-        let span = tracing::debug_span!(
-            "batched read",
-            read = self.name,
-            questions = questions.len()
-        );
-        (self.read)(&mut reader, questions).instrument(span).await
+/// Answers every one of `replies` with `error`.
+fn fail_all<A>(
+    replies: impl IntoIterator<Item = oneshot::Sender<StoreResult<A>>>,
+    error: StoreError,
+) {
+    let error = Arc::new(error);
+    for reply in replies {
+        let _ = reply.send(Err(StoreError::Shared(error.clone())));
     }
 }
 
@@ -254,6 +319,14 @@ impl<A> Drop for Replies<A> {
             }
         }
     }
+}
+
+/// A call waited for a connection as long as it may: the pool's own wait
+/// timeout, which the caller retries on UNAVAILABLE.
+fn out_of_time() -> StoreError {
+    StoreError::Pool(deadpool_postgres::PoolError::Timeout(
+        deadpool_postgres::TimeoutType::Wait,
+    ))
 }
 
 /// The task answering a call ended without answering: the runtime is

@@ -273,7 +273,7 @@ impl PostgresStore {
     /// A reader in a turn of its own: the turn and then a connection share
     /// one wait, [`POOL_WAIT`].
     async fn pg_reader(&self) -> StoreResult<PgTx> {
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let turn = self.reads.take(POOL_WAIT).await?;
         reader_in(&self.pool, turn, started).await
     }
@@ -284,7 +284,7 @@ impl PostgresStore {
 async fn reader_in(
     pool: &Pool,
     turn: turns::Turn,
-    started: std::time::Instant,
+    started: tokio::time::Instant,
 ) -> StoreResult<PgTx> {
     let mut timeouts = pool.timeouts();
     timeouts.wait = Some(POOL_WAIT.saturating_sub(started.elapsed()));
