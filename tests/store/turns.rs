@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use osmium_chat::model::{ChatKey, MessageId, UserId};
+use osmium_chat::model::{ChatId, ChatKey, MessageId, UserId};
 use osmium_chat::store::postgres::PostgresStore;
-use osmium_chat::store::{ConversationRange, HistoryRange, Store, StoreResult};
+use osmium_chat::store::{ChatEntry, ConversationRange, HistoryRange, Store, StoreResult};
 
 use crate::fixtures::{begin, fresh, group, post, users, Commit, Post};
 use crate::pages::expected_entry;
@@ -45,6 +45,26 @@ async fn until_connecting(store: &PostgresStore, count: usize) {
         tokio::task::yield_now().await;
     }
     panic!("{count} calls never waited for a connection");
+}
+
+/// A group of two people, and the entry GetChat shows the second.
+async fn group_of_two(store: &PostgresStore) -> (Vec<UserId>, ChatId, ChatEntry) {
+    let people = users(store, 2).await;
+    let chat = group(store, &people).await;
+    let mut tx = begin(store).await;
+    let expected = expected_entry(tx.as_mut(), chat.id, people[1]).await;
+    tx.commit().await.expect("commit");
+    (people, chat.id, expected)
+}
+
+/// `user`'s GetChat of the group `chat`, in a call of its own.
+fn ask_entry(
+    store: &Arc<PostgresStore>,
+    chat: ChatId,
+    user: UserId,
+) -> tokio::task::JoinHandle<StoreResult<Option<ChatEntry>>> {
+    let store = store.clone();
+    tokio::spawn(async move { store.chat_entry(ChatKey::Group(chat), user).await })
 }
 
 /// [`answers_behind_one_turn`], every call answered.
@@ -260,19 +280,11 @@ async fn postgres_chat_pages_waiting_together_share_statements_of_four() {
 #[tokio::test]
 async fn postgres_a_cancelled_call_withdraws_its_question() {
     let store = store_reading_one_at_a_time().await;
-    let dyn_store: &dyn Store = &*store;
-    let people = users(dyn_store, 2).await;
-    let chat = group(dyn_store, &people).await;
-    let mut tx = begin(dyn_store).await;
-    let expected = expected_entry(tx.as_mut(), chat.id, people[1]).await;
-    tx.commit().await.expect("commit");
+    let (people, chat, expected) = group_of_two(&store).await;
     let before = store.pool_status().expect("a pool").chat_entries;
 
     let first = store.reader().await.expect("the turn");
-    let ask = |user: UserId| {
-        let store = store.clone();
-        tokio::spawn(async move { store.chat_entry(ChatKey::Group(chat.id), user).await })
-    };
+    let ask = |user: UserId| ask_entry(&store, chat, user);
     let cancelled = ask(people[0]);
     let kept = ask(people[1]);
     until_waiting(&store, 2).await;
@@ -300,21 +312,13 @@ async fn postgres_a_cancelled_call_withdraws_its_question() {
 #[tokio::test]
 async fn postgres_a_batched_call_waits_its_own_time_for_a_connection() {
     let store = store_reading_one_at_a_time().await;
-    let dyn_store: &dyn Store = &*store;
-    let people = users(dyn_store, 2).await;
-    let chat = group(dyn_store, &people).await;
-    let mut tx = begin(dyn_store).await;
-    let expected = expected_entry(tx.as_mut(), chat.id, people[1]).await;
-    tx.commit().await.expect("commit");
+    let (people, chat, expected) = group_of_two(&store).await;
     let mut held = Vec::new();
     for _ in 0..crate::POOL_SIZE {
-        held.push(begin(dyn_store).await);
+        held.push(begin(&*store).await);
     }
     tokio::time::pause();
-    let ask = |user: UserId| {
-        let store = store.clone();
-        tokio::spawn(async move { store.chat_entry(ChatKey::Group(chat.id), user).await })
-    };
+    let ask = |user: UserId| ask_entry(&store, chat, user);
 
     // The turn goes to a read that waits for a connection, and gets none.
     let holder = {
