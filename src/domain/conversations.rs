@@ -47,7 +47,8 @@ impl Chats<'_> {
                 .take(PARTICIPANT_USERS_PER_GROUP)
                 .copied();
             for user in
-                render::referenced_users(&entry.chat, caller, entry.last.as_ref()).chain(shown)
+                render::referenced_users(&entry.chat, caller, entry.last.as_ref().map(|m| m.author))
+                    .chain(shown)
             {
                 if seen.insert(user) {
                     user_ids.push(user);
@@ -74,11 +75,8 @@ impl Chats<'_> {
             } = entry;
             page.chats.push(render::conversation(&chat, &member));
             if let Some(message) = last {
-                // The stored body moves into the reply; only its chat_ref is added.
-                page.messages.push(types::Message {
-                    chat_ref: Some(render::chat_ref(&chat, caller)),
-                    ..message.body
-                });
+                page.messages
+                    .push(render::last_message(message, &chat, caller));
             }
             if chat.kind == ChatKind::Group {
                 page.groups
@@ -100,8 +98,12 @@ impl Chats<'_> {
             .await?
         {
             let is_group = entry.chat.kind == ChatKind::Group;
-            let mut wanted: Vec<UserId> =
-                render::referenced_users(&entry.chat, caller, entry.last.as_ref()).collect();
+            let mut wanted: Vec<UserId> = render::referenced_users(
+                &entry.chat,
+                caller,
+                entry.last.as_ref().map(|m| m.author),
+            )
+            .collect();
             for user in &entry.participants {
                 if !wanted.contains(user) {
                     wanted.push(*user);
@@ -111,10 +113,13 @@ impl Chats<'_> {
                 .user_cache
                 .users_outside(self.store.as_ref(), &wanted)
                 .await?;
+            let last = entry
+                .last
+                .map(|last| render::last_message(last, &entry.chat, caller));
             return Ok(render::chat(
                 &entry.chat,
                 &entry.member,
-                entry.last.as_ref(),
+                last,
                 is_group.then_some(entry.participants.as_slice()),
                 users,
             ));

@@ -4,6 +4,7 @@
 
 use crate::model::{ChatKind, ChatRow, MemberRow, MessageRow, UserId};
 use crate::proto::{chats, refs, types, updates};
+use crate::store::LastMessage;
 
 /// The other user of a direct chat, as seen by `viewer`; `None` for saved
 /// messages and groups.
@@ -38,6 +39,15 @@ pub fn message(row: &MessageRow, chat: &ChatRow, viewer: UserId) -> types::Messa
     }
 }
 
+/// A conversation's last message as `viewer` sees it: its stored body,
+/// moved, with the chat's reference added.
+pub fn last_message(last: LastMessage, chat: &ChatRow, viewer: UserId) -> types::Message {
+    types::Message {
+        chat_ref: Some(chat_ref(chat, viewer)),
+        ..last.body
+    }
+}
+
 pub fn conversation(chat: &ChatRow, member: &MemberRow) -> types::Conversation {
     types::Conversation {
         chat_ref: Some(chat_ref(chat, member.user_id)),
@@ -56,10 +66,10 @@ pub fn conversation(chat: &ChatRow, member: &MemberRow) -> types::Conversation {
 pub fn referenced_users(
     chat: &ChatRow,
     viewer: UserId,
-    last: Option<&MessageRow>,
+    last_author: Option<UserId>,
 ) -> impl Iterator<Item = UserId> {
     let peer = peer(chat, viewer);
-    let author = last.map(|m| m.author).filter(|a| Some(*a) != peer);
+    let author = last_author.filter(|a| Some(*a) != peer);
     peer.into_iter().chain(author)
 }
 
@@ -74,17 +84,18 @@ pub fn group(chat: &ChatRow, participants: &[UserId], viewer: UserId) -> types::
     }
 }
 
-/// `participants` is `Some` for groups.
+/// `participants` is `Some` for groups; `last` is the last message
+/// rendered for the member ([`message`], [`last_message`]).
 pub fn chat(
     chat: &ChatRow,
     member: &MemberRow,
-    last: Option<&MessageRow>,
+    last: Option<types::Message>,
     participants: Option<&[UserId]>,
     users: Vec<types::User>,
 ) -> chats::Chat {
     chats::Chat {
         chat: Some(conversation(chat, member)),
-        message: last.map(|m| message(m, chat, member.user_id)),
+        message: last,
         users,
         group: participants.map(|p| group(chat, p, member.user_id)),
     }

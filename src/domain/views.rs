@@ -40,17 +40,19 @@ impl Core {
             ChatKind::Direct { .. } => None,
         };
         let mut wanted: Vec<UserId> =
-            render::referenced_users(chat, member.user_id, last.as_ref()).collect();
+            render::referenced_users(chat, member.user_id, last.as_ref().map(|m| m.author))
+                .collect();
         for user in participants.iter().flatten() {
             if !wanted.contains(user) {
                 wanted.push(*user);
             }
         }
         let users = self.user_cache.users(tx, &wanted).await?;
+        let last = last.map(|m| render::message(&m, chat, member.user_id));
         Ok(render::chat(
             chat,
             member,
-            last.as_ref(),
+            last,
             participants.as_deref(),
             users,
         ))
@@ -68,7 +70,7 @@ impl Core {
     ) -> Result<chats::Chat> {
         let is_group = chat.kind == ChatKind::Group;
         let mut wanted: Vec<UserId> =
-            render::referenced_users(chat, member.user_id, last).collect();
+            render::referenced_users(chat, member.user_id, last.map(|m| m.author)).collect();
         if is_group {
             for user in participants.iter().take(PARTICIPANT_USERS_PER_GROUP) {
                 if !wanted.contains(user) {
@@ -80,7 +82,7 @@ impl Core {
         Ok(render::chat(
             chat,
             member,
-            last,
+            last.map(|m| render::message(m, chat, member.user_id)),
             is_group.then_some(participants),
             users,
         ))

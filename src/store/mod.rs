@@ -23,7 +23,7 @@ pub use contract::invites::InviteStore;
 pub use contract::log::LogStore;
 pub use contract::members::{ConversationRange, MemberStore};
 pub use contract::messages::MessageStore;
-pub use contract::pages::{ChatEntry, HistoryPage, HistoryRange, PageStore};
+pub use contract::pages::{ChatEntry, HistoryPage, HistoryRange, LastMessage, PageStore};
 pub use contract::posts::{PostStore, PostWrites, SendContext};
 pub use contract::reads::{ReadContext, ReadStore};
 pub use contract::users::UserStore;

@@ -115,10 +115,27 @@ async fn postgres_upgrade_fills_rosters_and_last_messages_of_existing_chats() {
     assert_eq!(
         (
             last.id.get() as i64,
-            last.body.message.as_str(),
-            last.mentions.clone()
+            last.author,
+            last.body.message.as_str()
         ),
-        (second, "second", ids(&[a]))
+        (second, UserId(b as u64), "second")
+    );
+    // What no read shows is copied too, for whatever comes to need it.
+    let db = store.pool().get().await.expect("a connection");
+    let copy = db
+        .query_one(
+            "SELECT last_client_id, last_mentions, last_ordinal FROM chats WHERE id = $1",
+            &[&group],
+        )
+        .await
+        .expect("the group's copy");
+    assert_eq!(
+        (
+            copy.get::<_, Option<i64>>(0),
+            copy.get::<_, Vec<i64>>(1),
+            copy.get::<_, i64>(2)
+        ),
+        (None, vec![a], 2)
     );
     assert_eq!(
         page[0].last.as_ref().map(|m| m.body.message.as_str()),

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use crate::model::{ChatKey, ChatRow, MemberRow, MessageId, MessageRow, UserId};
+use crate::proto::types;
 use crate::store::{ConversationRange, StoreResult};
 
 /// A conversation as its member sees it in a list or when opening it.
@@ -12,10 +13,30 @@ pub struct ChatEntry {
     pub chat: ChatRow,
     pub member: MemberRow,
     /// The chat's newest message, if it has one.
-    pub last: Option<MessageRow>,
+    pub last: Option<LastMessage>,
     /// A group's members, oldest first (a group's size is capped); empty
     /// for a direct chat.
     pub participants: Vec<UserId>,
+}
+
+/// A conversation's newest message as a list or an opened chat shows it:
+/// no more than is rendered, since each column read costs a page its
+/// share of the database's time (see `store/postgres/pages.rs`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LastMessage {
+    pub id: MessageId,
+    pub author: UserId,
+    pub body: types::Message,
+}
+
+impl From<MessageRow> for LastMessage {
+    fn from(row: MessageRow) -> Self {
+        Self {
+            id: row.id,
+            author: row.author,
+            body: row.body,
+        }
+    }
 }
 
 /// Which messages of a chat a history page holds: up to `older` messages

@@ -7,7 +7,8 @@ use super::state::State;
 use super::tx::MemoryTx;
 use crate::model::{ChatId, ChatKey, ChatKind, MemberRow, MessageId, UserId};
 use crate::store::{
-    ChatEntry, ConversationRange, HistoryPage, HistoryRange, MemberStore, PageStore, StoreResult,
+    ChatEntry, ConversationRange, HistoryPage, HistoryRange, LastMessage, MemberStore, PageStore,
+    StoreResult,
 };
 
 impl State {
@@ -17,7 +18,8 @@ impl State {
             .last_message
             .and_then(|id| self.messages.get(&id))
             .filter(|m| m.chat_id == chat.id)
-            .cloned();
+            .cloned()
+            .map(LastMessage::from);
         let participants = match chat.kind {
             ChatKind::Group => {
                 let mut members: Vec<&MemberRow> = self.chat_members(chat.id).collect();
