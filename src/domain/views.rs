@@ -48,7 +48,7 @@ impl Core {
             }
         }
         let users = self.user_cache.users(tx, &wanted).await?;
-        let last = last.map(|m| render::message(&m, chat, member.user_id));
+        let last = last.map(|m| render::last_message(m.into(), chat, member.user_id));
         Ok(render::chat(
             chat,
             member,

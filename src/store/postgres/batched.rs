@@ -90,10 +90,8 @@ impl<Q, A> Batched<Q, A> {
     /// when a statement took it.
     fn withdraw(&self, ticket: u64) -> bool {
         let mut queue = self.queue();
-        match queue.iter().position(|asked| asked.ticket == ticket) {
-            Some(at) => queue.remove(at).is_some(),
-            None => false,
-        }
+        let at = queue.iter().position(|asked| asked.ticket == ticket);
+        at.and_then(|at| queue.remove(at)).is_some()
     }
 }
 

@@ -18,12 +18,10 @@ use tokio_postgres::Row;
 use super::rows::*;
 use super::tx::PgTx;
 use crate::model::{ChatKey, UserId};
-use crate::proto::types;
 use crate::store::{
     ChatEntry, ConversationRange, HistoryPage, HistoryRange, LastMessage, PageStore, StoreError,
     StoreResult,
 };
-use prost::Message as _;
 
 /// A chat's columns, its member's, its last message's and its participants,
 /// all from the chat's and the member's rows, then `also`: the shape every
@@ -320,8 +318,7 @@ fn entry_from(row: &Row, user: UserId) -> StoreResult<ChatEntry> {
         (Some(id), Some(body)) => Some(LastMessage {
             id,
             author: UserId(row.get::<_, i64>(LAST_AT) as u64),
-            // Decoded straight from the row's buffer.
-            body: types::Message::decode(body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            body: body_from(body)?,
         }),
         _ => None,
     };
@@ -504,12 +501,13 @@ pub(super) async fn history_pages_each(
     for (columns, rows) in kinds.iter().zip(read) {
         for row in &rows {
             let at = columns.answered(row, PAGE_ANSWERS_AT)?;
+            let Some(slot) = pages.get_mut(at) else {
+                continue;
+            };
             // A page that failed takes no more rows.
-            if let Some(slot) = pages.get_mut(at) {
-                if let Ok(page) = slot {
-                    if let Err(error) = add_history_row(page, row) {
-                        *slot = Err(error);
-                    }
+            if let Ok(page) = slot {
+                if let Err(error) = add_history_row(page, row) {
+                    *slot = Err(error);
                 }
             }
         }

@@ -206,6 +206,11 @@ pub(super) fn optional_message_in(
     }
 }
 
+/// A stored message body, decoded straight from the row's buffer.
+pub(super) fn body_from(body: &[u8]) -> StoreResult<types::Message> {
+    types::Message::decode(body).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 /// Message `id` of `chat` from its author, client id, mentions, body and
 /// ordinal, in that order from column `at`. The body is decoded straight
 /// from the row's buffer, without an intermediate copy.
@@ -226,7 +231,7 @@ pub(super) fn message_parts_at(
             .into_iter()
             .map(|v| UserId(v as u64))
             .collect(),
-        body: types::Message::decode(body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        body: body_from(body)?,
         ordinal: row.get::<_, i64>(at + 4) as u64,
     })
 }
