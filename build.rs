@@ -27,6 +27,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     fs::write(out_dir.join("descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
         .include_file("osmium.rs")
+        // Encoded by hand, wire for wire: a page's users go out as the
+        // bytes the replica's cache keeps (src/proto/replies.rs).
+        .extern_path(".osmium.client.chats.Chats", "crate::proto::replies::Chats")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -55,16 +55,19 @@ impl Chats<'_> {
                 }
             }
         }
-        let users = self
+        // In wire form: a page sends a few hundred users, each written as
+        // the cache keeps it rather than cloned and encoded anew.
+        let encoded_users = self
             .user_cache
-            .users_outside(self.store.as_ref(), &user_ids)
+            .encoded_users_outside(self.store.as_ref(), &user_ids)
             .await?;
 
         let mut page = chats::Chats {
             chats: Vec::with_capacity(entries.len()),
             messages: Vec::with_capacity(entries.len()),
             groups: Vec::with_capacity(entries.len()),
-            users,
+            users: Vec::new(),
+            encoded_users,
         };
         for entry in entries {
             let ChatEntry {

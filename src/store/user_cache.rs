@@ -9,6 +9,10 @@
 //! used for at most `ttl` after it was read. A read that started before a
 //! drop does not store what it read, so a drop cannot be undone by a read
 //! that was in flight. The number of entries is bounded too.
+//!
+//! Each profile is kept encoded as well, once, when it is read: a page of
+//! conversations sends a few hundred users, and writes each as these bytes
+//! instead of cloning and encoding it again on every call.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +20,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::model::UserId;
+use crate::proto::replies::EncodedUser;
 use crate::proto::types;
 use crate::store::{Store, StoreResult, Tx};
 
@@ -32,11 +37,44 @@ pub struct UserCache {
 
 #[derive(Default)]
 struct Entries {
-    /// Each user with when it was read.
-    users: HashMap<UserId, (Instant, types::User)>,
+    users: HashMap<UserId, Entry>,
     /// Counts drops: a read that saw another count than at its start keeps
     /// nothing.
     drops: u64,
+}
+
+struct Entry {
+    read: Instant,
+    user: types::User,
+    /// The profile encoded once, for replies that send it as it is.
+    wire: EncodedUser,
+}
+
+/// What a lookup hands out for each user found: the profile, or its wire
+/// form.
+trait Handed: Sized {
+    fn cached(entry: &Entry) -> Self;
+    fn read(user: types::User) -> Self;
+}
+
+impl Handed for types::User {
+    fn cached(entry: &Entry) -> Self {
+        entry.user.clone()
+    }
+
+    fn read(user: types::User) -> Self {
+        user
+    }
+}
+
+impl Handed for EncodedUser {
+    fn cached(entry: &Entry) -> Self {
+        entry.wire.clone()
+    }
+
+    fn read(user: types::User) -> Self {
+        Self::from(&user)
+    }
 }
 
 impl UserCache {
@@ -64,29 +102,36 @@ impl UserCache {
         store: &dyn Store,
         ids: &[UserId],
     ) -> StoreResult<Vec<types::User>> {
-        self.users_read_by(ids, |missing| async move {
-            let mut tx = store.reader().await?;
-            let users = tx.users(&missing).await?;
-            tx.commit().await?;
-            Ok(users)
-        })
-        .await
+        self.users_read_by(ids, |missing| read_outside(store, missing))
+            .await
     }
 
-    async fn users_read_by<F, Read>(&self, ids: &[UserId], read: F) -> StoreResult<Vec<types::User>>
+    /// [`UserCache::users_outside`] in wire form: what a reply that sends
+    /// many users writes as it is ([`crate::proto::replies`]).
+    pub async fn encoded_users_outside(
+        &self,
+        store: &dyn Store,
+        ids: &[UserId],
+    ) -> StoreResult<Vec<EncodedUser>> {
+        self.users_read_by(ids, |missing| read_outside(store, missing))
+            .await
+    }
+
+    async fn users_read_by<T, F, Read>(&self, ids: &[UserId], read: F) -> StoreResult<Vec<T>>
     where
+        T: Handed,
         F: FnOnce(Vec<UserId>) -> Read,
         Read: std::future::Future<Output = StoreResult<Vec<types::User>>>,
     {
         let started = Instant::now();
-        let mut found: Vec<Option<types::User>> = Vec::with_capacity(ids.len());
+        let mut found: Vec<Option<T>> = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
         let drops = {
             let entries = self.lock();
             for id in ids {
                 match entries.users.get(id) {
-                    Some((read, user)) if started.duration_since(*read) < self.ttl => {
-                        found.push(Some(user.clone()))
+                    Some(entry) if started.duration_since(entry.read) < self.ttl => {
+                        found.push(Some(T::cached(entry)))
                     }
                     _ => {
                         found.push(None);
@@ -111,16 +156,19 @@ impl UserCache {
                 let kept = read.len().min(self.capacity);
                 self.make_room(&mut entries, kept, started);
                 for user in read.iter().take(kept) {
-                    entries
-                        .users
-                        .insert(UserId(user.id), (started, user.clone()));
+                    let entry = Entry {
+                        read: started,
+                        user: user.clone(),
+                        wire: EncodedUser::from(user),
+                    };
+                    entries.users.insert(UserId(user.id), entry);
                 }
             }
         }
         for (slot, id) in found.iter_mut().zip(ids) {
             if slot.is_none() {
                 if let Some(at) = read.iter().position(|u| u.id == id.get()) {
-                    *slot = Some(read.swap_remove(at));
+                    *slot = Some(T::read(read.swap_remove(at)));
                 }
             }
         }
@@ -172,7 +220,7 @@ impl UserCache {
         let ttl = self.ttl;
         entries
             .users
-            .retain(|_, (read, _)| now.saturating_duration_since(*read) < ttl);
+            .retain(|_, entry| now.saturating_duration_since(entry.read) < ttl);
         let over = (entries.users.len() + adding).saturating_sub(self.capacity);
         if over > 0 {
             // A few more than needed, so that a full cache does not evict on every read.
@@ -189,10 +237,18 @@ impl UserCache {
     }
 }
 
+/// The users not cached, read by a reader of `store` opened only for them.
+async fn read_outside(store: &dyn Store, missing: Vec<UserId>) -> StoreResult<Vec<types::User>> {
+    let mut tx = store.reader().await?;
+    let users = tx.users(&missing).await?;
+    tx.commit().await?;
+    Ok(users)
+}
+
 /// The users found, in the order asked. Sized up front: a page refers to
 /// a few hundred users, and collecting through `flatten` would grow the
 /// list (and move every user in it) step by step.
-fn present(found: Vec<Option<types::User>>) -> Vec<types::User> {
+fn present<T>(found: Vec<Option<T>>) -> Vec<T> {
     let mut users = Vec::with_capacity(found.len());
     users.extend(found.into_iter().flatten());
     users
@@ -212,13 +268,32 @@ mod tests {
 
     async fn read(cache: &UserCache, ids: &[u64]) -> Vec<u64> {
         let ids: Vec<UserId> = ids.iter().map(|&id| UserId(id)).collect();
-        let users = cache
-            .users_read_by(&ids, |missing| async move {
+        let users: Vec<types::User> = lookup(cache, &ids).await;
+        users.iter().map(|u| u.id).collect()
+    }
+
+    /// `ids` through the cache, reading those it misses as [`user`].
+    async fn lookup<T: Handed>(cache: &UserCache, ids: &[UserId]) -> Vec<T> {
+        cache
+            .users_read_by(ids, |missing| async move {
                 Ok(missing.iter().map(|id| user(id.get())).collect())
             })
             .await
-            .expect("users");
-        users.iter().map(|u| u.id).collect()
+            .expect("users")
+    }
+
+    #[tokio::test]
+    async fn users_in_wire_form_are_their_profiles_encoded_whether_read_or_cached() {
+        let cache = UserCache::new(Duration::from_secs(30), 10);
+        let ids = [UserId(4), UserId(2)];
+        let expected: Vec<EncodedUser> = [user(4), user(2)].iter().map(EncodedUser::from).collect();
+        assert_eq!(lookup::<EncodedUser>(&cache, &ids).await, expected);
+        assert_eq!(cache.misses(), 2);
+        assert_eq!(lookup::<EncodedUser>(&cache, &ids).await, expected);
+        assert_eq!(cache.hits(), 2);
+        let profiles: Vec<types::User> = lookup(&cache, &ids).await;
+        assert_eq!(profiles, [user(4), user(2)]);
+        assert_eq!((cache.hits(), cache.misses()), (4, 2));
     }
 
     #[tokio::test]
