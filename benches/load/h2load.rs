@@ -57,13 +57,14 @@ impl H2load {
     }
 
     /// `in_flight` calls at once for `secs` after the warm-up, split evenly
-    /// over the replicas, each over a quarter as many connections (8 for
-    /// 32, as the issue's own h2load runs).
+    /// over the first `replicas`, each over a quarter as many connections
+    /// (8 for 32, as the issue's own h2load runs).
     pub(crate) async fn run(
         &self,
         env: &Env,
         call: &Call<'_>,
         in_flight: usize,
+        replicas: usize,
         secs: Duration,
     ) -> Result<Samples> {
         let body = env.log_dir.join("h2load-request.bin");
@@ -72,13 +73,13 @@ impl H2load {
         framed.extend_from_slice(&(call.request.len() as u32).to_be_bytes());
         framed.extend_from_slice(&call.request);
         std::fs::write(&body, framed)?;
-        let replicas = env.replicas.len();
-        let per_replica = in_flight / replicas;
+        let loaded = env.replicas.get(..replicas).unwrap_or(&env.replicas);
+        let per_replica = in_flight / loaded.len().max(1);
         let connections = (per_replica / 4).max(1);
         let streams = per_replica / connections;
         let refused_before = not_ok(env, call.method).await?;
         let run = self.runs.fetch_add(1, Ordering::Relaxed);
-        let runs = env.replicas.iter().map(|replica| {
+        let runs = loaded.iter().map(|replica| {
             let log = env
                 .log_dir
                 .join(format!("h2load-{run}-{}.log", replica.index));

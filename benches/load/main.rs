@@ -34,10 +34,14 @@
 //!   previews (halved until `UpsertUsers` accepts them), then a 250th member
 //!   is added: latency, peak memory growth, log bytes.
 //! - **f** the read RPCs, each at 32 calls in flight, driven by `h2load`
-//!   when it is on PATH (Debian's `nghttp2-client`: 4 connections of 4
-//!   streams to each replica, a client in C that takes little CPU, as
-//!   pgbench's does; `LOAD_GENERATOR=tonic` or no h2load: 32 tonic
-//!   connections from this process, alternating between the replicas;
+//!   when it is on PATH (Debian's `nghttp2-client`, a client in C that
+//!   takes little CPU, as pgbench's does; `LOAD_GENERATOR=tonic` or no
+//!   h2load: 32 tonic connections from this process). Each point runs
+//!   twice: on one replica, 8 connections of 4 streams, the setup the
+//!   issue measured its figures in and the one its targets are checked
+//!   against; then on both, 4 connections of 4 streams to each, two
+//!   replica processes sharing the cores Postgres needs (for information,
+//!   and the A/B of `LOAD_BINARY_B`);
 //!   the reply's shape is checked once, and calls not answered OK are
 //!   read from the replicas' metrics), each followed by `pgbench -M
 //!   prepared -c 32 -j 2` running the one statement that RPC sends alone,
@@ -81,7 +85,7 @@
 //! `LOAD_DATABASE_URL` it keeps the default. `LOAD_BINARY_B` (a
 //! path to another build of the service) runs the second replica on that
 //! build: (f) prints each replica's CPU per call, an A/B of two builds under
-//! the same load at the same moment.
+//! the same load at the same moment (the points on both replicas).
 //!
 //! Run by `cargo test --all-targets` (without `--bench`), it only says what
 //! it is and exits.

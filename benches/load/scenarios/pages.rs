@@ -16,7 +16,7 @@ use crate::env::Env;
 use crate::h2load::{self, H2load};
 use crate::report::{ms, Report};
 use crate::scenarios::spread::Pgbench;
-use crate::stats::{Samples, Window};
+use crate::stats::{Latencies, Samples, Window};
 use crate::{BoxError, Result};
 
 const IN_FLIGHT: usize = 32;
@@ -148,76 +148,23 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
         },
     );
     let postmaster = cpu::postmaster(&env.db).await;
-    let replicas: Vec<u32> = env.replicas.iter().map(|r| r.pid).collect();
+    let pids: Vec<u32> = env.replicas.iter().map(|r| r.pid).collect();
+    let loader = Loader {
+        env,
+        generator: generator.as_ref(),
+        pids: &pids,
+        postmaster,
+        secs,
+    };
     for (index, point) in points.iter().enumerate() {
         let name = point.name;
-        let tonic_clients = if generator.is_some() { 1 } else { IN_FLIGHT };
-        let mut clients = Vec::new();
-        for i in 0..tonic_clients {
-            clients.push(env.client(point.caller, i).await?);
-        }
-        // The reply's shape, checked once here: h2load cannot read replies.
-        call(&mut clients[0], point.read)
-            .await
-            .map_err(|status| format!("{name}: {status}"))?;
-        let bearer = authorization(point.caller, false)?;
-        let (method, request) = request(point.read);
-        let window = Window::after_warmup(secs);
-        let loading = async {
-            match &generator {
-                // Its own window: the same warm-up, then `secs`.
-                Some(h2load) => {
-                    let call = h2load::Call {
-                        method,
-                        request,
-                        bearer: &bearer,
-                    };
-                    h2load.run(env, &call, IN_FLIGHT, secs).await
-                }
-                None => load(clients, point.read, window).await,
-            }
-        };
-        // CPU is read over the load window, after its warm-up.
-        let measuring = async {
-            tokio::time::sleep_until(window.start.into()).await;
-            let watch = CpuWatch::start(replicas.clone(), postmaster);
-            let per_replica = PerReplica::start(env, method).await?;
-            let statements = statements_run(env).await?;
-            tokio::time::sleep_until(window.end.into()).await;
-            let split = watch.split();
-            let per_call = per_replica.cpu_per_call(env, method).await?;
-            Ok::<_, BoxError>((split, per_call, statements_run(env).await? - statements))
-        };
-        let (samples, measured) = tokio::join!(loading, measuring);
-        let (samples, (split, per_call, statements)) = (samples?, measured?);
-        let latencies = samples.summary();
-        let rate = samples.rate(&window);
-        let (p50, p99) = (latencies.ms(0.5), latencies.ms(0.99));
-        report.info("f", &format!("{name}: calls/s"), format!("{rate:.0}"));
-        report.info("f", &format!("{name}: p50"), ms(p50));
-        report.check("f", &format!("{name}: p99"), ms(p99), "< 15 ms", p99 < 15.0);
-        report.info("f", &format!("{name}: tail"), latencies.tail(SLOW_MS));
-        report.info(
-            "f",
-            &format!("{name}: {IN_FLIGHT} in flight ÷ calls/s (Little's law)"),
-            ms(IN_FLIGHT as f64 / rate * 1000.0),
-        );
-        report.info("f", &format!("{name}: cpu"), split.to_string());
-        report.info(
-            "f",
-            &format!("{name}: replica cpu per call, by replica"),
-            per_call
-                .iter()
-                .map(|ms| format!("{ms:.4} ms"))
-                .collect::<Vec<_>>()
-                .join(" / "),
-        );
-        report.info(
-            "f",
-            &format!("{name}: statements per call"),
-            format!("{:.2}", statements as f64 / (rate * window.secs())),
-        );
-        report.errors("f", name, &samples);
+        // The issue's own setup: one replica takes all 32 calls, the other
+        // idles. Then both replicas, 16 calls each: two processes sharing
+        // the cores Postgres needs, and the side-by-side A/B of two builds.
+        let alone = loader.load(point, 1).await?;
+        alone.report(report, name, "", true);
+        let shared = loader.load(point, env.replicas.len()).await?;
+        shared.report(report, name, " (both replicas)", false);
         let Some(pgbench) = &pgbench else {
             continue;
         };
@@ -226,7 +173,7 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
         // CPU is read while pgbench's backends live: from 1 s in to 1 s before the end.
         let watching = async {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let watch = CpuWatch::start(replicas.clone(), postmaster);
+            let watch = CpuWatch::start(pids.clone(), postmaster);
             tokio::time::sleep(secs.saturating_sub(Duration::from_secs(2))).await;
             watch.split()
         };
@@ -248,7 +195,7 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
             &format!("{name}: pgbench tail of its statement"),
             own.tail(SLOW_MS),
         );
-        let ratio = rate / tps;
+        let ratio = alone.rate / tps;
         report.check(
             "f",
             &format!("{name}: calls/s ÷ pgbench tps"),
@@ -256,8 +203,130 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
             ">= 0.5",
             ratio >= 0.5,
         );
+        report.info(
+            "f",
+            &format!("{name} (both replicas): calls/s ÷ pgbench tps"),
+            format!("{:.2}", shared.rate / tps),
+        );
     }
     Ok(())
+}
+
+/// Runs the load points of (f).
+struct Loader<'a> {
+    env: &'a Env,
+    generator: Option<&'a H2load>,
+    pids: &'a [u32],
+    postmaster: Option<u32>,
+    secs: Duration,
+}
+
+/// One load point's figures.
+struct Loaded {
+    rate: f64,
+    latencies: Latencies,
+    split: cpu::CpuSplit,
+    per_call: Vec<f64>,
+    statements: f64,
+    samples: Samples,
+}
+
+impl Loader<'_> {
+    /// [`IN_FLIGHT`] calls of `point` at once over the first `replicas`.
+    async fn load(&self, point: &Point, replicas: usize) -> Result<Loaded> {
+        let env = self.env;
+        let name = point.name;
+        let tonic_clients = if self.generator.is_some() {
+            1
+        } else {
+            IN_FLIGHT
+        };
+        let mut clients = Vec::new();
+        for i in 0..tonic_clients {
+            clients.push(env.client(point.caller, i % replicas).await?);
+        }
+        // The reply's shape, checked once here: h2load cannot read replies.
+        call(&mut clients[0], point.read)
+            .await
+            .map_err(|status| format!("{name}: {status}"))?;
+        let bearer = authorization(point.caller, false)?;
+        let (method, request) = request(point.read);
+        let window = Window::after_warmup(self.secs);
+        let loading = async {
+            match self.generator {
+                // Its own window: the same warm-up, then `secs`.
+                Some(h2load) => {
+                    let call = h2load::Call {
+                        method,
+                        request,
+                        bearer: &bearer,
+                    };
+                    h2load.run(env, &call, IN_FLIGHT, replicas, self.secs).await
+                }
+                None => load(clients, point.read, window).await,
+            }
+        };
+        // CPU is read over the load window, after its warm-up.
+        let measuring = async {
+            tokio::time::sleep_until(window.start.into()).await;
+            let watch = CpuWatch::start(self.pids.to_vec(), self.postmaster);
+            let per_replica = PerReplica::start(env, method).await?;
+            let statements = statements_run(env).await?;
+            tokio::time::sleep_until(window.end.into()).await;
+            let split = watch.split();
+            let per_call = per_replica.cpu_per_call(env, method).await?;
+            Ok::<_, BoxError>((split, per_call, statements_run(env).await? - statements))
+        };
+        let (samples, measured) = tokio::join!(loading, measuring);
+        let (samples, (split, per_call, statements)) = (samples?, measured?);
+        let rate = samples.rate(&window);
+        Ok(Loaded {
+            rate,
+            latencies: samples.summary(),
+            split,
+            per_call: per_call.into_iter().take(replicas).collect(),
+            statements: statements as f64 / (rate * window.secs()),
+            samples,
+        })
+    }
+}
+
+impl Loaded {
+    /// Its figures under `name` and `how`; the p99 against the target when
+    /// `judged`, for information otherwise.
+    fn report(&self, report: &mut Report, name: &str, how: &str, judged: bool) {
+        let (p50, p99) = (self.latencies.ms(0.5), self.latencies.ms(0.99));
+        let named = |figure: &str| format!("{name}{how}: {figure}");
+        report.info("f", &named("calls/s"), format!("{:.0}", self.rate));
+        report.info("f", &named("p50"), ms(p50));
+        if judged {
+            report.check("f", &named("p99"), ms(p99), "< 15 ms", p99 < 15.0);
+        } else {
+            report.info("f", &named("p99"), ms(p99));
+        }
+        report.info("f", &named("tail"), self.latencies.tail(SLOW_MS));
+        report.info(
+            "f",
+            &named(&format!("{IN_FLIGHT} in flight ÷ calls/s (Little's law)")),
+            ms(IN_FLIGHT as f64 / self.rate * 1000.0),
+        );
+        report.info("f", &named("cpu"), self.split.to_string());
+        report.info(
+            "f",
+            &named("replica cpu per call, by replica"),
+            self.per_call
+                .iter()
+                .map(|ms| format!("{ms:.4} ms"))
+                .collect::<Vec<_>>()
+                .join(" / "),
+        );
+        report.info(
+            "f",
+            &named("statements per call"),
+            format!("{:.2}", self.statements),
+        );
+        report.errors("f", &named("calls"), &self.samples);
+    }
 }
 
 /// Each replica's CPU and answered calls at the start of a window: the
