@@ -28,6 +28,14 @@ impl Group {
     }
 }
 
+async fn channel_to(replica: &Replica, bounded: bool) -> Result<Channel> {
+    let mut endpoint = replica.endpoint()?;
+    if bounded {
+        endpoint = endpoint.timeout(CALL_TIMEOUT);
+    }
+    Ok(endpoint.connect().await?)
+}
+
 /// Replicas in every run: enough to show fan-out between them.
 const REPLICAS: usize = 2;
 
@@ -41,7 +49,16 @@ pub(crate) struct Env {
     pub(crate) next_user: AtomicU64,
     /// What the run set `OSMIUM_DB_READ_CONCURRENCY` to, if it sized it.
     pub(crate) reads_at_once: Option<usize>,
+    /// What a replica is started with, for [`Env::spawn_alone`].
+    setup: Setup,
     pub(crate) _redis: Option<redis_server::RedisServer>,
+}
+
+struct Setup {
+    database_url: String,
+    redis_url: String,
+    redis_prefix: String,
+    server_here: bool,
 }
 
 impl Env {
@@ -73,8 +90,8 @@ impl Env {
         let log_dir = std::env::temp_dir().join(format!("osmium-load-{}", std::process::id()));
         std::fs::create_dir_all(&log_dir)?;
         let prefix = format!("osmium-load-{}-{}", std::process::id(), unix_secs());
-        let reads_at_once =
-            sized_reads_at_once(REPLICAS, non_empty_var("LOAD_DATABASE_URL").is_none());
+        let server_here = non_empty_var("LOAD_DATABASE_URL").is_none();
+        let reads_at_once = sized_reads_at_once(REPLICAS, server_here);
         let config = ReplicaConfig {
             database_url: &database_url,
             redis_url: &redis_url,
@@ -116,22 +133,47 @@ impl Env {
             log_dir,
             next_user: AtomicU64::new(10_000),
             reads_at_once,
+            setup: Setup {
+                database_url,
+                redis_url,
+                redis_prefix: prefix,
+                server_here,
+            },
             _redis: redis,
         })
     }
 
+    /// A third replica of the main build, its reads at once sized for a
+    /// replica alone on this machine's database (see `sized_reads_at_once`),
+    /// and that size: for load that only it takes while the others idle.
+    pub(crate) async fn spawn_alone(&self) -> Result<(Replica, Option<usize>)> {
+        let reads_at_once = sized_reads_at_once(1, self.setup.server_here);
+        let config = ReplicaConfig {
+            database_url: &self.setup.database_url,
+            redis_url: &self.setup.redis_url,
+            redis_prefix: &self.setup.redis_prefix,
+            log_dir: &self.log_dir,
+            reads_at_once,
+        };
+        let replica = Replica::spawn(REPLICAS, &config)?;
+        replica.wait_ready().await?;
+        Ok((replica, reads_at_once))
+    }
+
     /// A channel of its own (one HTTP/2 connection) to `replica`.
     pub(crate) async fn channel(&self, replica: usize, bounded: bool) -> Result<Channel> {
-        let mut endpoint = self.replicas[replica % self.replicas.len()].endpoint()?;
-        if bounded {
-            endpoint = endpoint.timeout(CALL_TIMEOUT);
-        }
-        Ok(endpoint.connect().await?)
+        channel_to(&self.replicas[replica % self.replicas.len()], bounded).await
     }
 
     pub(crate) async fn client(&self, user: u64, replica: usize) -> Result<Client> {
+        self.client_of(user, &self.replicas[replica % self.replicas.len()])
+            .await
+    }
+
+    /// [`Env::client`] of any replica, one of [`Env::spawn_alone`] too.
+    pub(crate) async fn client_of(&self, user: u64, replica: &Replica) -> Result<Client> {
         Ok(ChatServiceClient::with_interceptor(
-            self.channel(replica, true).await?,
+            channel_to(replica, true).await?,
             bearer(user, false)?,
         ))
     }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use crate::env::Env;
+use crate::replicas::Replica;
 use crate::stats::Samples;
 use crate::{Result, WARMUP};
 
@@ -57,14 +58,14 @@ impl H2load {
     }
 
     /// `in_flight` calls at once for `secs` after the warm-up, split evenly
-    /// over the first `replicas`, each over a quarter as many connections
-    /// (8 for 32, as the issue's own h2load runs).
+    /// over `replicas`, each over a quarter as many connections (8 for 32,
+    /// as the issue's own h2load runs).
     pub(crate) async fn run(
         &self,
         env: &Env,
         call: &Call<'_>,
         in_flight: usize,
-        replicas: usize,
+        replicas: &[&Replica],
         secs: Duration,
     ) -> Result<Samples> {
         let body = env.log_dir.join("h2load-request.bin");
@@ -73,13 +74,12 @@ impl H2load {
         framed.extend_from_slice(&(call.request.len() as u32).to_be_bytes());
         framed.extend_from_slice(&call.request);
         std::fs::write(&body, framed)?;
-        let loaded = env.replicas.get(..replicas).unwrap_or(&env.replicas);
-        let per_replica = in_flight / loaded.len().max(1);
+        let per_replica = in_flight / replicas.len().max(1);
         let connections = (per_replica / 4).max(1);
         let streams = per_replica / connections;
-        let refused_before = not_ok(env, call.method).await?;
+        let refused_before = not_ok(replicas, call.method).await?;
         let run = self.runs.fetch_add(1, Ordering::Relaxed);
-        let runs = loaded.iter().map(|replica| {
+        let runs = replicas.iter().map(|replica| {
             let log = env
                 .log_dir
                 .join(format!("h2load-{run}-{}.log", replica.index));
@@ -112,7 +112,7 @@ impl H2load {
         });
         let checked = async {
             tokio::time::sleep((WARMUP + secs).saturating_sub(UNCHECKED_TAIL)).await;
-            not_ok(env, call.method).await
+            not_ok(replicas, call.method).await
         };
         let (outputs, refused) = tokio::join!(futures_util::future::try_join_all(runs), checked);
         let (outputs, mut refused) = (outputs?, refused?);
@@ -204,9 +204,9 @@ fn measured_latencies(log: &Path, done: u64) -> Result<Vec<u64>> {
 
 /// Calls of `method` the replicas answered with a status other than OK,
 /// by gRPC code.
-async fn not_ok(env: &Env, method: &str) -> Result<BTreeMap<String, u64>> {
+async fn not_ok(replicas: &[&Replica], method: &str) -> Result<BTreeMap<String, u64>> {
     let mut counts = BTreeMap::new();
-    for replica in &env.replicas {
+    for replica in replicas {
         for (code, count) in replica.answered_by_code(method).await? {
             if code != "0" {
                 *counts.entry(code).or_default() += count;

@@ -39,9 +39,11 @@
 //!   h2load: 32 tonic connections from this process). Each point runs
 //!   twice: on one replica, 8 connections of 4 streams, the setup the
 //!   issue measured its figures in and the one its targets are checked
-//!   against; then on both, 4 connections of 4 streams to each, two
-//!   replica processes sharing the cores Postgres needs (for information,
-//!   and the A/B of `LOAD_BINARY_B`);
+//!   against (a third replica of the main build, started for this, its
+//!   reads at once sized for a replica alone: 2 x the cores; the two
+//!   others idle); then on the two, 4 connections of 4 streams to each,
+//!   two replica processes sharing the cores Postgres needs (for
+//!   information, and the A/B of `LOAD_BINARY_B`);
 //!   the reply's shape is checked once, and calls not answered OK are
 //!   read from the replicas' metrics), each followed by `pgbench -M
 //!   prepared -c 32 -j 2` running the one statement that RPC sends alone,

@@ -14,6 +14,7 @@ use crate::clients::{authorization, group_ref, send_text, Client};
 use crate::cpu::{self, CpuWatch};
 use crate::env::Env;
 use crate::h2load::{self, H2load};
+use crate::replicas::Replica;
 use crate::report::{ms, Report};
 use crate::scenarios::spread::Pgbench;
 use crate::stats::{Latencies, Samples, Window};
@@ -148,7 +149,17 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
         },
     );
     let postmaster = cpu::postmaster(&env.db).await;
-    let pids: Vec<u32> = env.replicas.iter().map(|r| r.pid).collect();
+    let (alone, alone_reads) = env.spawn_alone().await?;
+    report.info(
+        "f",
+        "reads at once of the replica loaded alone",
+        match alone_reads {
+            Some(n) => format!("{n}, sized: 2 x this machine's cores"),
+            None => "as the other replicas'".into(),
+        },
+    );
+    let both: Vec<&Replica> = env.replicas.iter().collect();
+    let pids: Vec<u32> = both.iter().chain([&&alone]).map(|r| r.pid).collect();
     let loader = Loader {
         env,
         generator: generator.as_ref(),
@@ -158,12 +169,12 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
     };
     for (index, point) in points.iter().enumerate() {
         let name = point.name;
-        // The issue's own setup: one replica takes all 32 calls, the other
-        // idles. Then both replicas, 16 calls each: two processes sharing
+        // The issue's own setup: one replica takes all 32 calls, the others
+        // idle. Then the two replicas, 16 calls each: two processes sharing
         // the cores Postgres needs, and the side-by-side A/B of two builds.
-        let alone = loader.load(point, 1).await?;
-        alone.report(report, name, "", true);
-        let shared = loader.load(point, env.replicas.len()).await?;
+        let one = loader.load(point, &[&alone]).await?;
+        one.report(report, name, "", true);
+        let shared = loader.load(point, &both).await?;
         shared.report(report, name, " (both replicas)", false);
         let Some(pgbench) = &pgbench else {
             continue;
@@ -195,7 +206,7 @@ pub(crate) async fn scenario_f(env: &Env, secs: Duration, report: &mut Report) -
             &format!("{name}: pgbench tail of its statement"),
             own.tail(SLOW_MS),
         );
-        let ratio = alone.rate / tps;
+        let ratio = one.rate / tps;
         report.check(
             "f",
             &format!("{name}: calls/s ÷ pgbench tps"),
@@ -232,8 +243,8 @@ struct Loaded {
 }
 
 impl Loader<'_> {
-    /// [`IN_FLIGHT`] calls of `point` at once over the first `replicas`.
-    async fn load(&self, point: &Point, replicas: usize) -> Result<Loaded> {
+    /// [`IN_FLIGHT`] calls of `point` at once over `replicas`.
+    async fn load(&self, point: &Point, replicas: &[&Replica]) -> Result<Loaded> {
         let env = self.env;
         let name = point.name;
         let tonic_clients = if self.generator.is_some() {
@@ -242,8 +253,8 @@ impl Loader<'_> {
             IN_FLIGHT
         };
         let mut clients = Vec::new();
-        for i in 0..tonic_clients {
-            clients.push(env.client(point.caller, i % replicas).await?);
+        for replica in replicas.iter().cycle().take(tonic_clients) {
+            clients.push(env.client_of(point.caller, replica).await?);
         }
         // The reply's shape, checked once here: h2load cannot read replies.
         call(&mut clients[0], point.read)
@@ -270,11 +281,11 @@ impl Loader<'_> {
         let measuring = async {
             tokio::time::sleep_until(window.start.into()).await;
             let watch = CpuWatch::start(self.pids.to_vec(), self.postmaster);
-            let per_replica = PerReplica::start(env, method).await?;
+            let per_replica = PerReplica::start(replicas, method).await?;
             let statements = statements_run(env).await?;
             tokio::time::sleep_until(window.end.into()).await;
             let split = watch.split();
-            let per_call = per_replica.cpu_per_call(env, method).await?;
+            let per_call = per_replica.cpu_per_call(replicas, method).await?;
             Ok::<_, BoxError>((split, per_call, statements_run(env).await? - statements))
         };
         let (samples, measured) = tokio::join!(loading, measuring);
@@ -284,7 +295,7 @@ impl Loader<'_> {
             rate,
             latencies: samples.summary(),
             split,
-            per_call: per_call.into_iter().take(replicas).collect(),
+            per_call,
             statements: statements as f64 / (rate * window.secs()),
             samples,
         })
@@ -335,9 +346,9 @@ impl Loaded {
 struct PerReplica(Vec<(u32, u64, u64)>);
 
 impl PerReplica {
-    async fn start(env: &Env, method: &str) -> Result<Self> {
+    async fn start(replicas: &[&Replica], method: &str) -> Result<Self> {
         let mut at = Vec::new();
-        for replica in &env.replicas {
+        for replica in replicas {
             let answered = replica.answered(method).await?;
             at.push((replica.pid, cpu::own_ticks(replica.pid), answered));
         }
@@ -345,9 +356,9 @@ impl PerReplica {
     }
 
     /// Milliseconds of CPU per answered call since [`PerReplica::start`], by replica.
-    async fn cpu_per_call(&self, env: &Env, method: &str) -> Result<Vec<f64>> {
+    async fn cpu_per_call(&self, replicas: &[&Replica], method: &str) -> Result<Vec<f64>> {
         let mut per_call = Vec::new();
-        for (replica, &(pid, ticks, answered)) in env.replicas.iter().zip(&self.0) {
+        for (replica, &(pid, ticks, answered)) in replicas.iter().zip(&self.0) {
             let calls = replica
                 .answered(method)
                 .await?
