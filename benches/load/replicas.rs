@@ -2,7 +2,7 @@
 //! behind a wrapper that kills it when this process ends, with its health
 //! check, its log and its memory readings.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -247,10 +247,21 @@ impl Drop for Replica {
     }
 }
 
+/// A port free now and not handed out before in this run. The kernel may
+/// hand a port it just freed out again, so two replicas of one run could
+/// otherwise be given the same one: the second then fails to listen while
+/// its readiness check reaches the first.
 pub(crate) fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
-        .local_addr()?
-        .port())
+    static GIVEN: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0))?
+            .local_addr()?
+            .port();
+        if given.insert(port) {
+            return Ok(port);
+        }
+    }
 }
 
 /// The build replica `index` runs: the second replica runs `LOAD_BINARY_B`
