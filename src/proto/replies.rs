@@ -27,6 +27,12 @@ impl From<&types::User> for EncodedUser {
 }
 
 impl EncodedUser {
+    /// The profile back.
+    pub fn decode(&self) -> Result<types::User, DecodeError> {
+        let EncodedUser(wire) = self;
+        types::User::decode(wire.clone())
+    }
+
     /// Its length as a field `tag` of a message.
     fn field_len(&self, tag: u32) -> usize {
         let EncodedUser(wire) = self;

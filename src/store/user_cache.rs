@@ -10,9 +10,10 @@
 //! drop does not store what it read, so a drop cannot be undone by a read
 //! that was in flight. The number of entries is bounded too.
 //!
-//! Each profile is kept encoded as well, once, when it is read: a page of
-//! conversations sends a few hundred users, and writes each as these bytes
-//! instead of cloning and encoding it again on every call.
+//! Each profile is kept in its wire form, encoded once when it is read: a
+//! page of conversations sends a few hundred users, and writes each as
+//! these bytes instead of cloning and encoding it again on every call; a
+//! read that wants the profile decodes it, which costs what a clone did.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,23 +44,25 @@ struct Entries {
     drops: u64,
 }
 
+/// A profile as kept: its wire form only, so that an entry costs what the
+/// profile encodes to, however many replies send it.
 struct Entry {
     read: Instant,
-    user: types::User,
-    /// The profile encoded once, for replies that send it as it is.
     wire: EncodedUser,
 }
 
 /// What a lookup hands out for each user found: the profile, or its wire
 /// form.
 trait Handed: Sized {
-    fn cached(entry: &Entry) -> Self;
+    /// From the form the cache keeps; `None` when it does not decode, and
+    /// the user is read again.
+    fn from_wire(wire: EncodedUser) -> Option<Self>;
     fn read(user: types::User) -> Self;
 }
 
 impl Handed for types::User {
-    fn cached(entry: &Entry) -> Self {
-        entry.user.clone()
+    fn from_wire(wire: EncodedUser) -> Option<Self> {
+        wire.decode().ok()
     }
 
     fn read(user: types::User) -> Self {
@@ -68,8 +71,8 @@ impl Handed for types::User {
 }
 
 impl Handed for EncodedUser {
-    fn cached(entry: &Entry) -> Self {
-        entry.wire.clone()
+    fn from_wire(wire: EncodedUser) -> Option<Self> {
+        Some(wire)
     }
 
     fn read(user: types::User) -> Self {
@@ -124,23 +127,31 @@ impl UserCache {
         Read: std::future::Future<Output = StoreResult<Vec<types::User>>>,
     {
         let started = Instant::now();
+        // Looked up under the lock, decoded (for those who want profiles)
+        // after it.
+        let (cached, drops) = {
+            let entries = self.lock();
+            let cached: Vec<Option<EncodedUser>> = ids
+                .iter()
+                .map(|id| {
+                    entries
+                        .users
+                        .get(id)
+                        .filter(|entry| started.duration_since(entry.read) < self.ttl)
+                        .map(|entry| entry.wire.clone())
+                })
+                .collect();
+            (cached, entries.drops)
+        };
         let mut found: Vec<Option<T>> = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
-        let drops = {
-            let entries = self.lock();
-            for id in ids {
-                match entries.users.get(id) {
-                    Some(entry) if started.duration_since(entry.read) < self.ttl => {
-                        found.push(Some(T::cached(entry)))
-                    }
-                    _ => {
-                        found.push(None);
-                        missing.push(*id);
-                    }
-                }
+        for (id, wire) in ids.iter().zip(cached) {
+            let user = wire.and_then(T::from_wire);
+            if user.is_none() {
+                missing.push(*id);
             }
-            entries.drops
-        };
+            found.push(user);
+        }
         let hits = ids.len() - missing.len();
         self.hits.fetch_add(hits as u64, Ordering::Relaxed);
         self.misses
@@ -158,7 +169,6 @@ impl UserCache {
                 for user in read.iter().take(kept) {
                     let entry = Entry {
                         read: started,
-                        user: user.clone(),
                         wire: EncodedUser::from(user),
                     };
                     entries.users.insert(UserId(user.id), entry);
