@@ -267,6 +267,16 @@ pub struct Settings {
         default_value_t = 100_000
     )]
     pub user_cache_size: usize,
+    /// Most bytes of user profiles (as encoded) cached per replica: a
+    /// profile may carry a photo preview of several KiB, so the count alone
+    /// does not bound the cache's memory.
+    #[arg(
+        long,
+        global = true,
+        env = "OSMIUM_USER_CACHE_BYTES",
+        default_value_t = 64 << 20
+    )]
+    pub user_cache_bytes: usize,
     /// Largest request accepted, in bytes.
     #[arg(long, global = true, env = "OSMIUM_MAX_REQUEST_BYTES", default_value_t = 1 << 20)]
     pub max_request_bytes: usize,
@@ -343,6 +353,7 @@ impl Default for Settings {
             limits: LimitSettings::default(),
             user_cache_ttl: Duration::from_secs(30),
             user_cache_size: 100_000,
+            user_cache_bytes: 64 << 20,
             max_request_bytes: 1 << 20,
             max_connection_age: Duration::from_secs(600),
             shutdown_timeout: Duration::from_secs(20),
@@ -374,6 +385,7 @@ impl Settings {
             rates: self.limits.rates(),
             user_cache_ttl: self.user_cache_ttl,
             user_cache_size: self.user_cache_size,
+            user_cache_bytes: self.user_cache_bytes,
         }
     }
 

@@ -59,6 +59,8 @@ pub struct Limits {
     pub user_cache_ttl: std::time::Duration,
     /// Most user profiles cached per replica; 0 turns the cache off.
     pub user_cache_size: usize,
+    /// Most bytes of profiles cached per replica, as encoded.
+    pub user_cache_bytes: usize,
 }
 
 impl Default for Limits {
@@ -72,6 +74,7 @@ impl Default for Limits {
             rates: Rates::default(),
             user_cache_ttl: std::time::Duration::from_secs(30),
             user_cache_size: 100_000,
+            user_cache_bytes: 64 << 20,
         }
     }
 }

@@ -85,6 +85,7 @@ impl Core {
         let user_cache = Arc::new(UserCache::new(
             limits.user_cache_ttl,
             limits.user_cache_size,
+            limits.user_cache_bytes,
         ));
         let cache = user_cache.clone();
         bus.on_users_changed(Arc::new(move |users| match users {

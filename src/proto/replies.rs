@@ -27,6 +27,12 @@ impl From<&types::User> for EncodedUser {
 }
 
 impl EncodedUser {
+    /// How many bytes the profile encodes to.
+    pub fn byte_len(&self) -> usize {
+        let EncodedUser(wire) = self;
+        wire.len()
+    }
+
     /// The profile back.
     pub fn decode(&self) -> Result<types::User, DecodeError> {
         let EncodedUser(wire) = self;

@@ -30,6 +30,8 @@ pub struct UserCache {
     ttl: Duration,
     /// Most entries kept; 0 turns the cache off.
     capacity: usize,
+    /// Most bytes kept, counted by [`Entry::size`].
+    budget: usize,
     /// A std mutex: held only to look up or store, never across an await.
     entries: Mutex<Entries>,
     hits: AtomicU64,
@@ -39,6 +41,8 @@ pub struct UserCache {
 #[derive(Default)]
 struct Entries {
     users: HashMap<UserId, Entry>,
+    /// The entries' sizes, summed.
+    bytes: usize,
     /// Counts drops: a read that saw another count than at its start keeps
     /// nothing.
     drops: u64,
@@ -49,6 +53,16 @@ struct Entries {
 struct Entry {
     read: Instant,
     wire: EncodedUser,
+}
+
+/// What an entry costs beside its bytes: its key, its time, the handle
+/// to its bytes and its slot in the map, about.
+const ENTRY_OVERHEAD: usize = 64;
+
+impl Entry {
+    fn size(&self) -> usize {
+        self.wire.byte_len() + ENTRY_OVERHEAD
+    }
 }
 
 /// What a lookup hands out for each user found: the profile, or its wire
@@ -80,11 +94,28 @@ impl Handed for EncodedUser {
     }
 }
 
+impl Entries {
+    /// Keeps `entry` for `id`, in place of any kept before.
+    fn insert(&mut self, id: UserId, entry: Entry) {
+        self.bytes += entry.size();
+        if let Some(old) = self.users.insert(id, entry) {
+            self.bytes -= old.size();
+        }
+    }
+
+    fn remove(&mut self, id: &UserId) {
+        if let Some(old) = self.users.remove(id) {
+            self.bytes -= old.size();
+        }
+    }
+}
+
 impl UserCache {
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
+    pub fn new(ttl: Duration, capacity: usize, budget: usize) -> Self {
         Self {
             ttl,
             capacity,
+            budget,
             entries: Mutex::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -161,17 +192,25 @@ impl UserCache {
         }
         let mut read = read(missing).await?;
         if self.capacity > 0 {
+            // A read of more users than the cache holds keeps only some.
+            let mut bytes = 0;
+            let mut kept = Vec::new();
+            for user in read.iter().take(self.capacity) {
+                let entry = Entry {
+                    read: started,
+                    wire: EncodedUser::from(user),
+                };
+                if bytes + entry.size() > self.budget {
+                    break;
+                }
+                bytes += entry.size();
+                kept.push((UserId(user.id), entry));
+            }
             let mut entries = self.lock();
             if entries.drops == drops {
-                // A read of more users than the cache holds keeps only some.
-                let kept = read.len().min(self.capacity);
-                self.make_room(&mut entries, kept, started);
-                for user in read.iter().take(kept) {
-                    let entry = Entry {
-                        read: started,
-                        wire: EncodedUser::from(user),
-                    };
-                    entries.users.insert(UserId(user.id), entry);
+                self.make_room(&mut entries, kept.len(), bytes, started);
+                for (id, entry) in kept {
+                    entries.insert(id, entry);
                 }
             }
         }
@@ -190,7 +229,7 @@ impl UserCache {
         let mut entries = self.lock();
         entries.drops += 1;
         for id in ids {
-            entries.users.remove(id);
+            entries.remove(id);
         }
     }
 
@@ -199,6 +238,7 @@ impl UserCache {
         let mut entries = self.lock();
         entries.drops += 1;
         entries.users.clear();
+        entries.bytes = 0;
     }
 
     /// Profiles looked up and found fresh here, one per id asked, so far.
@@ -221,24 +261,42 @@ impl UserCache {
         self.len() == 0
     }
 
-    /// Keeps the count within capacity with `adding` more: expired entries
-    /// go first, then arbitrary ones (an entry costs only a read to restore).
-    fn make_room(&self, entries: &mut Entries, adding: usize, now: Instant) {
-        if entries.users.len() + adding <= self.capacity {
+    /// Keeps the count within capacity and the bytes within budget with
+    /// `adding` more entries of `adding_bytes`: expired entries go first,
+    /// then arbitrary ones (an entry costs only a read to restore).
+    fn make_room(&self, entries: &mut Entries, adding: usize, adding_bytes: usize, now: Instant) {
+        if entries.users.len() + adding <= self.capacity
+            && entries.bytes + adding_bytes <= self.budget
+        {
             return;
         }
         let ttl = self.ttl;
-        entries
+        let expired: Vec<UserId> = entries
             .users
-            .retain(|_, entry| now.saturating_duration_since(entry.read) < ttl);
-        let over = (entries.users.len() + adding).saturating_sub(self.capacity);
-        if over > 0 {
-            // A few more than needed, so that a full cache does not evict on every read.
-            let evict = over + self.capacity / 8;
-            let victims: Vec<UserId> = entries.users.keys().take(evict).copied().collect();
-            for id in victims {
-                entries.users.remove(&id);
+            .iter()
+            .filter(|(_, entry)| now.saturating_duration_since(entry.read) >= ttl)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &expired {
+            entries.remove(id);
+        }
+        // An eighth more than needed, so that a full cache does not evict
+        // on every read.
+        let mut over_count =
+            (entries.users.len() + adding + self.capacity / 8).saturating_sub(self.capacity);
+        let mut over_bytes =
+            (entries.bytes + adding_bytes + self.budget / 8).saturating_sub(self.budget);
+        let mut victims = Vec::new();
+        for (id, entry) in &entries.users {
+            if over_count == 0 && over_bytes == 0 {
+                break;
             }
+            over_count = over_count.saturating_sub(1);
+            over_bytes = over_bytes.saturating_sub(entry.size());
+            victims.push(*id);
+        }
+        for id in &victims {
+            entries.remove(id);
         }
     }
 
@@ -293,8 +351,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn profiles_beyond_the_byte_budget_are_answered_but_not_all_kept() {
+        let big = |id: u64| types::User {
+            id,
+            name: format!("user {id}"),
+            photo: Some(types::ChatPhoto {
+                file_id: id,
+                preview: vec![7; 1000],
+            }),
+            ..Default::default()
+        };
+        let one = Entry {
+            read: Instant::now(),
+            wire: EncodedUser::from(&big(10)),
+        }
+        .size();
+        let cache = UserCache::new(Duration::from_secs(30), 100, 3 * one);
+        for round in 1..4u64 {
+            let ids: Vec<UserId> = (round * 10..round * 10 + 5).map(UserId).collect();
+            let users: Vec<types::User> = cache
+                .users_read_by(&ids, |missing| async move {
+                    Ok(missing.iter().map(|id| big(id.get())).collect())
+                })
+                .await
+                .expect("users");
+            assert_eq!(
+                users,
+                ids.iter().map(|id| big(id.get())).collect::<Vec<_>>()
+            );
+            let entries = cache.lock();
+            let kept: usize = entries.users.values().map(Entry::size).sum();
+            assert_eq!(entries.bytes, kept, "the count of bytes is the entries'");
+            assert!(kept <= 3 * one, "{kept} bytes kept, budget {}", 3 * one);
+            assert!(!entries.users.is_empty(), "round {round} kept nothing");
+        }
+    }
+
+    #[tokio::test]
     async fn users_in_wire_form_are_their_profiles_encoded_whether_read_or_cached() {
-        let cache = UserCache::new(Duration::from_secs(30), 10);
+        let cache = UserCache::new(Duration::from_secs(30), 10, 1 << 20);
         let ids = [UserId(4), UserId(2)];
         let expected: Vec<EncodedUser> = [user(4), user(2)].iter().map(EncodedUser::from).collect();
         assert_eq!(lookup::<EncodedUser>(&cache, &ids).await, expected);
@@ -308,7 +403,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_of_more_users_than_the_cache_holds_keeps_it_within_its_capacity() {
-        let cache = UserCache::new(Duration::from_secs(30), 3);
+        let cache = UserCache::new(Duration::from_secs(30), 3, 1 << 20);
         assert_eq!(read(&cache, &[1, 2, 3, 4, 5]).await, [1, 2, 3, 4, 5]);
         assert_eq!(cache.len(), 3);
         assert_eq!(read(&cache, &[5, 4, 3, 2, 1]).await, [5, 4, 3, 2, 1]);
