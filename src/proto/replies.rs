@@ -42,14 +42,14 @@ impl EncodedUser {
     /// Its length as a field `tag` of a message.
     fn field_len(&self, tag: u32) -> usize {
         let EncodedUser(wire) = self;
-        encoding::key_len(tag) + encoding::encoded_len_varint(wire.len() as u64) + wire.len()
+        encoding::bytes::encoded_len(tag, wire)
     }
 
+    /// Written as a field `tag`: a length-delimited field is the same on
+    /// the wire whether it holds bytes or a message.
     fn encode_field(&self, tag: u32, buf: &mut impl BufMut) {
         let EncodedUser(wire) = self;
-        encoding::encode_key(tag, WireType::LengthDelimited, buf);
-        encoding::encode_varint(wire.len() as u64, buf);
-        buf.put_slice(wire);
+        encoding::bytes::encode(tag, wire, buf);
     }
 }
 

@@ -71,7 +71,9 @@ trait Handed: Sized {
     /// From the form the cache keeps; `None` when it does not decode, and
     /// the user is read again.
     fn from_wire(wire: EncodedUser) -> Option<Self>;
-    fn read(user: types::User) -> Self;
+    /// From a profile just read, with its wire form when the cache made
+    /// one for it.
+    fn read(user: types::User, wire: Option<EncodedUser>) -> Self;
 }
 
 impl Handed for types::User {
@@ -79,7 +81,7 @@ impl Handed for types::User {
         wire.decode().ok()
     }
 
-    fn read(user: types::User) -> Self {
+    fn read(user: types::User, _: Option<EncodedUser>) -> Self {
         user
     }
 }
@@ -89,8 +91,8 @@ impl Handed for EncodedUser {
         Some(wire)
     }
 
-    fn read(user: types::User) -> Self {
-        Self::from(&user)
+    fn read(user: types::User, wire: Option<EncodedUser>) -> Self {
+        wire.unwrap_or_else(|| Self::from(&user))
     }
 }
 
@@ -190,20 +192,27 @@ impl UserCache {
         if missing.is_empty() {
             return Ok(present(found));
         }
-        let mut read = read(missing).await?;
+        // Each with its wire form once the cache has made it, so that a
+        // reply in wire form does not encode it again.
+        let mut read: Vec<(types::User, Option<EncodedUser>)> = read(missing)
+            .await?
+            .into_iter()
+            .map(|user| (user, None))
+            .collect();
         if self.capacity > 0 {
             // A read of more users than the cache holds keeps only some.
             let mut bytes = 0;
             let mut kept = Vec::new();
-            for user in read.iter().take(self.capacity) {
+            for (user, wire) in read.iter_mut().take(self.capacity) {
                 let entry = Entry {
                     read: started,
-                    wire: EncodedUser::from(user),
+                    wire: EncodedUser::from(&*user),
                 };
                 if bytes + entry.size() > self.budget {
                     break;
                 }
                 bytes += entry.size();
+                *wire = Some(entry.wire.clone());
                 kept.push((UserId(user.id), entry));
             }
             let mut entries = self.lock();
@@ -216,8 +225,9 @@ impl UserCache {
         }
         for (slot, id) in found.iter_mut().zip(ids) {
             if slot.is_none() {
-                if let Some(at) = read.iter().position(|u| u.id == id.get()) {
-                    *slot = Some(T::read(read.swap_remove(at)));
+                if let Some(at) = read.iter().position(|(u, _)| u.id == id.get()) {
+                    let (user, wire) = read.swap_remove(at);
+                    *slot = Some(T::read(user, wire));
                 }
             }
         }
